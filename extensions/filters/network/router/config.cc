@@ -1,0 +1,28 @@
+// Factory and registration of mcproxy.filters.network.router.
+#include "api/mcproxy/extensions/filters/network/router/v1/router.pb.h"
+#include "extensions/filters/network/router/router.h"
+#include "source/common/network/filter_factory.h"
+
+namespace mcproxy::extensions::router {
+namespace {
+
+class RouterConfigFactory : public network::NamedNetworkFilterConfigFactory {
+ public:
+  std::string name() const override { return "mcproxy.filters.network.router"; }
+
+  std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const override {
+    return std::make_unique<mcproxy::extensions::filters::network::router::v1::Router>();
+  }
+
+  network::FilterFactoryCb createFilterFactory(
+      const google::protobuf::Message&, network::FilterFactoryContext& context) const override {
+    const snapshot::CompiledListener* listener = &context.listener;
+    return [listener] { return std::make_unique<RouterFilter>(*listener); };
+  }
+};
+
+}  // namespace
+
+MCPROXY_REGISTER_NETWORK_FILTER(RouterConfigFactory)
+
+}  // namespace mcproxy::extensions::router

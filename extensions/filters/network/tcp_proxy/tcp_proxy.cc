@@ -1,0 +1,174 @@
+#include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "source/common/logging/logger.h"
+#include "source/common/router/route.h"
+
+namespace mcproxy::extensions::tcp_proxy {
+
+network::FilterStatus TcpProxyFilter::onData(buffer::Buffer& data, bool end_stream) {
+  const router::Route* route = callbacks_->connection().streamInfo().route;
+  if (route == nullptr || route->mode != router::RouteMode::kL4) {
+    return network::FilterStatus::kContinue;  // not ours: an L7 route is for the next filter
+  }
+  route_ = route;
+  callbacks_->takeOverTransport();
+  initial_bytes_ = data.release();
+  downstream_ended_early_ = end_stream;
+  connectUpstream();
+  return network::FilterStatus::kStopIteration;
+}
+
+void TcpProxyFilter::connectUpstream() {
+  network::Connection& connection = callbacks_->connection();
+  upstream_.reset(
+      ::socket(route_->backend.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!upstream_.valid()) {
+    LOG_WARN << "connection " << connection.id() << ": socket() failed: " << std::strerror(errno);
+    connection.close(network::CloseReason::kInternalError);
+    return;
+  }
+  const int one = 1;
+  ::setsockopt(upstream_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  event::Dispatcher& dispatcher = connection.dispatcher();
+  using Kind = event::IoEvent::Kind;
+  downstream_read_ = std::make_unique<event::IoEvent>(dispatcher, connection.fd(), Kind::kRead,
+                                                      [this] { to_upstream_->onSourceReadable(); });
+  downstream_write_ = std::make_unique<event::IoEvent>(
+      dispatcher, connection.fd(), Kind::kWrite, [this] { to_downstream_->onSinkWritable(); });
+  upstream_read_ = std::make_unique<event::IoEvent>(dispatcher, upstream_.get(), Kind::kRead,
+                                                    [this] { to_downstream_->onSourceReadable(); });
+  upstream_write_ = std::make_unique<event::IoEvent>(dispatcher, upstream_.get(), Kind::kWrite,
+                                                     [this] { onUpstreamWritable(); });
+  timer_ = std::make_unique<event::Timer>(dispatcher, [this] {
+    if (connecting_) {
+      onConnectFailed(network::CloseReason::kUpstreamConnectTimeout);
+    } else {
+      onIdleTimer();
+    }
+  });
+
+  connecting_ = true;
+  if (::connect(upstream_.get(), route_->backend.sockaddrPtr(), route_->backend.sockaddrLen()) ==
+      0) {
+    onConnected();
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    onConnectFailed(network::CloseReason::kUpstreamConnectFailed);
+    return;
+  }
+  upstream_write_->enable();
+  timer_->arm(config_.connect_timeout);
+}
+
+void TcpProxyFilter::onUpstreamWritable() {
+  if (!connecting_) {
+    to_upstream_->onSinkWritable();
+    return;
+  }
+  int error = 0;
+  socklen_t len = sizeof(error);
+  ::getsockopt(upstream_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error != 0) {
+    errno = error;
+    onConnectFailed(network::CloseReason::kUpstreamConnectFailed);
+    return;
+  }
+  onConnected();
+}
+
+void TcpProxyFilter::onConnected() {
+  network::Connection& connection = callbacks_->connection();
+  connecting_ = false;
+  upstream_write_->disable();
+  timer_->cancel();
+
+  const int downstream = connection.fd();
+  to_upstream_ = std::make_unique<Relay>(
+      Relay::Sockets{downstream, upstream_.get(), *downstream_read_, *upstream_write_,
+                     network::CloseReason::kDownstreamReset, network::CloseReason::kUpstreamReset},
+      *this);
+  to_downstream_ = std::make_unique<Relay>(
+      Relay::Sockets{upstream_.get(), downstream, *upstream_read_, *downstream_write_,
+                     network::CloseReason::kUpstreamReset, network::CloseReason::kDownstreamReset},
+      *this);
+  std::string error;
+  if (!to_upstream_->init(config_.use_splice, config_.buffer_bytes, error) ||
+      !to_downstream_->init(config_.use_splice, config_.buffer_bytes, error)) {
+    LOG_WARN << "connection " << connection.id() << ": " << error;
+    connection.close(network::CloseReason::kInternalError);
+    return;
+  }
+  to_upstream_->setPrefix(std::move(initial_bytes_));
+  if (downstream_ended_early_) to_upstream_->setSourceEnded();
+
+  last_activity_ = connection.dispatcher().now();
+  timer_->arm(config_.idle_timeout);
+  to_upstream_->start();
+  if (!connection.closed()) to_downstream_->start();
+}
+
+void TcpProxyFilter::onConnectFailed(network::CloseReason reason) {
+  network::Connection& connection = callbacks_->connection();
+  LOG_DEBUG << "connection " << connection.id() << ": backend " << route_->backend.toString()
+            << " for \"" << connection.streamInfo().requested_server_name << "\": "
+            << (reason == network::CloseReason::kUpstreamConnectTimeout ? "connect timeout"
+                                                                        : std::strerror(errno));
+  route_->stats.upstream_connect_failed.inc();
+  connection.close(reason);
+}
+
+void TcpProxyFilter::onIdleTimer() {
+  network::Connection& connection = callbacks_->connection();
+  const auto idle = connection.dispatcher().now() - last_activity_;
+  if (idle >= config_.idle_timeout) {
+    connection.close(network::CloseReason::kIdleTimeout);
+    return;
+  }
+  // Activity does not re-arm the timer (that would cost a heap update per read); instead the
+  // timer, when it fires, waits out whatever is left.
+  timer_->arm(std::chrono::duration_cast<std::chrono::milliseconds>(config_.idle_timeout - idle) +
+              std::chrono::milliseconds(1));
+}
+
+void TcpProxyFilter::onRelayBytes(const Relay& relay, size_t bytes) {
+  network::StreamInfo& stream_info = callbacks_->connection().streamInfo();
+  if (&relay == to_upstream_.get()) {
+    stream_info.bytes_from_downstream += bytes;
+    route_->stats.bytes_from_downstream.inc(bytes);
+  } else {
+    stream_info.bytes_to_downstream += bytes;
+    route_->stats.bytes_to_downstream.inc(bytes);
+  }
+  last_activity_ = callbacks_->connection().dispatcher().now();
+}
+
+void TcpProxyFilter::onRelayDone() {
+  if (to_upstream_->done() && to_downstream_->done()) {
+    callbacks_->connection().close(network::CloseReason::kFinished);
+  }
+}
+
+void TcpProxyFilter::onRelayError(network::CloseReason reason) {
+  callbacks_->connection().close(reason);
+}
+
+void TcpProxyFilter::onConnectionClose() {
+  // Relays may be on the stack (this runs from their callbacks): stop their events and close
+  // the backend socket, but leave the objects to the filter's deferred destruction.
+  for (auto* event : {downstream_read_.get(), downstream_write_.get(), upstream_read_.get(),
+                      upstream_write_.get()}) {
+    if (event != nullptr) event->disable();
+  }
+  if (timer_) timer_->cancel();
+  upstream_.reset();
+}
+
+}  // namespace mcproxy::extensions::tcp_proxy

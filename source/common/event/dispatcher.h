@@ -1,0 +1,99 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "source/common/network/fd.h"
+
+struct event_base;
+struct event;
+
+namespace mcproxy::event {
+
+class Dispatcher;
+
+// Something whose destruction must wait until the current event callback has returned, e.g. a
+// connection that closes itself from inside one of its own callbacks.
+class DeferredDeletable {
+ public:
+  virtual ~DeferredDeletable() = default;
+};
+
+// A persistent read or write interest on one fd. enable()/disable() are cheap when the state
+// does not change (no epoll_ctl).
+class IoEvent {
+ public:
+  enum class Kind { kRead, kWrite };
+  IoEvent(Dispatcher& dispatcher, int fd, Kind kind, std::function<void()> on_ready);
+  ~IoEvent();
+  IoEvent(const IoEvent&) = delete;
+  IoEvent& operator=(const IoEvent&) = delete;
+
+  void enable();
+  void disable();
+  bool enabled() const { return enabled_; }
+
+ private:
+  static void trampoline(int fd, short what, void* arg);
+  struct event* event_;
+  std::function<void()> on_ready_;
+  bool enabled_ = false;
+};
+
+// A one-shot timer; arm() again to re-arm.
+class Timer {
+ public:
+  Timer(Dispatcher& dispatcher, std::function<void()> on_fire);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void arm(std::chrono::milliseconds after);
+  void cancel();
+  bool armed() const;
+
+ private:
+  static void trampoline(int fd, short what, void* arg);
+  struct event* event_;
+  std::function<void()> on_fire_;
+};
+
+// One libevent event_base and the thread that runs it. Everything on a dispatcher runs on its
+// thread; other threads reach it only through post().
+class Dispatcher {
+ public:
+  Dispatcher();
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Runs until exit() is called (does not return when there are no events).
+  void run();
+  // Thread-safe: makes run() return once the current callbacks are done.
+  void exit();
+  // Thread-safe: runs `fn` on this dispatcher's thread, in order of posting.
+  void post(std::function<void()> fn);
+  // Destroys `object` after the current callback returns.
+  void deferredDelete(std::unique_ptr<DeferredDeletable> object);
+
+  event_base* base() { return base_; }
+  // Monotonic time (vDSO clock read; no syscall).
+  std::chrono::steady_clock::time_point now() const;
+
+ private:
+  void runPosted();
+  void runDeferredDeletes();
+
+  event_base* base_;
+  network::UniqueFd wakeup_fd_;  // eventfd written by post()
+  std::unique_ptr<IoEvent> wakeup_event_;
+  std::mutex posted_mutex_;  // guards posted_ only; never taken on the data path
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::unique_ptr<Timer> deferred_delete_timer_;
+};
+
+}  // namespace mcproxy::event

@@ -1,0 +1,139 @@
+#include "source/common/network/address.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace mcproxy::network {
+namespace {
+
+// Splits "host:port" / "[v6]:port" into its parts; false with `error` set when malformed.
+bool splitHostPort(const std::string& text, std::string& host, uint16_t& port, bool& bracketed,
+                   std::string& error) {
+  size_t colon;
+  bracketed = !text.empty() && text[0] == '[';
+  if (bracketed) {
+    const size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      error = "expected \"[IPv6]:port\", got \"" + text + "\"";
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      error = "expected \"host:port\", got \"" + text + "\"";
+      return false;
+    }
+    host = text.substr(0, colon);
+    if (host.find(':') != std::string::npos) {
+      error = "IPv6 addresses need brackets: \"[" + host + "]:port\"";
+      return false;
+    }
+  }
+  const std::string port_text = text.substr(colon + 1);
+  unsigned value = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      value > 65535) {
+    error = "port must be a number from 0 to 65535, got \"" + port_text + "\"";
+    return false;
+  }
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+}  // namespace
+
+Address Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
+  Address address;
+  if (len > sizeof(address.storage_)) len = sizeof(address.storage_);
+  std::memcpy(&address.storage_, sa, len);
+  address.len_ = len;
+  return address;
+}
+
+std::optional<Address> Address::parseIpPort(const std::string& text, std::string& error) {
+  std::string host;
+  uint16_t port = 0;
+  bool bracketed = false;
+  if (!splitHostPort(text, host, port, bracketed, error)) return std::nullopt;
+  Address address;
+  if (bracketed) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address.storage_);
+    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) {
+      error = "\"" + host + "\" is not an IPv6 address";
+      return std::nullopt;
+    }
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    address.len_ = sizeof(sockaddr_in6);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&address.storage_);
+    if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) != 1) {
+      error = "\"" + host + "\" is not an IPv4 address";
+      return std::nullopt;
+    }
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    address.len_ = sizeof(sockaddr_in);
+  }
+  return address;
+}
+
+std::optional<Address> Address::resolveHostPort(const std::string& text, std::string& error) {
+  std::string ignored;
+  if (auto numeric = parseIpPort(text, ignored)) return numeric;
+  std::string host;
+  uint16_t port = 0;
+  bool bracketed = false;
+  if (!splitHostPort(text, host, port, bracketed, error)) return std::nullopt;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    error = "cannot resolve \"" + host + "\": " + gai_strerror(rc);
+    return std::nullopt;
+  }
+  Address address = fromSockaddr(result->ai_addr, result->ai_addrlen);
+  freeaddrinfo(result);
+  if (address.family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&address.storage_)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&address.storage_)->sin6_port = htons(port);
+  }
+  return address;
+}
+
+uint16_t Address::port() const {
+  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+  if (family() == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  }
+  return 0;
+}
+
+std::string Address::ip() const {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text,
+              sizeof(text));
+  } else if (family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
+              sizeof(text));
+  }
+  return text;
+}
+
+std::string Address::toString() const {
+  if (family() == AF_INET6) return "[" + ip() + "]:" + std::to_string(port());
+  return ip() + ":" + std::to_string(port());
+}
+
+}  // namespace mcproxy::network

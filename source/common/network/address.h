@@ -1,0 +1,38 @@
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <optional>
+#include <string>
+
+namespace mcproxy::network {
+
+// An IPv4 or IPv6 socket address.
+class Address {
+ public:
+  Address() = default;
+  // From a kernel-filled sockaddr (accept, getsockname).
+  static Address fromSockaddr(const sockaddr* sa, socklen_t len);
+  // Parses a numeric "1.2.3.4:80" or "[::1]:80". Returns nullopt and fills `error` otherwise.
+  static std::optional<Address> parseIpPort(const std::string& text, std::string& error);
+  // Like parseIpPort but also accepts "hostname:port", resolved with getaddrinfo (blocking; for
+  // config compilation only, never the data path).
+  static std::optional<Address> resolveHostPort(const std::string& text, std::string& error);
+
+  const sockaddr* sockaddrPtr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t sockaddrLen() const { return len_; }
+  int family() const { return storage_.ss_family; }
+  uint16_t port() const;
+  // "1.2.3.4" or "::1".
+  std::string ip() const;
+  // "1.2.3.4:80" or "[::1]:80".
+  std::string toString() const;
+  bool valid() const { return len_ != 0; }
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t len_ = 0;
+};
+
+}  // namespace mcproxy::network

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstddef>
+
+namespace mcproxy::network {
+
+// Why a downstream connection ended. Each reason is counted per listener
+// (listener.<name>.close.<reason>), so every way a connection can end has exactly one entry.
+enum class CloseReason : size_t {
+  kFinished = 0,            // both directions ended cleanly
+  kDownstreamReset,         // client reset or a read/write error on the client socket
+  kDownstreamClosedEarly,   // client closed before its ClientHello was complete
+  kNotTls,                  // first bytes are not TLS
+  kBadClientHello,          // TLS framing, but a ClientHello that breaks the spec
+  kClientHelloTooLarge,     // ClientHello above tls_inspector's max_client_hello_bytes
+  kHandshakeTimeout,        // no complete ClientHello within handshake_timeout_ms
+  kNoRoute,                 // SNI matches no route and the listener has no default
+  kNoTerminalFilter,        // the chain ran to its end and no filter took the connection
+  kUpstreamConnectFailed,   // backend refused or was unreachable
+  kUpstreamConnectTimeout,  // backend did not accept within connect_timeout_ms
+  kUpstreamReset,           // backend reset or a read/write error on the backend socket
+  kIdleTimeout,             // no bytes either way for idle_timeout_ms
+  kDrainTimeout,            // still open when the drain deadline passed at shutdown
+  kInternalError,           // a system call failed on our side (socket(), pipe(), ...)
+  kCount,
+};
+
+constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
+
+// snake_case name used in stats and logs, e.g. "handshake_timeout".
+const char* closeReasonName(CloseReason reason);
+
+}  // namespace mcproxy::network

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "source/common/network/filter.h"
+#include "source/common/stats/stats.h"
+
+namespace mcproxy::snapshot {
+struct CompiledListener;
+}
+
+namespace mcproxy::network {
+
+// Builds one filter instance for one connection. Made once per snapshot and listener.
+using FilterFactoryCb = std::function<std::unique_ptr<ReadFilter>()>;
+
+// What a factory may use while it compiles its config.
+struct FilterFactoryContext {
+  // The listener whose chain is being built; it outlives every filter made for it.
+  const snapshot::CompiledListener& listener;
+  stats::Store& stats;
+  // Where this filter's config sits, for error messages ("listeners[0].filters[2]").
+  std::string field_path;
+  // Non-fatal findings, logged by the caller.
+  std::vector<std::string>& warnings;
+};
+
+// A filter type, registered by name ("mcproxy.filters.network.tcp_proxy").
+class NamedNetworkFilterConfigFactory {
+ public:
+  virtual ~NamedNetworkFilterConfigFactory() = default;
+  virtual std::string name() const = 0;
+  // An empty instance of the filter's typed config message.
+  virtual std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const = 0;
+  // Validates `config` (of the type createEmptyConfigProto() returns) and compiles it. Throws
+  // config::ConfigError naming context.field_path for a config that cannot be used.
+  virtual FilterFactoryCb createFilterFactory(const google::protobuf::Message& config,
+                                              FilterFactoryContext& context) const = 0;
+};
+
+// Every filter factory linked into the binary. Registration happens during static
+// initialisation (MCPROXY_REGISTER_NETWORK_FILTER), lookups after main() starts.
+class FilterRegistry {
+ public:
+  static void add(std::unique_ptr<NamedNetworkFilterConfigFactory> factory);
+  static const NamedNetworkFilterConfigFactory* find(const std::string& name);
+  static std::vector<std::string> names();
+};
+
+}  // namespace mcproxy::network
+
+#define MCPROXY_REGISTER_NETWORK_FILTER(FACTORY)                          \
+  namespace {                                                             \
+  [[maybe_unused]] const bool registered_##FACTORY = [] {                 \
+    ::mcproxy::network::FilterRegistry::add(std::make_unique<FACTORY>()); \
+    return true;                                                          \
+  }();                                                                    \
+  }

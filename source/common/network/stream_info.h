@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "source/common/network/address.h"
+#include "source/common/network/close_reason.h"
+
+namespace mcproxy::router {
+struct Route;
+}
+
+namespace mcproxy::network {
+
+// What the filters of one connection know about it, shared by all of them.
+struct StreamInfo {
+  uint64_t connection_id = 0;
+  std::string listener_name;
+  Address downstream_remote;  // the TCP peer
+  Address downstream_local;   // our address the peer connected to
+  // The client's address: the TCP peer, or what an earlier tier reported through PROXY.
+  Address real_client;
+  std::string requested_server_name;  // SNI, lower-cased; empty when none was sent
+  std::vector<std::string> alpn;      // ALPN protocols the client offered
+  // Chosen by the router; owned by the snapshot this connection runs on.
+  const router::Route* route = nullptr;
+  uint64_t bytes_from_downstream = 0;
+  uint64_t bytes_to_downstream = 0;
+  std::chrono::steady_clock::time_point start_time;
+  CloseReason close_reason = CloseReason::kFinished;
+};
+
+}  // namespace mcproxy::network

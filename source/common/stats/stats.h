@@ -1,0 +1,56 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace mcproxy::stats {
+
+// A monotonically increasing count. Updated from workers with relaxed atomics: no lock.
+class Counter {
+ public:
+  void inc(uint64_t by = 1) { value_.fetch_add(by, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// A value that goes up and down (e.g. open connections).
+class Gauge {
+ public:
+  void inc() { value_.fetch_add(1, std::memory_order_relaxed); }
+  void dec() { value_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+// Owns every counter and gauge of the process, by name. Lookups (which lock) happen when a
+// snapshot is compiled; the data path keeps references, which stay valid for the process'
+// lifetime, so counters carry on across snapshots.
+class Store {
+ public:
+  Counter& counter(const std::string& name);
+  Gauge& gauge(const std::string& name);
+
+  struct Sample {
+    std::string name;
+    int64_t value;
+    bool is_gauge;
+  };
+  // Every stat, sorted by name.
+  std::vector<Sample> samples() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<Counter>> counters_;
+  std::map<std::string, std::unique_ptr<Gauge>> gauges_;
+};
+
+}  // namespace mcproxy::stats

@@ -1,0 +1,84 @@
+#include "source/server/options.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace mcproxy::server {
+
+const char* usageText() {
+  return R"(usage: mc-proxy [--config FILE] [--workers N] [--log-level LEVEL]
+
+A TLS edge proxy: routes TLS connections by SNI to backends.
+
+  --config FILE           configuration in protobuf text format (.textproto) or JSON (.json);
+                          without it, mc-proxy runs its embedded default config
+  --workers N             worker threads (default: one per core)
+  --log-level LEVEL       debug, info, warn or error (default: info)
+  --print-default-config  print the embedded default config and exit
+  --version               print the version and exit
+  --help                  print this help and exit
+
+Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the config file,
+SIGUSR1 writes every counter to the log.
+)";
+}
+
+const char* versionText() { return "mc-proxy 0.1.0"; }
+
+std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_inline_value = false;
+    if (const size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline_value = true;
+    }
+    auto takeValue = [&](std::string& out) {
+      if (has_inline_value) {
+        out = value;
+        return true;
+      }
+      if (i + 1 >= argc) {
+        error = arg + " needs a value";
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    if (arg == "--help" || arg == "-h") {
+      options.show_help = true;
+    } else if (arg == "--version") {
+      options.show_version = true;
+    } else if (arg == "--print-default-config") {
+      options.print_default_config = true;
+    } else if (arg == "--config" || arg == "-c") {
+      if (!takeValue(options.config_path)) return std::nullopt;
+    } else if (arg == "--workers") {
+      std::string text;
+      if (!takeValue(text)) return std::nullopt;
+      size_t workers = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), workers);
+      if (ec != std::errc() || end != text.data() + text.size() || workers == 0 || workers > 256) {
+        error = "--workers must be a number from 1 to 256, got \"" + text + "\"";
+        return std::nullopt;
+      }
+      options.workers = workers;
+    } else if (arg == "--log-level") {
+      std::string text;
+      if (!takeValue(text)) return std::nullopt;
+      if (!logging::parseLevel(text, options.log_level)) {
+        error = "--log-level must be debug, info, warn or error, got \"" + text + "\"";
+        return std::nullopt;
+      }
+    } else {
+      error = "unknown argument \"" + std::string(argv[i]) + "\" (see --help)";
+      return std::nullopt;
+    }
+  }
+  return options;
+}
+
+}  // namespace mcproxy::server

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "source/common/logging/logger.h"
+
+namespace mcproxy::server {
+
+struct Options {
+  std::string config_path;  // empty: the embedded default config
+  size_t workers = 0;       // 0: one per core
+  logging::Level log_level = logging::Level::kInfo;
+  bool print_default_config = false;
+  bool show_version = false;
+  bool show_help = false;
+};
+
+// Parses argv. Returns nullopt and sets `error` for unknown flags or bad values.
+std::optional<Options> parseOptions(int argc, char** argv, std::string& error);
+
+const char* usageText();
+const char* versionText();
+
+}  // namespace mcproxy::server

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "source/common/event/dispatcher.h"
+#include "source/common/network/fd.h"
+#include "source/server/connection_impl.h"
+#include "source/snapshot/snapshot.h"
+
+namespace mcproxy::server {
+
+// One worker thread: its own event loop, its own listening sockets (SO_REUSEPORT) and the
+// connections accepted on them. The main thread talks to it only through post().
+class Worker : public ConnectionOwner {
+ public:
+  explicit Worker(size_t index);
+  ~Worker() override;
+
+  void start();
+  // Waits for the thread after stop() was posted.
+  void join();
+
+  // Each of these posts to the worker's thread and returns at once.
+  void publishSnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
+  void addListener(const std::string& address_text, network::UniqueFd socket);
+  void stopListening();
+  void closeAllConnections(network::CloseReason reason);
+  void stop();
+
+  // Read from the main thread while draining.
+  size_t activeConnections() const { return active_connections_.load(std::memory_order_relaxed); }
+
+  // ConnectionOwner
+  void onConnectionClosed(ConnectionImpl& connection) override;
+
+ private:
+  struct ActiveListener {
+    std::string address_text;
+    network::UniqueFd socket;
+    std::unique_ptr<event::IoEvent> accept_event;
+  };
+
+  void onAcceptReady(ActiveListener& listener);
+
+  const size_t index_;
+  event::Dispatcher dispatcher_;
+  std::thread thread_;
+  // Only touched on the worker thread.
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  std::vector<std::unique_ptr<ActiveListener>> listeners_;
+  std::list<std::unique_ptr<ConnectionImpl>> connections_;
+  std::unique_ptr<event::Timer> accept_pause_timer_;
+  uint64_t next_connection_id_;
+  std::atomic<size_t> active_connections_{0};
+};
+
+}  // namespace mcproxy::server

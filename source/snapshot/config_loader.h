@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string>
+
+#include "api/mcproxy/config/v1/bootstrap.pb.h"
+
+namespace mcproxy::snapshot {
+
+// Reads a Bootstrap from `path`: protobuf JSON when the name ends in ".json", text format
+// otherwise. Throws config::ConfigError("FILE:LINE:COLUMN", reason) on a syntax error.
+mcproxy::config::v1::Bootstrap loadConfigFile(const std::string& path);
+
+// Parses text-format config from memory; `origin` names it in errors.
+mcproxy::config::v1::Bootstrap parseTextConfig(const std::string& text, const std::string& origin);
+
+// The config mc-proxy runs with when given none.
+const std::string& embeddedDefaultConfigText();
+
+}  // namespace mcproxy::snapshot

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/mcproxy/config/v1/bootstrap.pb.h"
+#include "source/common/network/address.h"
+#include "source/common/network/close_reason.h"
+#include "source/common/network/filter_factory.h"
+#include "source/common/router/hostname_matcher.h"
+#include "source/common/router/route.h"
+#include "source/common/stats/stats.h"
+
+namespace mcproxy::snapshot {
+
+struct ListenerStats {
+  stats::Counter& connections;          // accepted
+  stats::Gauge& active;                 // open now
+  stats::Counter& accept_overflow;      // accept() failed for lack of file descriptors
+  std::vector<stats::Counter*> closes;  // indexed by network::CloseReason
+
+  void countClose(network::CloseReason reason) const { closes[static_cast<size_t>(reason)]->inc(); }
+};
+
+// One listener of a snapshot, compiled: its route table and its filter chain.
+struct CompiledListener {
+  std::string name;
+  std::string address_text;  // as configured; identifies the listening socket
+  network::Address address;
+  bool proxy_protocol = false;
+  uint32_t backlog = 1024;
+  std::vector<std::unique_ptr<router::Route>> routes;  // owns every route below
+  router::HostnameMatcher<const router::Route*> route_table;
+  const router::Route* default_route = nullptr;
+  std::vector<network::FilterFactoryCb> filter_factories;
+  ListenerStats stats;
+
+  // Exact hostname, then the longest wildcard, then the default route; nullptr if none.
+  const router::Route* findRoute(std::string_view server_name) const;
+};
+
+// An immutable, compiled configuration. Workers hold it through shared_ptr: a connection keeps
+// the snapshot it started on until it ends.
+struct Snapshot {
+  uint64_t version = 0;
+  mcproxy::config::v1::Bootstrap config;
+  std::vector<std::unique_ptr<CompiledListener>> listeners;
+  std::unordered_map<std::string, const CompiledListener*> listeners_by_address;
+  std::chrono::milliseconds drain_timeout{15000};
+
+  const CompiledListener* findListener(const std::string& address_text) const;
+};
+
+struct CompileResult {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::vector<std::string> warnings;  // to be logged or printed; never silent
+};
+
+// Validates and compiles `config`. Throws config::ConfigError naming the field path.
+CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store& stats,
+                      uint64_t version);
+
+// The filter names of the built-in chain used when a listener lists no filters.
+std::vector<std::string> defaultFilterChain();
+
+}  // namespace mcproxy::snapshot
