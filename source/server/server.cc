@@ -193,10 +193,14 @@ void Server::shutdown() {
 }
 
 void Server::dumpStats() const {
+  size_t dumped = 0;
   for (const auto& sample : stats_.samples()) {
     if (sample.value == 0) continue;
     LOG_INFO << "stat " << sample.name << " " << sample.value;
+    ++dumped;
   }
+  // Marks the end of one dump, so a reader knows it has seen all of it.
+  LOG_INFO << "stats dump done: " << dumped << " non-zero stat(s)";
 }
 
 }  // namespace mcproxy::server

@@ -1,0 +1,298 @@
+"""Integration-test harness: the real mc-proxy binary, real TLS backends, real clients.
+
+Everything listens on 127.0.0.1 (or ::1) on ports the OS picks, and every process a test starts
+is stopped when the test ends.
+"""
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+WORKSPACE = "mcproxy"
+
+
+def binary(name):
+    """Path of a built binary: from Bazel's runfiles, or MC_PROXY_BIN_DIR when run by hand."""
+    override = os.environ.get("MC_PROXY_BIN_DIR")
+    if override:
+        return os.path.join(override, name)
+    return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "source", "exe", name)
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Certs:
+    """A test CA and leaf certificates signed by it, made with the openssl CLI."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.ca_key = os.path.join(directory, "ca.key")
+        self.ca_cert = os.path.join(directory, "ca.crt")
+        self._run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2",
+                  "-subj", "/CN=mc-proxy test CA")
+
+    def _run(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    def leaf(self, name, sans):
+        """Returns (cert_path, key_path) for a certificate with CN=name and the given SANs."""
+        key = os.path.join(self.dir, f"{name}.key")
+        csr = os.path.join(self.dir, f"{name}.csr")
+        cert = os.path.join(self.dir, f"{name}.crt")
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
+        self._run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                  "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        self._run("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
+                  "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+        return cert, key
+
+    def client_context(self):
+        ctx = ssl.create_default_context(cafile=self.ca_cert)
+        ctx.check_hostname = True
+        return ctx
+
+
+class EventLoopThread:
+    """An asyncio loop on a background thread, for backends that serve many connections."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class TlsEchoBackend:
+    """A TLS server with its own certificate that echoes every byte back until EOF."""
+
+    def __init__(self, loop_thread, cert, key, host="127.0.0.1"):
+        self.loop_thread = loop_thread
+        self.connections = 0
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+
+        async def handle(reader, writer):
+            self.connections += 1
+            try:
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+            except (ConnectionError, ssl.SSLError):
+                writer.close()
+
+        async def start():
+            return await asyncio.start_server(handle, host, 0, ssl=ctx)
+
+        self.server = loop_thread.run(start())
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.address = f"{host}:{self.port}" if ":" not in host else f"[{host}]:{self.port}"
+
+    def close(self):
+        self.loop_thread.run(self._close())
+
+    async def _close(self):
+        self.server.close()
+
+
+class OpensslServer:
+    """`openssl s_server -www` with a given certificate: a real, independent TLS backend."""
+
+    def __init__(self, cert, key):
+        self.proc = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key,
+             "-www", "-naccept", "1000"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        line = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            match = re.search(r"ACCEPT 127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+                self.address = f"127.0.0.1:{self.port}"
+                return
+        raise AssertionError(f"openssl s_server did not start: {line}")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(5)
+        self.proc.stdout.close()
+
+
+class Proxy:
+    """The real mc-proxy binary on a config, with its log collected."""
+
+    def __init__(self, config_text, workdir, workers=2, extra_args=(), expect_ready=True):
+        self.config_path = os.path.join(workdir, f"mc-proxy-{time.monotonic_ns()}.textproto")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.lines = []
+        self.lock = threading.Lock()
+        args = [binary("mc-proxy"), "--config", self.config_path, "--workers", str(workers),
+                *extra_args]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.listening = {}
+        if expect_ready:
+            wait_until(lambda: "started" in self.log() or self.proc.poll() is not None,
+                       what="mc-proxy to start")
+            if self.proc.poll() is not None:
+                raise AssertionError("mc-proxy exited at start:\n" + self.log())
+            for match in re.finditer(r"listener (\S+) listening on (\S+)", self.log()):
+                self.listening[match.group(1)] = match.group(2)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.lines.append(line)
+
+    def log(self):
+        with self.lock:
+            return "".join(self.lines)
+
+    def port(self, listener=None):
+        address = self.listening[listener] if listener else next(iter(self.listening.values()))
+        return int(address.rsplit(":", 1)[1])
+
+    def stats(self):
+        """Every non-zero stat, read from the log after SIGUSR1."""
+        with self.lock:
+            start = len(self.lines)
+        self.proc.send_signal(signal.SIGUSR1)
+
+        def dump_done():
+            with self.lock:
+                tail = self.lines[start:]
+            return tail if any("stats dump done" in l for l in tail) else None
+
+        tail = wait_until(dump_done, what="stats dump")
+        values = {}
+        for line in tail:
+            match = re.search(r"\] stat (\S+) (-?\d+)$", line.strip())
+            if match:
+                values[match.group(1)] = int(match.group(2))
+        return values
+
+    def wait_stat(self, name, at_least=1, timeout=10):
+        return wait_until(lambda: self.stats().get(name, 0) >= at_least, timeout=timeout,
+                          interval=0.1, what=f"stat {name} >= {at_least}")
+
+    def terminate(self, timeout=20):
+        """SIGTERM; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.reader.join(5)
+        self.proc.stdout.close()
+
+
+def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10):
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname=server_name)
+
+
+def client_hello(server_name):
+    """The bytes of a real ClientHello for `server_name`, from Python's ssl (OpenSSL)."""
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def recv_all(sock, timeout=10):
+    """Reads until EOF."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class ProxyTestCase(unittest.TestCase):
+    """Gives each test a temp dir, certs for a.test and b.test, a backend loop and cleanup."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
+        cls.workdir = tempfile.mkdtemp(dir=base)
+        cls.certs = Certs(cls.workdir)
+        cls.cert_a = cls.certs.leaf("a.test", ["a.test"])
+        cls.cert_b = cls.certs.leaf("b.test", ["b.test", "*.b.test"])
+        cls.loop = EventLoopThread()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.loop.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def start_proxy(self, config_text, **kwargs):
+        proxy = Proxy(config_text, self.workdir, **kwargs)
+        self.addCleanup(proxy.kill)
+        return proxy
+
+    def echo_backend(self, cert_key, host="127.0.0.1"):
+        backend = TlsEchoBackend(self.loop, *cert_key, host=host)
+        self.addCleanup(backend.close)
+        return backend
+
+    def openssl_backend(self, cert_key):
+        backend = OpensslServer(*cert_key)
+        self.addCleanup(backend.close)
+        return backend

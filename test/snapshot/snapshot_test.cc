@@ -1,0 +1,168 @@
+#include "source/snapshot/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include "source/common/config/config_error.h"
+#include "source/snapshot/config_loader.h"
+
+namespace mcproxy::snapshot {
+namespace {
+
+CompileResult compileText(const std::string& text, stats::Store& stats) {
+  return compile(parseTextConfig(text, "test"), stats, 1);
+}
+
+// Compiling `text` fails with a message that starts with `expected_prefix`.
+void expectError(const std::string& text, const std::string& expected_prefix) {
+  stats::Store stats;
+  try {
+    compileText(text, stats);
+    FAIL() << "compiled, expected error " << expected_prefix;
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(expected_prefix, 0), 0u) << e.what();
+  }
+}
+
+TEST(SnapshotCompileTest, ContractExampleCompiles) {
+  stats::Store stats;
+  auto result = compileText(R"(
+    listeners {
+      address: "127.0.0.1:8443"
+      proxy_protocol: false
+      routes { hostname: "a.test"   backend: "127.0.0.1:9001" mode: L4 }
+      routes { hostname: "*.b.test" backend: "127.0.0.1:9002" mode: L4 }
+    }
+    listeners { address: "[::1]:8443" routes { hostname: "a.test" backend: "[::1]:9001" } })",
+                            stats);
+  ASSERT_EQ(result.snapshot->listeners.size(), 2u);
+  const CompiledListener& listener = *result.snapshot->listeners[0];
+  EXPECT_EQ(listener.filter_factories.size(), 3u);  // the default chain
+  EXPECT_EQ(listener.findRoute("a.test")->backend.toString(), "127.0.0.1:9001");
+  EXPECT_EQ(listener.findRoute("X.B.test")->backend.toString(), "127.0.0.1:9002");
+  EXPECT_EQ(listener.findRoute("c.test"), nullptr);
+  EXPECT_EQ(listener.findRoute(""), nullptr);
+  EXPECT_TRUE(result.warnings.empty());
+  EXPECT_NE(result.snapshot->findListener("[::1]:8443"), nullptr);
+}
+
+TEST(SnapshotCompileTest, DefaultRouteCatchesEverythingElse) {
+  stats::Store stats;
+  auto result = compileText(R"(
+    listeners {
+      address: "127.0.0.1:0"
+      routes { hostname: "a.test" backend: "127.0.0.1:9001" }
+      default_route { backend: "127.0.0.1:9009" }
+    })",
+                            stats);
+  const CompiledListener& listener = *result.snapshot->listeners[0];
+  EXPECT_EQ(listener.findRoute("zzz.test")->backend.port(), 9009);
+  EXPECT_EQ(listener.findRoute("")->backend.port(), 9009);
+  EXPECT_EQ(listener.findRoute("a.test")->backend.port(), 9001);
+}
+
+TEST(SnapshotCompileTest, ErrorsNameTheFieldPath) {
+  expectError("", "listeners: at least one listener");
+  expectError(R"(listeners { })", "listeners[0].address: is required");
+  expectError(R"(listeners { address: "127.0.0.1" })", "listeners[0].address: expected");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" }
+                  routes { hostname: "b.test" backend: "127.0.0.1:port" } })",
+              "listeners[0].routes[1].backend: port must be a number");
+  expectError(R"(listeners { address: "127.0.0.1:1" routes { hostname: "a.test" } })",
+              "listeners[0].routes[0].backend: is required");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.*.test" backend: "127.0.0.1:1" } })",
+              "listeners[0].routes[0].hostname: a wildcard");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" }
+                  routes { hostname: "A.TEST" backend: "127.0.0.1:2" } })",
+              "listeners[0].routes[1].hostname: \"A.TEST\" is already routed");
+  expectError(R"(listeners { address: "127.0.0.1:1" }
+                 listeners { address: "127.0.0.1:1" })",
+              "listeners[1].name: \"127.0.0.1:1\" names two listeners");
+  expectError(
+      R"(listeners { address: "127.0.0.1:1" default_route { hostname: "x.test" backend: "127.0.0.1:1" } })",
+      "listeners[0].default_route.hostname:");
+  expectError(
+      R"(listeners { address: "127.0.0.1:1" routes { hostname: "a.test" backend: "127.0.0.1:0" } })",
+      "listeners[0].routes[0].backend: port 0");
+  expectError(R"(listeners { address: "127.0.0.1:1" filters { name: "no.such.filter" } })",
+              "listeners[0].filters[0].name: unknown filter \"no.such.filter\"");
+}
+
+TEST(SnapshotCompileTest, UnimplementedFeaturesAreRefusedNotIgnored) {
+  expectError(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true })",
+              "listeners[0].proxy_protocol:");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7 } })",
+              "listeners[0].routes[0].mode:");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" send_proxy_protocol: true } })",
+              "listeners[0].routes[0].send_proxy_protocol:");
+}
+
+TEST(SnapshotCompileTest, WarningsAreReported) {
+  stats::Store stats;
+  auto result = compileText(R"(
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" backend: "127.0.0.1:1" tls_cert: "c.pem" tls_key: "k.pem" } }
+    listeners { address: "127.0.0.1:2" })",
+                            stats);
+  ASSERT_EQ(result.warnings.size(), 2u);
+  EXPECT_EQ(result.warnings[0].rfind("listeners[0].routes[0]: tls_cert/tls_key are ignored", 0),
+            0u);
+  EXPECT_EQ(result.warnings[1].rfind("listeners[1]: no routes", 0), 0u);
+}
+
+TEST(SnapshotCompileTest, TypedFilterConfigIsValidated) {
+  stats::Store stats;
+  auto result = compileText(R"(
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" backend: "127.0.0.1:1" }
+      filters { name: "mcproxy.filters.network.tls_inspector"
+        typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tls_inspector.v1.TlsInspector] { handshake_timeout_ms: 250 } } }
+      filters { name: "mcproxy.filters.network.router" }
+      filters { name: "mcproxy.filters.network.tcp_proxy" } })",
+                            stats);
+  EXPECT_EQ(result.snapshot->listeners[0]->filter_factories.size(), 3u);
+
+  expectError(R"(listeners { address: "127.0.0.1:1"
+      filters { name: "mcproxy.filters.network.tcp_proxy"
+        typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] { buffer_bytes: 10 } } } })",
+              "listeners[0].filters[0].buffer_bytes: must be between");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+      filters { name: "mcproxy.filters.network.tcp_proxy"
+        typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tls_inspector.v1.TlsInspector] { } } } })",
+              "listeners[0].filters[0].typed_config: expected "
+              "mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy");
+}
+
+TEST(SnapshotCompileTest, SyntaxErrorsGiveLineAndColumn) {
+  try {
+    parseTextConfig("listeners {\n  adress: \"x\"\n}\n", "my.textproto");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("my.textproto:2:", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("adress"), std::string::npos);
+  }
+}
+
+TEST(SnapshotCompileTest, EmbeddedDefaultCompiles) {
+  stats::Store stats;
+  auto result = compile(parseTextConfig(embeddedDefaultConfigText(), "embedded"), stats, 1);
+  EXPECT_EQ(result.snapshot->listeners.size(), 1u);
+  EXPECT_TRUE(result.warnings.empty());
+}
+
+TEST(SnapshotCompileTest, StatsSurviveRecompilation) {
+  stats::Store stats;
+  const std::string text =
+      R"(listeners { name: "l" address: "127.0.0.1:1" routes { hostname: "a.test" backend: "127.0.0.1:1" } })";
+  auto first = compileText(text, stats);
+  first.snapshot->listeners[0]->stats.connections.inc();
+  auto second = compileText(text, stats);
+  EXPECT_EQ(second.snapshot->listeners[0]->stats.connections.value(), 1u);
+}
+
+}  // namespace
+}  // namespace mcproxy::snapshot
