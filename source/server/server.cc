@@ -45,6 +45,9 @@ mcproxy::config::v1::Bootstrap Server::loadConfig() const {
 
 int Server::run() {
   raiseFileLimit();
+  // Before anything is announced: a SIGTERM that arrives right after "started" must drain,
+  // not kill the process with the default action. libevent delivers signals in run() below.
+  installSignalHandlers();
   snapshot::CompileResult compiled;
   try {
     compiled = snapshot::compile(loadConfig(), stats_, 1);
@@ -73,6 +76,15 @@ int Server::run() {
   for (auto& worker : workers_) worker->start();
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
+  dispatcher_.run();
+  for (auto& worker : workers_) worker->join();
+  signal_events_.clear();
+  LOG_INFO << "exited cleanly";
+  dumpStats();
+  return 0;
+}
+
+void Server::installSignalHandlers() {
   auto addSignal = [this](int signo, void (*callback)(evutil_socket_t, short, void*)) {
     signal_events_.emplace_back(evsignal_new(dispatcher_.base(), signo, callback, this),
                                 &event_free);
@@ -89,13 +101,6 @@ int Server::run() {
   addSignal(SIGUSR1,
             [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->dumpStats(); });
   drain_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onDrainTick(); });
-
-  dispatcher_.run();
-  for (auto& worker : workers_) worker->join();
-  signal_events_.clear();
-  LOG_INFO << "exited cleanly";
-  dumpStats();
-  return 0;
 }
 
 bool Server::bindListeners(const snapshot::Snapshot& snapshot) {

@@ -26,6 +26,7 @@ class Server {
 
  private:
   mcproxy::config::v1::Bootstrap loadConfig() const;
+  void installSignalHandlers();
   bool bindListeners(const snapshot::Snapshot& snapshot);
   void publish(std::shared_ptr<const snapshot::Snapshot> snapshot);
   void onReload();

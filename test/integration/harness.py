@@ -109,6 +109,7 @@ class TlsEchoBackend:
                     writer.write(data)
                     await writer.drain()
                 writer.close()
+                await writer.wait_closed()
             except (ConnectionError, ssl.SSLError):
                 writer.close()
 
@@ -161,7 +162,7 @@ class Proxy:
         self.lines = []
         self.lock = threading.Lock()
         args = [binary("mc-proxy"), "--config", self.config_path, "--workers", str(workers),
-                *extra_args]
+                "--log-level", os.environ.get("MC_PROXY_TEST_LOG_LEVEL", "info"), *extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -223,6 +224,13 @@ class Proxy:
             self.proc.wait(5)
         self.reader.join(5)
         self.proc.stdout.close()
+        # Bazel keeps this directory (outputs.zip in the test logs), so a failure in CI leaves
+        # the proxy's own account of what happened.
+        outputs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
+        if outputs:
+            name = os.path.basename(self.config_path).replace(".textproto", ".log")
+            with open(os.path.join(outputs, name), "w") as f:
+                f.write(self.log())
 
 
 def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10):

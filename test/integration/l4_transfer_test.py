@@ -30,22 +30,28 @@ class TransferTest(harness.ProxyTestCase):
 
     def echo_ten_megabytes(self, port):
         payload = os.urandom(TEN_MB)
-        received = bytearray()
-        with harness.tls_connect(port, "a.test", self.certs.client_context(), timeout=60) as conn:
-            # Send and receive at once: the echo comes back while we are still sending.
-            def send():
-                conn.sendall(payload)
+        ctx = self.certs.client_context()
 
-            sender = threading.Thread(target=send)
-            sender.start()
-            while len(received) < TEN_MB:
-                chunk = conn.recv(1 << 20)
-                if not chunk:
-                    break
-                received += chunk
-            sender.join(60)
+        async def transfer():
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                           server_hostname="a.test")
+
+            async def send():
+                # Send and receive at once: the echo comes back while we are still sending.
+                for offset in range(0, TEN_MB, 1 << 20):
+                    writer.write(payload[offset:offset + (1 << 20)])
+                    await writer.drain()
+
+            sender = asyncio.ensure_future(send())
+            received = await reader.readexactly(TEN_MB)
+            await sender
+            writer.close()
+            await writer.wait_closed()
+            return received
+
+        received = asyncio.run(asyncio.wait_for(transfer(), 120))
         self.assertEqual(len(received), TEN_MB)
-        self.assertEqual(harness.sha256(bytes(received)), harness.sha256(payload))
+        self.assertEqual(harness.sha256(received), harness.sha256(payload))
 
     def test_ten_megabytes_both_ways_byte_identical_with_splice(self):
         proxy = self.proxy_to(self.echo_backend(self.cert_a))
@@ -74,6 +80,7 @@ class TransferTest(harness.ProxyTestCase):
             await writer.drain()
             got = await reader.readexactly(len(payload))
             writer.close()
+            await writer.wait_closed()  # TLS close_notify both ways, then FIN both ways
             return got == payload
 
         async def all_of_them():
@@ -82,7 +89,7 @@ class TransferTest(harness.ProxyTestCase):
         results = asyncio.run(all_of_them())
         self.assertEqual(sum(results), 200)
         self.assertEqual(backend.connections, 200)
-        proxy.wait_stat("listener.t.close.finished", 200)
+        proxy.wait_stat("listener.t.close.finished", 200, timeout=30)
         stats = proxy.stats()
         self.assertEqual(stats["listener.t.downstream_cx_total"], 200)
         self.assertEqual(stats.get("listener.t.downstream_cx_active", 0), 0)
