@@ -97,6 +97,9 @@ void Relay::onSourceReadable() {
     if (n > 0) {
       buffered_ = static_cast<size_t>(n);
       if (!push()) return;
+      // A read shorter than asked for drained the socket: another try would only return
+      // EAGAIN. Level-triggered readiness brings us back when more (or the FIN) arrives.
+      if (static_cast<size_t>(n) < capacity_) break;
     } else if (n == 0) {
       source_ended_ = true;
     } else if (wouldBlock(errno)) {

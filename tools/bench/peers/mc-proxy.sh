@@ -1,0 +1,47 @@
+#!/bin/bash
+# peerbench adapter for mc-proxy (contract: ../shared/peerbench/README.md, "Adding a peer").
+#   l4: TLS passthrough, SNI routing (tls_inspector -> router -> tcp_proxy with splice)
+# L7 arrives with the http_connection_manager; until then only l4 is offered.
+set -euo pipefail
+
+MC_PROXY_BIN=${MC_PROXY_BIN:-mc-proxy}
+
+case "${1:-}" in
+version)
+    command -v "$MC_PROXY_BIN" >/dev/null || { echo "$MC_PROXY_BIN not found" >&2; exit 1; }
+    "$MC_PROXY_BIN" --version 2>&1 | head -n1
+    ;;
+modes)
+    echo "l4"
+    ;;
+notes)
+    echo "mc-proxy l4 relays with splice(2) through a 64 KiB pipe per direction (MC_PROXY_DISABLE_SPLICE=1 copies through user space)."
+    ;;
+describe)
+    case "${2:-}" in
+    l4) echo "TLS passthrough, SNI route (tls_inspector, router, tcp_proxy) -> TLS nginx" ;;
+    esac
+    ;;
+start)
+    cfg="$PB_WORKDIR/mc-proxy.textproto"
+    splice=""
+    if [ -n "${MC_PROXY_DISABLE_SPLICE:-}" ]; then splice="disable_splice: true"; fi
+    cat >"$cfg" <<CFG
+listeners {
+  name: "bench"
+  address: "${PB_LISTEN_ADDR}:${PB_LISTEN_PORT}"
+  routes { hostname: "${PB_SNI_A}" backend: "${PB_BACKEND_TLS_A}" mode: L4 }
+  routes { hostname: "${PB_SNI_B}" backend: "${PB_BACKEND_TLS_B}" mode: L4 }
+  filters { name: "mcproxy.filters.network.tls_inspector" }
+  filters { name: "mcproxy.filters.network.router" }
+  filters { name: "mcproxy.filters.network.tcp_proxy"
+    typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] { ${splice} } } }
+}
+CFG
+    exec "$MC_PROXY_BIN" --config "$cfg" --workers "${PB_THREADS:-1}" --log-level warn
+    ;;
+*)
+    echo "usage: $0 version|modes|notes|describe MODE|start" >&2
+    exit 2
+    ;;
+esac
