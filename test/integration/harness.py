@@ -233,6 +233,17 @@ class Proxy:
                 f.write(self.log())
 
 
+def filter_chain(tls_inspector="", tcp_proxy=""):
+    """The built-in chain spelled out, with typed settings for tls_inspector and tcp_proxy."""
+    api = "type.googleapis.com/mcproxy.extensions.filters.network"
+    return f"""
+      filters {{ name: "mcproxy.filters.network.tls_inspector"
+        typed_config {{ [{api}.tls_inspector.v1.TlsInspector] {{ {tls_inspector} }} }} }}
+      filters {{ name: "mcproxy.filters.network.router" }}
+      filters {{ name: "mcproxy.filters.network.tcp_proxy"
+        typed_config {{ [{api}.tcp_proxy.v1.TcpProxy] {{ {tcp_proxy} }} }} }}"""
+
+
 def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10):
     raw = socket.create_connection((host, port), timeout=timeout)
     return ctx.wrap_socket(raw, server_hostname=server_name)

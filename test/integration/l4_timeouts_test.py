@@ -13,10 +13,7 @@ class TimeoutsTest(harness.ProxyTestCase):
         proxy = self.start_proxy(f"""
             listeners {{ name: "hs" address: "127.0.0.1:0"
               routes {{ hostname: "a.test" backend: "{backend.address}" }}
-              filters {{ name: "mcproxy.filters.network.tls_inspector"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.tls_inspector.v1.TlsInspector] {{ handshake_timeout_ms: 300 }} }} }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.tcp_proxy" }} }}""")
+              {harness.filter_chain(tls_inspector="handshake_timeout_ms: 300")} }}""")
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", proxy.port()), timeout=10) as silent:
             self.assertEqual(harness.recv_all(silent), b"")
@@ -35,10 +32,7 @@ class TimeoutsTest(harness.ProxyTestCase):
         proxy = self.start_proxy(f"""
             listeners {{ name: "idle" address: "127.0.0.1:0"
               routes {{ hostname: "a.test" backend: "{backend.address}" }}
-              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.tcp_proxy"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] {{ idle_timeout_ms: 600 }} }} }} }}""")
+              {harness.filter_chain(tcp_proxy="idle_timeout_ms: 600")} }}""")
         with harness.tls_connect(proxy.port(), "a.test", self.certs.client_context()) as conn:
             # Activity keeps it open past the timeout...
             for _ in range(4):
@@ -92,10 +86,7 @@ class TimeoutsTest(harness.ProxyTestCase):
         proxy = self.start_proxy(f"""
             listeners {{ name: "ct" address: "127.0.0.1:0"
               routes {{ hostname: "a.test" backend: "127.0.0.1:{backend.getsockname()[1]}" }}
-              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.tcp_proxy"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] {{ connect_timeout_ms: 400 }} }} }} }}""")
+              {harness.filter_chain(tcp_proxy="connect_timeout_ms: 400")} }}""")
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", proxy.port()), timeout=10) as conn:
             conn.sendall(harness.client_hello("a.test"))

@@ -13,14 +13,6 @@ from test.integration import harness
 TEN_MB = 10 * 1024 * 1024
 
 
-def tcp_proxy_filters(extra=""):
-    return f"""
-      filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-      filters {{ name: "mcproxy.filters.network.router" }}
-      filters {{ name: "mcproxy.filters.network.tcp_proxy"
-        typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] {{ {extra} }} }} }}"""
-
-
 class TransferTest(harness.ProxyTestCase):
     def proxy_to(self, backend, filters=""):
         return self.start_proxy(f"""
@@ -63,7 +55,7 @@ class TransferTest(harness.ProxyTestCase):
 
     def test_ten_megabytes_both_ways_byte_identical_through_user_space(self):
         proxy = self.proxy_to(self.echo_backend(self.cert_a),
-                              tcp_proxy_filters("disable_splice: true buffer_bytes: 16384"))
+                              harness.filter_chain(tcp_proxy="disable_splice: true buffer_bytes: 16384"))
         self.echo_ten_megabytes(proxy.port())
 
     def test_two_hundred_concurrent_connections_all_complete(self):

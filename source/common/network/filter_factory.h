@@ -43,6 +43,24 @@ class NamedNetworkFilterConfigFactory {
                                               FilterFactoryContext& context) const = 0;
 };
 
+// Base for factories with a typed config: implements the proto plumbing so a filter author
+// writes only name() and the typed createFilterFactory().
+template <typename ConfigProto>
+class TypedNetworkFilterConfigFactory : public NamedNetworkFilterConfigFactory {
+ public:
+  std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const final {
+    return std::make_unique<ConfigProto>();
+  }
+  FilterFactoryCb createFilterFactory(const google::protobuf::Message& config,
+                                      FilterFactoryContext& context) const final {
+    return createTypedFilterFactory(dynamic_cast<const ConfigProto&>(config), context);
+  }
+
+ protected:
+  virtual FilterFactoryCb createTypedFilterFactory(const ConfigProto& config,
+                                                   FilterFactoryContext& context) const = 0;
+};
+
 // Every filter factory linked into the binary. Registration happens during static
 // initialisation (MCPROXY_REGISTER_NETWORK_FILTER), lookups after main() starts.
 class FilterRegistry {

@@ -6,16 +6,15 @@
 namespace mcproxy::extensions::router {
 namespace {
 
-class RouterConfigFactory : public network::NamedNetworkFilterConfigFactory {
+using ProtoConfig = mcproxy::extensions::filters::network::router::v1::Router;
+
+class RouterConfigFactory : public network::TypedNetworkFilterConfigFactory<ProtoConfig> {
  public:
   std::string name() const override { return "mcproxy.filters.network.router"; }
 
-  std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const override {
-    return std::make_unique<mcproxy::extensions::filters::network::router::v1::Router>();
-  }
-
-  network::FilterFactoryCb createFilterFactory(
-      const google::protobuf::Message&, network::FilterFactoryContext& context) const override {
+ protected:
+  network::FilterFactoryCb createTypedFilterFactory(
+      const ProtoConfig&, network::FilterFactoryContext& context) const override {
     const snapshot::CompiledListener* listener = &context.listener;
     return [listener] { return std::make_unique<RouterFilter>(*listener); };
   }

@@ -13,18 +13,13 @@ constexpr uint32_t kDefaultConnectTimeoutMs = 5000;
 constexpr uint32_t kDefaultIdleTimeoutMs = 3600 * 1000;
 constexpr uint32_t kDefaultBufferBytes = 65536;
 
-class TcpProxyConfigFactory : public network::NamedNetworkFilterConfigFactory {
+class TcpProxyConfigFactory : public network::TypedNetworkFilterConfigFactory<ProtoConfig> {
  public:
   std::string name() const override { return "mcproxy.filters.network.tcp_proxy"; }
 
-  std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const override {
-    return std::make_unique<ProtoConfig>();
-  }
-
-  network::FilterFactoryCb createFilterFactory(
-      const google::protobuf::Message& message,
-      network::FilterFactoryContext& context) const override {
-    const auto& proto = dynamic_cast<const ProtoConfig&>(message);
+ protected:
+  network::FilterFactoryCb createTypedFilterFactory(
+      const ProtoConfig& proto, network::FilterFactoryContext& context) const override {
     const uint32_t buffer_bytes =
         proto.buffer_bytes() == 0 ? kDefaultBufferBytes : proto.buffer_bytes();
     if (buffer_bytes < 4096 || buffer_bytes > 1048576) {

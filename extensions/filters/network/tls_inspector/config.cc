@@ -13,18 +13,13 @@ constexpr uint32_t kDefaultMaxClientHelloBytes = 16384;
 constexpr uint32_t kLargestMaxClientHelloBytes = 65536;
 constexpr uint32_t kDefaultHandshakeTimeoutMs = 10000;
 
-class TlsInspectorConfigFactory : public network::NamedNetworkFilterConfigFactory {
+class TlsInspectorConfigFactory : public network::TypedNetworkFilterConfigFactory<ProtoConfig> {
  public:
   std::string name() const override { return "mcproxy.filters.network.tls_inspector"; }
 
-  std::unique_ptr<google::protobuf::Message> createEmptyConfigProto() const override {
-    return std::make_unique<ProtoConfig>();
-  }
-
-  network::FilterFactoryCb createFilterFactory(
-      const google::protobuf::Message& message,
-      network::FilterFactoryContext& context) const override {
-    const auto& proto = dynamic_cast<const ProtoConfig&>(message);
+ protected:
+  network::FilterFactoryCb createTypedFilterFactory(
+      const ProtoConfig& proto, network::FilterFactoryContext& context) const override {
     const uint32_t max_bytes = proto.max_client_hello_bytes() == 0 ? kDefaultMaxClientHelloBytes
                                                                    : proto.max_client_hello_bytes();
     if (max_bytes < 512 || max_bytes > kLargestMaxClientHelloBytes) {
