@@ -6,19 +6,25 @@
 namespace mcproxy::server {
 
 const char* usageText() {
-  return R"(usage: mc-proxy [--config FILE] [--workers N] [--log-level LEVEL]
+  return R"(usage: mc-proxy [--config FILE] [--db FILE] [--workers N] [--log-level LEVEL]
 
 A TLS edge proxy: routes TLS connections by SNI to backends.
 
   --config FILE           configuration in protobuf text format (.textproto) or JSON (.json);
                           without it, mc-proxy runs its embedded default config
+  --db FILE               SQLite snapshot store, the source of truth: an empty one is seeded
+                          from the config; a non-empty one is loaded and the config file is
+                          not re-applied (mcproxyctl compile does that). Changes written to
+                          it by other processes are picked up.
+  --db-poll-ms N          how often to look for database changes (default 1000)
   --workers N             worker threads (default: one per core)
   --log-level LEVEL       debug, info, warn or error (default: info)
   --print-default-config  print the embedded default config and exit
   --version               print the version and exit
   --help                  print this help and exit
 
-Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads the config file,
+Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads (the database's newest version,
+or the config file without --db),
 SIGUSR1 writes every counter to the log.
 )";
 }
@@ -56,6 +62,18 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       options.print_default_config = true;
     } else if (arg == "--config" || arg == "-c") {
       if (!takeValue(options.config_path)) return std::nullopt;
+    } else if (arg == "--db") {
+      if (!takeValue(options.db_path)) return std::nullopt;
+    } else if (arg == "--db-poll-ms") {
+      std::string text;
+      if (!takeValue(text)) return std::nullopt;
+      unsigned ms = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+      if (ec != std::errc() || end != text.data() + text.size() || ms < 10 || ms > 600000) {
+        error = "--db-poll-ms must be a number from 10 to 600000, got \"" + text + "\"";
+        return std::nullopt;
+      }
+      options.db_poll_interval = std::chrono::milliseconds(ms);
     } else if (arg == "--workers") {
       std::string text;
       if (!takeValue(text)) return std::nullopt;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -10,7 +11,9 @@ namespace mcproxy::server {
 
 struct Options {
   std::string config_path;  // empty: the embedded default config
-  size_t workers = 0;       // 0: one per core
+  std::string db_path;      // empty: run from the config file alone
+  std::chrono::milliseconds db_poll_interval{1000};
+  size_t workers = 0;  // 0: one per core
   logging::Level log_level = logging::Level::kInfo;
   bool print_default_config = false;
   bool show_version = false;

@@ -26,6 +26,17 @@ void raiseFileLimit() {
   }
 }
 
+size_t routeCount(const snapshot::Snapshot& snapshot) {
+  size_t routes = 0;
+  for (const auto& listener : snapshot.listeners) routes += listener->routes.size();
+  return routes;
+}
+
+double millisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 }  // namespace
 
 Server::Server(Options options) : options_(std::move(options)) {
@@ -36,11 +47,50 @@ Server::Server(Options options) : options_(std::move(options)) {
 
 Server::~Server() = default;
 
-mcproxy::config::v1::Bootstrap Server::loadConfig() const {
+std::string Server::configOrigin() const {
+  return options_.config_path.empty() ? "<embedded default>" : options_.config_path;
+}
+
+mcproxy::config::v1::Bootstrap Server::loadConfigFile() const {
   if (options_.config_path.empty()) {
     return snapshot::parseTextConfig(snapshot::embeddedDefaultConfigText(), "<embedded default>");
   }
   return snapshot::loadConfigFile(options_.config_path);
+}
+
+std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
+  try {
+    if (!store_) return snapshot::compile(loadConfigFile(), stats_, 1);
+
+    const auto started = std::chrono::steady_clock::now();
+    std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
+    if (!stored) {
+      // An empty database is seeded from the config; after that the database is the truth.
+      auto compiled = snapshot::compile(loadConfigFile(), stats_, 1);
+      const auto written = store_->write(compiled.snapshot->config, "seed:" + configOrigin());
+      stored = store_->load(written.version);
+      LOG_INFO << "database " << options_.db_path << " was empty: seeded version "
+               << written.version << " from " << configOrigin();
+    } else if (!options_.config_path.empty()) {
+      LOG_WARN << "database " << options_.db_path << " already holds version "
+               << stored->info.version << "; --config " << options_.config_path
+               << " is NOT applied. To apply it: mcproxyctl compile --config "
+               << options_.config_path << " --db " << options_.db_path;
+    }
+    const double load_ms = millisecondsSince(started);
+    const auto compile_started = std::chrono::steady_clock::now();
+    auto compiled = snapshot::compile(stored->config, stats_, stored->info.version);
+    LOG_INFO << "config version " << stored->info.version << " (" << stored->info.source << ", "
+             << routeCount(*compiled.snapshot) << " routes) read from the database in " << load_ms
+             << " ms, compiled in " << millisecondsSince(compile_started) << " ms";
+    return compiled;
+  } catch (const config::ConfigError& e) {
+    LOG_ERROR << "config error: " << (store_ ? options_.db_path : configOrigin()) << ": "
+              << e.what();
+  } catch (const snapshot::StoreError& e) {
+    LOG_ERROR << "database error: " << e.what();
+  }
+  return std::nullopt;
 }
 
 int Server::run() {
@@ -48,20 +98,18 @@ int Server::run() {
   // Before anything is announced: a SIGTERM that arrives right after "started" must drain,
   // not kill the process with the default action. libevent delivers signals in run() below.
   installSignalHandlers();
-  snapshot::CompileResult compiled;
-  try {
-    compiled = snapshot::compile(loadConfig(), stats_, 1);
-  } catch (const config::ConfigError& e) {
-    LOG_ERROR << "config error: "
-              << (options_.config_path.empty() ? std::string("<embedded default>")
-                                               : options_.config_path)
-              << ": " << e.what();
-    return 1;
+  if (!options_.db_path.empty()) {
+    try {
+      store_ = std::make_unique<snapshot::SnapshotStore>(options_.db_path);
+    } catch (const snapshot::StoreError& e) {
+      LOG_ERROR << "database error: " << e.what();
+      return 1;
+    }
   }
-  for (const auto& warning : compiled.warnings) LOG_WARN << "config: " << warning;
-  snapshot_ = compiled.snapshot;
-
-  if (options_.config_path.empty()) {
+  std::optional<snapshot::CompileResult> compiled = loadInitialSnapshot();
+  if (!compiled) return 1;
+  for (const auto& warning : compiled->warnings) LOG_WARN << "config: " << warning;
+  if (options_.config_path.empty() && !store_) {
     LOG_INFO << "no --config given: running the embedded default config (route localhost -> "
                 "127.0.0.1:9443). To add routes, write a config (mc-proxy --print-default-config "
                 "prints this one as a start; docs/configuration.md has every field) and run "
@@ -71,9 +119,14 @@ int Server::run() {
   for (size_t i = 0; i < options_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i));
   }
-  for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
-  if (!bindListeners(*snapshot_)) return 1;
+  if (!applySnapshot(compiled->snapshot)) return 1;
   for (auto& worker : workers_) worker->start();
+  if (store_) {
+    store_data_version_ = store_->dataVersion();
+    database_poll_timer_ =
+        std::make_unique<event::Timer>(dispatcher_, [this] { onDatabasePoll(); });
+    database_poll_timer_->arm(options_.db_poll_interval);
+  }
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
@@ -96,68 +149,116 @@ void Server::installSignalHandlers() {
   addSignal(SIGINT, [](evutil_socket_t, short, void* self) {
     static_cast<Server*>(self)->onTerminate("SIGINT");
   });
-  addSignal(SIGHUP,
-            [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->onReload(); });
+  addSignal(SIGHUP, [](evutil_socket_t, short, void* self) {
+    static_cast<Server*>(self)->reload("SIGHUP");
+  });
   addSignal(SIGUSR1,
             [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->dumpStats(); });
   drain_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onDrainTick(); });
 }
 
-bool Server::bindListeners(const snapshot::Snapshot& snapshot) {
-  for (const auto& listener : snapshot.listeners) {
-    // The first socket resolves port 0; the other workers bind to the port it got.
-    network::Address address = listener->address;
-    for (auto& worker : workers_) {
+bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
+  // Bind every new listener first, so a port that cannot be bound refuses the whole snapshot.
+  struct NewListener {
+    const snapshot::CompiledListener* config;
+    network::Address bound;
+    std::vector<network::UniqueFd> sockets;  // one per worker
+  };
+  std::vector<NewListener> added;
+  for (const auto& listener : snapshot->listeners) {
+    if (bound_listeners_.count(listener->address_text)) continue;
+    NewListener entry{listener.get(), listener->address, {}};
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      // The first socket resolves port 0; the other workers bind to the port it got.
       std::string error;
       network::UniqueFd socket =
-          createListenSocket(address, static_cast<int>(listener->backlog), error);
+          createListenSocket(entry.bound, static_cast<int>(listener->backlog), error);
       if (!socket.valid()) {
         LOG_ERROR << "listener " << listener->name << ": " << error;
         return false;
       }
-      address = boundAddress(socket.get());
-      worker->addListener(listener->address_text, std::move(socket));
+      entry.bound = boundAddress(socket.get());
+      entry.sockets.push_back(std::move(socket));
     }
-    LOG_INFO << "listener " << listener->name << " listening on " << address.toString() << " ("
-             << listener->routes.size() << " route(s), " << workers_.size() << " worker socket(s))";
+    added.push_back(std::move(entry));
+  }
+
+  // Workers see the snapshot before the sockets that need it: posts run in order.
+  snapshot_ = std::move(snapshot);
+  for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
+  for (NewListener& entry : added) {
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      workers_[i]->addListener(entry.config->address_text, std::move(entry.sockets[i]));
+    }
+    bound_listeners_[entry.config->address_text] = entry.bound;
+    LOG_INFO << "listener " << entry.config->name << " listening on " << entry.bound.toString()
+             << " (" << entry.config->routes.size() << " route(s), " << workers_.size()
+             << " worker socket(s))";
+  }
+  for (auto it = bound_listeners_.begin(); it != bound_listeners_.end();) {
+    if (snapshot_->findListener(it->first) != nullptr) {
+      ++it;
+      continue;
+    }
+    for (auto& worker : workers_) worker->removeListener(it->first);
+    LOG_INFO << "listener " << it->first << " (" << it->second.toString()
+             << ") closed; its open connections continue";
+    it = bound_listeners_.erase(it);
   }
   return true;
 }
 
-void Server::publish(std::shared_ptr<const snapshot::Snapshot> snapshot) {
-  snapshot_ = std::move(snapshot);
-  for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
-}
-
-void Server::onReload() {
+void Server::reload(const std::string& why) {
   if (draining_) return;
-  LOG_INFO << "SIGHUP: reloading "
-           << (options_.config_path.empty() ? "<embedded default>" : options_.config_path);
+  const auto started = std::chrono::steady_clock::now();
   snapshot::CompileResult compiled;
+  std::string source;
   try {
-    compiled = snapshot::compile(loadConfig(), stats_, snapshot_->version + 1);
-  } catch (const config::ConfigError& e) {
-    LOG_ERROR << "reload refused, still running version " << snapshot_->version << ": " << e.what();
-    return;
-  }
-  // Listening sockets stay as they are; a reload changes routes and filters.
-  for (const auto& listener : compiled.snapshot->listeners) {
-    if (snapshot_->findListener(listener->address_text) == nullptr) {
-      LOG_ERROR << "reload refused, still running version " << snapshot_->version << ": listener "
-                << listener->address_text
-                << " is new; adding or removing listeners needs a restart";
-      return;
+    if (store_) {
+      std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
+      if (!stored) return;
+      source = options_.db_path + " version " + std::to_string(stored->info.version) + " (" +
+               stored->info.source + ")";
+      compiled = snapshot::compile(stored->config, stats_, stored->info.version);
+    } else {
+      source = configOrigin();
+      compiled = snapshot::compile(loadConfigFile(), stats_, snapshot_->version + 1);
     }
-  }
-  if (compiled.snapshot->listeners.size() != snapshot_->listeners.size()) {
-    LOG_ERROR << "reload refused, still running version " << snapshot_->version
-              << ": removing listeners needs a restart";
+  } catch (const config::ConfigError& e) {
+    LOG_ERROR << why << ": reload refused, still running version " << snapshot_->version << ": "
+              << e.what();
+    return;
+  } catch (const snapshot::StoreError& e) {
+    LOG_ERROR << why << ": reload refused, still running version " << snapshot_->version << ": "
+              << e.what();
     return;
   }
   for (const auto& warning : compiled.warnings) LOG_WARN << "config: " << warning;
-  publish(compiled.snapshot);
-  LOG_INFO << "reload done: config version " << snapshot_->version
-           << " serves new connections; open ones finish on the version they started with";
+  const uint64_t version = compiled.snapshot->version;
+  const size_t routes = routeCount(*compiled.snapshot);
+  if (!applySnapshot(compiled.snapshot)) {
+    LOG_ERROR << why << ": reload refused, still running version " << snapshot_->version;
+    return;
+  }
+  LOG_INFO << why << ": reload done: config version " << version << " from " << source << " ("
+           << routes << " routes) in " << millisecondsSince(started)
+           << " ms serves new connections; open ones finish on the version they started with";
+}
+
+void Server::onDatabasePoll() {
+  try {
+    const int64_t data_version = store_->dataVersion();
+    if (data_version != store_data_version_) {
+      store_data_version_ = data_version;
+      const int64_t latest = store_->latestVersion();
+      if (latest != static_cast<int64_t>(snapshot_->version)) {
+        reload("database changed (version " + std::to_string(latest) + ")");
+      }
+    }
+  } catch (const snapshot::StoreError& e) {
+    LOG_ERROR << "database poll: " << e.what();
+  }
+  if (!draining_) database_poll_timer_->arm(options_.db_poll_interval);
 }
 
 void Server::onTerminate(const char* signal_name) {
@@ -167,6 +268,7 @@ void Server::onTerminate(const char* signal_name) {
     return;
   }
   draining_ = true;
+  if (database_poll_timer_) database_poll_timer_->cancel();
   drain_deadline_ = std::chrono::steady_clock::now() + snapshot_->drain_timeout;
   size_t open = 0;
   for (auto& worker : workers_) open += worker->activeConnections();

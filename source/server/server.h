@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,12 +11,14 @@
 #include "source/server/options.h"
 #include "source/server/worker.h"
 #include "source/snapshot/snapshot.h"
+#include "source/snapshot/store.h"
 
 struct event;
 
 namespace mcproxy::server {
 
-// The running process: the main thread's loop (signals, reload, drain) and the workers.
+// The running process: the main thread's loop (signals, reload, database watch, drain) and
+// the workers.
 class Server {
  public:
   explicit Server(Options options);
@@ -25,11 +29,18 @@ class Server {
   int run();
 
  private:
-  mcproxy::config::v1::Bootstrap loadConfig() const;
+  std::string configOrigin() const;
+  mcproxy::config::v1::Bootstrap loadConfigFile() const;
+  // The first snapshot: from the database (seeding an empty one) or from the config file.
+  // Logs and returns nullopt when the process cannot start.
+  std::optional<snapshot::CompileResult> loadInitialSnapshot();
   void installSignalHandlers();
-  bool bindListeners(const snapshot::Snapshot& snapshot);
-  void publish(std::shared_ptr<const snapshot::Snapshot> snapshot);
-  void onReload();
+  // Binds listeners the snapshot adds, publishes it to every worker, and closes listeners it
+  // no longer has. False (nothing changed) when a new listener cannot be bound.
+  bool applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
+  // Recompiles from the config source and applies the result; `why` is logged.
+  void reload(const std::string& why);
+  void onDatabasePoll();
   void onTerminate(const char* signal_name);
   void onDrainTick();
   void shutdown();
@@ -40,6 +51,10 @@ class Server {
   event::Dispatcher dispatcher_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  std::unique_ptr<snapshot::SnapshotStore> store_;  // with --db only
+  int64_t store_data_version_ = 0;
+  std::unique_ptr<event::Timer> database_poll_timer_;
+  std::map<std::string, network::Address> bound_listeners_;  // configured address -> bound
   std::vector<std::unique_ptr<struct event, void (*)(struct event*)>> signal_events_;
   std::unique_ptr<event::Timer> drain_timer_;
   std::chrono::steady_clock::time_point drain_deadline_;

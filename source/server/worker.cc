@@ -61,6 +61,14 @@ void Worker::addListener(const std::string& address_text, network::UniqueFd sock
   });
 }
 
+void Worker::removeListener(const std::string& address_text) {
+  dispatcher_.post([this, address_text] {
+    std::erase_if(listeners_, [&](const std::unique_ptr<ActiveListener>& listener) {
+      return listener->address_text == address_text;
+    });
+  });
+}
+
 void Worker::stopListening() {
   dispatcher_.post([this] {
     accept_pause_timer_->cancel();

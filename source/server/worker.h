@@ -28,6 +28,7 @@ class Worker : public ConnectionOwner {
   // Each of these posts to the worker's thread and returns at once.
   void publishSnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
   void addListener(const std::string& address_text, network::UniqueFd socket);
+  void removeListener(const std::string& address_text);
   void stopListening();
   void closeAllConnections(network::CloseReason reason);
   void stop();

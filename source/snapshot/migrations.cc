@@ -1,0 +1,140 @@
+#include "source/snapshot/migrations.h"
+
+namespace mcproxy::snapshot {
+namespace {
+
+// Migration 1: the snapshot store. Each applied configuration is one immutable version; its
+// listeners and routes are rows of that version. The constraints here are the ones the code
+// relies on, so a row that breaks them cannot be written even by hand.
+constexpr const char* kMigration1 = R"sql(
+CREATE TABLE snapshots (
+  version          INTEGER PRIMARY KEY CHECK (version > 0),
+  created_at       TEXT    NOT NULL CHECK (created_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*Z'),
+  source           TEXT    NOT NULL CHECK (source <> ''),
+  content_hash     TEXT    NOT NULL CHECK (length(content_hash) = 64),
+  drain_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (drain_timeout_ms >= 0)
+) STRICT;
+
+CREATE TABLE listeners (
+  snapshot_version INTEGER NOT NULL REFERENCES snapshots(version),
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  name             TEXT    NOT NULL CHECK (name <> ''),
+  -- "IPv4:port" or "[IPv6]:port" with a numeric port of at most 65535
+  address          TEXT    NOT NULL CHECK (
+                     (address GLOB '[0-9]*.[0-9]*.[0-9]*.[0-9]*:[0-9]*' OR address GLOB '[[]*[]]:[0-9]*')
+                     AND rtrim(address, '0123456789') GLOB '*:'
+                     AND length(rtrim(address, '0123456789')) < length(address)
+                     AND length(address) - length(rtrim(address, '0123456789')) <= 5
+                     AND CAST(substr(address, length(rtrim(address, '0123456789')) + 1) AS INTEGER) <= 65535),
+  proxy_protocol   INTEGER NOT NULL DEFAULT 0 CHECK (proxy_protocol IN (0, 1)),
+  backlog          INTEGER NOT NULL DEFAULT 0 CHECK (backlog >= 0),
+  -- serialized mcproxy.config.v1.Listener holding only `filters`; NULL: the built-in chain
+  filters          BLOB,
+  PRIMARY KEY (snapshot_version, name),
+  UNIQUE (snapshot_version, address),
+  UNIQUE (snapshot_version, position)
+) STRICT;
+
+CREATE TABLE routes (
+  snapshot_version       INTEGER NOT NULL,
+  listener_name          TEXT    NOT NULL,
+  position               INTEGER NOT NULL CHECK (position >= 0),
+  -- lower case, so the primary key makes hostnames unique per listener whatever their case;
+  -- '' is the listener's default route
+  hostname               TEXT    NOT NULL CHECK (hostname = lower(hostname) AND hostname NOT GLOB '*[^a-z0-9._*-]*'),
+  backend                TEXT    NOT NULL CHECK (backend GLOB '?*:[0-9]*'),
+  mode                   TEXT    NOT NULL CHECK (mode IN ('l4', 'l7')),
+  tls_cert               TEXT    NOT NULL DEFAULT '',
+  tls_key                TEXT    NOT NULL DEFAULT '',
+  backend_tls            INTEGER NOT NULL DEFAULT 0 CHECK (backend_tls IN (0, 1)),
+  send_proxy_protocol    INTEGER NOT NULL DEFAULT 0 CHECK (send_proxy_protocol IN (0, 1)),
+  proxy_protocol_version INTEGER NOT NULL DEFAULT 0 CHECK (proxy_protocol_version IN (0, 1, 2)),
+  PRIMARY KEY (snapshot_version, listener_name, hostname),
+  FOREIGN KEY (snapshot_version, listener_name) REFERENCES listeners(snapshot_version, name)
+) STRICT;
+
+-- Versions are immutable: rows are only ever added, and only to the newest version.
+CREATE TRIGGER snapshots_no_update BEFORE UPDATE ON snapshots
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER snapshots_no_delete BEFORE DELETE ON snapshots
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER listeners_no_update BEFORE UPDATE ON listeners
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER listeners_no_delete BEFORE DELETE ON listeners
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER routes_no_update BEFORE UPDATE ON routes
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER routes_no_delete BEFORE DELETE ON routes
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER listeners_newest_only BEFORE INSERT ON listeners
+  WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)
+  BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version'); END;
+CREATE TRIGGER routes_newest_only BEFORE INSERT ON routes
+  WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)
+  BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version'); END;
+-- Foreign keys are enforced per connection (PRAGMA foreign_keys), and the sqlite3 shell leaves
+-- them off; this trigger holds whoever writes.
+CREATE TRIGGER routes_need_listener BEFORE INSERT ON routes
+  WHEN NOT EXISTS (SELECT 1 FROM listeners
+                   WHERE snapshot_version = NEW.snapshot_version AND name = NEW.listener_name)
+  BEGIN SELECT RAISE(ABORT, 'a route must belong to a listener of its snapshot version'); END;
+)sql";
+
+// Migration 2: record which version a rollback restored, and look routes up by hostname
+// across listeners and versions (the admin API's "where is a.test routed").
+constexpr const char* kMigration2 = R"sql(
+ALTER TABLE snapshots ADD COLUMN rollback_of INTEGER REFERENCES snapshots(version);
+CREATE INDEX routes_by_hostname ON routes(hostname, snapshot_version);
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> all = {
+      {1, "snapshot store: snapshots, listeners, routes", kMigration1},
+      {2, "snapshots.rollback_of, routes_by_hostname index", kMigration2},
+  };
+  return all;
+}
+
+int64_t latestSchemaVersion() { return migrations().back().version; }
+
+int64_t schemaVersion(Database& db) {
+  db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT");
+  return db.queryInt("SELECT coalesce(max(version), 0) FROM schema_migrations");
+}
+
+std::vector<int64_t> migrate(Database& db, int64_t target) {
+  if (target == 0) target = latestSchemaVersion();
+  if (target > latestSchemaVersion()) {
+    throw StoreError("schema version " + std::to_string(target) + " does not exist (latest is " +
+                     std::to_string(latestSchemaVersion()) + ")");
+  }
+  std::vector<int64_t> applied;
+  for (const Migration& migration : migrations()) {
+    if (migration.version > target) break;
+    Transaction transaction(db);
+    // Re-read inside the transaction: another process may have migrated meanwhile.
+    const int64_t current = schemaVersion(db);
+    if (current > latestSchemaVersion()) {
+      throw StoreError(db.path() + " has schema version " + std::to_string(current) +
+                       ", newer than this binary knows (" + std::to_string(latestSchemaVersion()) +
+                       "); use a newer mc-proxy");
+    }
+    if (migration.version <= current) continue;
+    db.exec(migration.sql);
+    db.prepare(
+          "INSERT INTO schema_migrations (version, description, applied_at)"
+          " VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+        .bind(1, migration.version)
+        .bind(2, migration.description)
+        .run();
+    transaction.commit();
+    applied.push_back(migration.version);
+  }
+  return applied;
+}
+
+}  // namespace mcproxy::snapshot

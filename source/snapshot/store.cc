@@ -1,0 +1,329 @@
+#include "source/snapshot/store.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <openssl/sha.h>
+
+#include <map>
+
+#include "source/common/router/hostname_matcher.h"
+#include "source/snapshot/migrations.h"
+
+namespace mcproxy::snapshot {
+namespace {
+
+using mcproxy::config::v1::Bootstrap;
+using mcproxy::config::v1::Listener;
+using mcproxy::config::v1::Route;
+
+std::string deterministicBytes(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return bytes;
+}
+
+std::string modeName(Route::Mode mode) { return mode == Route::L7 ? "l7" : "l4"; }
+
+std::string describeRoute(const Route& route) {
+  std::string out = (route.hostname().empty() ? std::string("(default)") : route.hostname()) +
+                    " -> " + route.backend() + " (" + modeName(route.mode()) + ")";
+  if (!route.tls_cert().empty()) out += " cert " + route.tls_cert();
+  if (route.backend_tls()) out += " backend_tls";
+  if (route.send_proxy_protocol()) out += " send_proxy_protocol";
+  return out;
+}
+
+void insertRoute(Statement& statement, int64_t version, const std::string& listener,
+                 int64_t position, const Route& route) {
+  statement.bind(1, version)
+      .bind(2, listener)
+      .bind(3, position)
+      .bind(4, route.hostname())
+      .bind(5, route.backend())
+      .bind(6, modeName(route.mode()))
+      .bind(7, route.tls_cert())
+      .bind(8, route.tls_key())
+      .bind(9, static_cast<int64_t>(route.backend_tls()))
+      .bind(10, static_cast<int64_t>(route.send_proxy_protocol()))
+      .bind(11, static_cast<int64_t>(route.proxy_protocol_version()))
+      .run();
+}
+
+}  // namespace
+
+SnapshotStore::SnapshotStore(const std::string& path) : db_(path) { migrate(db_); }
+
+Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
+  Bootstrap out = config;
+  for (Listener& listener : *out.mutable_listeners()) {
+    if (listener.name().empty()) listener.set_name(listener.address());
+    auto normalizeRoute = [](Route& route) {
+      route.set_hostname(router::toLowerAscii(route.hostname()));
+      if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
+    };
+    for (Route& route : *listener.mutable_routes()) normalizeRoute(route);
+    if (listener.has_default_route()) normalizeRoute(*listener.mutable_default_route());
+  }
+  return out;
+}
+
+std::string SnapshotStore::contentHash(const Bootstrap& config) {
+  const std::string bytes = deterministicBytes(normalize(config));
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char byte : digest) {
+    hex += kHex[byte >> 4];
+    hex += kHex[byte & 0xf];
+  }
+  return hex;
+}
+
+int64_t SnapshotStore::latestVersion() {
+  return db_.queryInt("SELECT coalesce(max(version), 0) FROM snapshots");
+}
+
+int64_t SnapshotStore::dataVersion() { return db_.queryInt("PRAGMA data_version"); }
+
+WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
+                                 int64_t rollback_of) {
+  const Bootstrap config = normalize(input);
+  const std::string hash = contentHash(config);
+  Transaction transaction(db_);
+  const int64_t newest = latestVersion();
+  if (newest > 0) {
+    Statement newest_hash = db_.prepare("SELECT content_hash FROM snapshots WHERE version = ?1");
+    newest_hash.bind(1, newest);
+    if (newest_hash.step() && newest_hash.text(0) == hash && rollback_of == 0) {
+      return {newest, false};
+    }
+  }
+  const int64_t version = newest + 1;
+  Statement snapshot = db_.prepare(
+      "INSERT INTO snapshots (version, created_at, source, content_hash, drain_timeout_ms,"
+      " rollback_of) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4, ?5)");
+  snapshot.bind(1, version)
+      .bind(2, source)
+      .bind(3, hash)
+      .bind(4, static_cast<int64_t>(config.drain_timeout_ms()));
+  if (rollback_of > 0) {
+    snapshot.bind(5, rollback_of);
+  } else {
+    snapshot.bindNull(5);
+  }
+  snapshot.run();
+
+  Statement listener_row = db_.prepare(
+      "INSERT INTO listeners (snapshot_version, position, name, address, proxy_protocol, backlog,"
+      " filters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  Statement route_row = db_.prepare(
+      "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
+      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  for (int i = 0; i < config.listeners_size(); ++i) {
+    const Listener& listener = config.listeners(i);
+    listener_row.bind(1, version)
+        .bind(2, static_cast<int64_t>(i))
+        .bind(3, listener.name())
+        .bind(4, listener.address())
+        .bind(5, static_cast<int64_t>(listener.proxy_protocol()))
+        .bind(6, static_cast<int64_t>(listener.backlog()));
+    if (listener.filters().empty()) {
+      listener_row.bindNull(7);
+    } else {
+      Listener filters_only;
+      *filters_only.mutable_filters() = listener.filters();
+      listener_row.bindBlob(7, deterministicBytes(filters_only));
+    }
+    listener_row.run();
+    int64_t position = 0;
+    for (const Route& route : listener.routes()) {
+      insertRoute(route_row, version, listener.name(), position++, route);
+    }
+    if (listener.has_default_route()) {
+      Route route = listener.default_route();
+      route.clear_hostname();
+      insertRoute(route_row, version, listener.name(), position, route);
+    }
+  }
+  transaction.commit();
+  return {version, true};
+}
+
+StoredSnapshot SnapshotStore::load(int64_t version) {
+  StoredSnapshot out;
+  out.info = info(version);
+  Bootstrap& config = out.config;
+  Statement settings = db_.prepare("SELECT drain_timeout_ms FROM snapshots WHERE version = ?1");
+  settings.bind(1, version);
+  if (settings.step()) config.set_drain_timeout_ms(static_cast<uint32_t>(settings.integer(0)));
+
+  std::map<std::string, Listener*> by_name;
+  Statement listeners = db_.prepare(
+      "SELECT name, address, proxy_protocol, backlog, filters FROM listeners"
+      " WHERE snapshot_version = ?1 ORDER BY position");
+  listeners.bind(1, version);
+  while (listeners.step()) {
+    Listener* listener = config.add_listeners();
+    listener->set_name(listeners.text(0));
+    listener->set_address(listeners.text(1));
+    listener->set_proxy_protocol(listeners.integer(2) != 0);
+    listener->set_backlog(static_cast<uint32_t>(listeners.integer(3)));
+    if (!listeners.isNull(4)) {
+      Listener filters_only;
+      if (!filters_only.ParseFromString(listeners.blob(4))) {
+        throw StoreError("version " + std::to_string(version) + ", listener " + listener->name() +
+                         ": filters column does not parse");
+      }
+      *listener->mutable_filters() = filters_only.filters();
+    }
+    by_name[listener->name()] = listener;
+  }
+  Statement routes = db_.prepare(
+      "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
+      " send_proxy_protocol, proxy_protocol_version FROM routes WHERE snapshot_version = ?1"
+      " ORDER BY listener_name, position");
+  routes.bind(1, version);
+  while (routes.step()) {
+    auto owner = by_name.find(routes.text(0));
+    if (owner == by_name.end()) {
+      throw StoreError("version " + std::to_string(version) + ": route \"" + routes.text(1) +
+                       "\" belongs to listener \"" + routes.text(0) + "\", which does not exist");
+    }
+    Listener* listener = owner->second;
+    const std::string hostname = routes.text(1);
+    Route* route = hostname.empty() ? listener->mutable_default_route() : listener->add_routes();
+    route->set_hostname(hostname);
+    route->set_backend(routes.text(2));
+    route->set_mode(routes.text(3) == "l7" ? Route::L7 : Route::L4);
+    route->set_tls_cert(routes.text(4));
+    route->set_tls_key(routes.text(5));
+    route->set_backend_tls(routes.integer(6) != 0);
+    route->set_send_proxy_protocol(routes.integer(7) != 0);
+    route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
+  }
+  return out;
+}
+
+std::optional<StoredSnapshot> SnapshotStore::loadLatest() {
+  // One read transaction, so a writer committing meanwhile cannot mix two versions.
+  db_.exec("BEGIN");
+  try {
+    const int64_t version = latestVersion();
+    std::optional<StoredSnapshot> out;
+    if (version > 0) out = load(version);
+    db_.exec("COMMIT");
+    return out;
+  } catch (...) {
+    db_.exec("ROLLBACK");
+    throw;
+  }
+}
+
+SnapshotInfo SnapshotStore::info(int64_t version) {
+  Statement statement = db_.prepare(
+      "SELECT version, created_at, source, content_hash, coalesce(rollback_of, 0),"
+      " (SELECT count(*) FROM listeners WHERE snapshot_version = version),"
+      " (SELECT count(*) FROM routes WHERE snapshot_version = version)"
+      " FROM snapshots WHERE version = ?1");
+  statement.bind(1, version);
+  if (!statement.step()) {
+    throw StoreError("snapshot version " + std::to_string(version) + " does not exist");
+  }
+  return {statement.integer(0), statement.text(1),    statement.text(2),   statement.text(3),
+          statement.integer(4), statement.integer(5), statement.integer(6)};
+}
+
+std::vector<SnapshotInfo> SnapshotStore::history(size_t limit) {
+  std::vector<SnapshotInfo> out;
+  Statement versions = db_.prepare("SELECT version FROM snapshots ORDER BY version DESC");
+  while (versions.step() && (limit == 0 || out.size() < limit)) {
+    out.push_back(info(versions.integer(0)));
+  }
+  return out;
+}
+
+WriteResult SnapshotStore::rollback(int64_t version) {
+  StoredSnapshot old = load(version);
+  return write(old.config, "rollback to version " + std::to_string(version), version);
+}
+
+bool SnapshotStore::verify(int64_t version, std::string& error) {
+  StoredSnapshot stored;
+  try {
+    stored = load(version);
+  } catch (const StoreError& e) {
+    error = e.what();
+    return false;
+  }
+  const std::string actual = contentHash(stored.config);
+  if (actual != stored.info.content_hash) {
+    error = "version " + std::to_string(version) + ": rows hash to " + actual +
+            ", recorded hash is " + stored.info.content_hash;
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
+  const Bootstrap a = load(from).config;
+  const Bootstrap b = load(to).config;
+  std::vector<std::string> lines;
+  if (a.drain_timeout_ms() != b.drain_timeout_ms()) {
+    lines.push_back("~ drain_timeout_ms " + std::to_string(a.drain_timeout_ms()) + " -> " +
+                    std::to_string(b.drain_timeout_ms()));
+  }
+  auto index = [](const Bootstrap& config) {
+    std::map<std::string, const Listener*> out;
+    for (const Listener& listener : config.listeners()) out[listener.name()] = &listener;
+    return out;
+  };
+  auto routesOf = [](const Listener& listener) {
+    std::map<std::string, const Route*> out;
+    for (const Route& route : listener.routes()) out[route.hostname()] = &route;
+    if (listener.has_default_route()) out[""] = &listener.default_route();
+    return out;
+  };
+  const auto listeners_a = index(a);
+  const auto listeners_b = index(b);
+  for (const auto& [name, listener] : listeners_a) {
+    if (!listeners_b.count(name)) lines.push_back("- listener " + name + " " + listener->address());
+  }
+  for (const auto& [name, listener] : listeners_b) {
+    auto old = listeners_a.find(name);
+    if (old == listeners_a.end()) {
+      lines.push_back("+ listener " + name + " " + listener->address());
+    } else {
+      if (old->second->address() != listener->address()) {
+        lines.push_back("~ listener " + name + " address " + old->second->address() + " -> " +
+                        listener->address());
+      }
+      if (deterministicBytes(*old->second) == deterministicBytes(*listener)) continue;
+    }
+    const auto routes_a =
+        old == listeners_a.end() ? std::map<std::string, const Route*>() : routesOf(*old->second);
+    const auto routes_b = routesOf(*listener);
+    for (const auto& [hostname, route] : routes_a) {
+      if (!routes_b.count(hostname))
+        lines.push_back("- route " + name + " " + describeRoute(*route));
+    }
+    for (const auto& [hostname, route] : routes_b) {
+      auto previous = routes_a.find(hostname);
+      if (previous == routes_a.end()) {
+        lines.push_back("+ route " + name + " " + describeRoute(*route));
+      } else if (deterministicBytes(*previous->second) != deterministicBytes(*route)) {
+        lines.push_back("~ route " + name + " " + describeRoute(*previous->second) + "  =>  " +
+                        describeRoute(*route));
+      }
+    }
+  }
+  return lines;
+}
+
+}  // namespace mcproxy::snapshot

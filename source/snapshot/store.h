@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/mcproxy/config/v1/bootstrap.pb.h"
+#include "source/snapshot/sqlite.h"
+
+namespace mcproxy::snapshot {
+
+struct SnapshotInfo {
+  int64_t version = 0;
+  std::string created_at;  // ISO 8601, UTC
+  std::string source;      // "file:/etc/mc-proxy.textproto", "rollback to 3", "api", ...
+  std::string content_hash;
+  int64_t rollback_of = 0;  // the version a rollback restored; 0 otherwise
+  int64_t listeners = 0;
+  int64_t routes = 0;
+};
+
+struct StoredSnapshot {
+  SnapshotInfo info;
+  mcproxy::config::v1::Bootstrap config;
+};
+
+struct WriteResult {
+  int64_t version;
+  bool created;  // false: the config equals the newest version, which stays newest
+};
+
+// The SQLite snapshot store: the source of truth for configuration. Every applied config is
+// an immutable version; writing one is a single transaction, so a crash at any moment leaves
+// the previous version or the new one, never a mix. Used by the main thread and the CLI only,
+// never on the data path.
+class SnapshotStore {
+ public:
+  // Opens or creates the database and upgrades its schema to the latest.
+  explicit SnapshotStore(const std::string& path);
+
+  // 0 when the store holds no version yet.
+  int64_t latestVersion();
+  // Throws StoreError if `version` does not exist.
+  StoredSnapshot load(int64_t version);
+  std::optional<StoredSnapshot> loadLatest();
+  // Stores `config` as a new version, unless it equals the newest (same content hash).
+  // The caller has already validated it (snapshot::compile).
+  WriteResult write(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
+                    int64_t rollback_of = 0);
+  // Makes the content of `version` the newest version again.
+  WriteResult rollback(int64_t version);
+  // Newest first; `limit` 0 means all.
+  std::vector<SnapshotInfo> history(size_t limit = 0);
+  // Human-readable differences from `from` to `to`, one line each ("+ route ...").
+  std::vector<std::string> diff(int64_t from, int64_t to);
+  // Recomputes the content hash of `version` from its rows; false with `error` on mismatch.
+  bool verify(int64_t version, std::string& error);
+  // Changes whenever another connection commits to the database (PRAGMA data_version).
+  int64_t dataVersion();
+
+  // Lower-cased hostnames, explicit modes and listener names: the form rows round-trip to.
+  static mcproxy::config::v1::Bootstrap normalize(const mcproxy::config::v1::Bootstrap& config);
+  // SHA-256 (hex) of the deterministic serialization of the normalized config.
+  static std::string contentHash(const mcproxy::config::v1::Bootstrap& config);
+
+  Database& database() { return db_; }
+
+ private:
+  SnapshotInfo info(int64_t version);
+
+  Database db_;
+};
+
+}  // namespace mcproxy::snapshot

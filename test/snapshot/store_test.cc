@@ -1,0 +1,228 @@
+#include "source/snapshot/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "source/snapshot/config_loader.h"
+#include "source/snapshot/migrations.h"
+
+namespace mcproxy::snapshot {
+namespace {
+
+using mcproxy::config::v1::Bootstrap;
+
+std::string tempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      std::string(dir ? dir : "/tmp") + "/" + name + "-" + std::to_string(::getpid()) + ".db";
+  ::unlink(path.c_str());
+  ::unlink((path + "-wal").c_str());
+  ::unlink((path + "-shm").c_str());
+  return path;
+}
+
+Bootstrap config(const std::string& text) { return parseTextConfig(text, "test"); }
+
+const char* kConfigA = R"(
+  drain_timeout_ms: 5000
+  listeners { name: "edge" address: "127.0.0.1:8443"
+    routes { hostname: "A.Test" backend: "127.0.0.1:9001" }
+    routes { hostname: "*.b.test" backend: "127.0.0.1:9002" mode: L4 }
+    default_route { backend: "127.0.0.1:9000" }
+    filters { name: "mcproxy.filters.network.tls_inspector" }
+  }
+  listeners { address: "[::1]:8443" routes { hostname: "v6.test" backend: "[::1]:9001" } })";
+
+// A raw connection like the sqlite3 shell's: foreign keys off, no help from our code.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
+  ~RawConnection() { sqlite3_close(db_); }
+  // Returns "" on success, else SQLite's message.
+  std::string exec(const std::string& sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) == SQLITE_OK) return "";
+    std::string text = message ? message : "error";
+    sqlite3_free(message);
+    return text;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+TEST(SnapshotStoreTest, RoundTripIsNormalizedAndHashStable) {
+  SnapshotStore store(tempPath("roundtrip"));
+  EXPECT_EQ(store.latestVersion(), 0);
+  EXPECT_FALSE(store.loadLatest());
+  const auto written = store.write(config(kConfigA), "file:a");
+  EXPECT_EQ(written.version, 1);
+  EXPECT_TRUE(written.created);
+
+  const StoredSnapshot loaded = store.load(1);
+  EXPECT_EQ(loaded.info.source, "file:a");
+  EXPECT_EQ(loaded.info.listeners, 2);
+  EXPECT_EQ(loaded.info.routes, 4);  // the default route is a row too
+  EXPECT_EQ(loaded.config.drain_timeout_ms(), 5000u);
+  ASSERT_EQ(loaded.config.listeners_size(), 2);
+  const auto& edge = loaded.config.listeners(0);
+  EXPECT_EQ(edge.routes(0).hostname(), "a.test");
+  EXPECT_EQ(edge.routes(1).hostname(), "*.b.test");
+  EXPECT_EQ(edge.default_route().backend(), "127.0.0.1:9000");
+  EXPECT_EQ(edge.filters_size(), 1);
+  EXPECT_EQ(loaded.config.listeners(1).name(), "[::1]:8443");  // defaulted to the address
+  EXPECT_EQ(loaded.info.content_hash, SnapshotStore::contentHash(config(kConfigA)));
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+}
+
+TEST(SnapshotStoreTest, UnchangedConfigWritesNothing) {
+  SnapshotStore store(tempPath("unchanged"));
+  store.write(config(kConfigA), "first");
+  const auto again = store.write(config(kConfigA), "second");
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.version, 1);
+  EXPECT_EQ(store.history().size(), 1u);
+}
+
+TEST(SnapshotStoreTest, HistoryDiffAndRollback) {
+  SnapshotStore store(tempPath("history"));
+  store.write(config(kConfigA), "a");
+  std::string changed = kConfigA;
+  changed.replace(changed.find("9001"), 4, "9011");
+  changed.replace(
+      changed.find(R"(routes { hostname: "*.b.test" backend: "127.0.0.1:9002" mode: L4 })"), 66,
+      R"(routes { hostname: "c.test" backend: "127.0.0.1:9003" })");
+  store.write(config(changed), "b");
+  const auto diff = store.diff(1, 2);
+  ASSERT_EQ(diff.size(), 3u);
+  EXPECT_EQ(diff[0], "- route edge *.b.test -> 127.0.0.1:9002 (l4)");
+  EXPECT_EQ(diff[1],
+            "~ route edge a.test -> 127.0.0.1:9001 (l4)  =>  a.test -> 127.0.0.1:9011 (l4)");
+  EXPECT_EQ(diff[2], "+ route edge c.test -> 127.0.0.1:9003 (l4)");
+  EXPECT_TRUE(store.diff(2, 2).empty());
+
+  const auto rolled = store.rollback(1);
+  EXPECT_EQ(rolled.version, 3);
+  const auto history = store.history();
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[0].version, 3);
+  EXPECT_EQ(history[0].rollback_of, 1);
+  EXPECT_EQ(history[0].content_hash, history[2].content_hash);
+  EXPECT_TRUE(store.diff(1, 3).empty());
+  EXPECT_THROW(store.load(42), StoreError);
+}
+
+TEST(SnapshotStoreTest, SchemaRefusesBadRowsEvenFromARawConnection) {
+  const std::string path = tempPath("schema");
+  {
+    SnapshotStore store(path);
+    store.write(config(kConfigA), "a");
+    store.write(config(R"(listeners { name: "edge" address: "127.0.0.1:1" })"), "b");
+  }
+  RawConnection raw(path);
+  auto route = [](const std::string& values) {
+    return "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
+           " mode) VALUES (" +
+           values + ")";
+  };
+  // The row that is fine, to show the others fail for their own reason.
+  EXPECT_EQ(raw.exec(route("2, 'edge', 0, 'ok.test', '127.0.0.1:1', 'l4'")), "");
+  EXPECT_NE(raw.exec(route("2, 'edge', 1, 'm.test', '127.0.0.1:1', 'l5'")).find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(route("2, 'edge', 2, 'ok.test', '127.0.0.1:2', 'l4'")).find("UNIQUE"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(route("2, 'edge', 3, 'Upper.test', '127.0.0.1:1', 'l4'")).find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(route("2, 'edge', 4, 'x.test', '', 'l4'")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(route("2, 'ghost', 5, 'x.test', '127.0.0.1:1', 'l4'")).find("listener"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(route("1, 'edge', 6, 'old.test', '127.0.0.1:1', 'l4'")).find("newest"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE routes SET backend = '10.0.0.1:1'").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM routes").find("immutable"), std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM snapshots WHERE version = 1").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE snapshots SET source = 'x'").find("immutable"), std::string::npos);
+  auto listener = [](const std::string& address) {
+    return "INSERT INTO listeners (snapshot_version, position, name, address) VALUES (2, 9, 'l" +
+           std::to_string(address.size()) + "', '" + address + "')";
+  };
+  for (const char* bad : {"localhost:80", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
+                          "127.0.0.1:123456", "127.0.0.1:8x", "::1:80", ""}) {
+    EXPECT_NE(raw.exec(listener(bad)), "") << bad;
+  }
+  EXPECT_EQ(raw.exec(listener("[::1]:80")), "");
+  EXPECT_NE(raw.exec("INSERT INTO listeners (snapshot_version, position, name, address)"
+                     " VALUES (2, 10, 'n', NULL)"),
+            "");
+  EXPECT_NE(raw.exec("INSERT INTO snapshots (version, created_at, source, content_hash)"
+                     " VALUES (3, 'yesterday', 's', '" +
+                     std::string(64, 'a') + "')"),
+            "");
+}
+
+TEST(SnapshotStoreTest, FailedWriteLeavesTheDatabaseAsItWas) {
+  const std::string path = tempPath("atomic");
+  SnapshotStore store(path);
+  store.write(config(kConfigA), "a");
+  // Second listener breaks a schema rule after the first listener's rows went in.
+  Bootstrap broken = config(R"(
+    listeners { name: "one" address: "127.0.0.1:1" routes { hostname: "a.test" backend: "127.0.0.1:2" } }
+    listeners { name: "two" address: "not-an-address" })");
+  EXPECT_THROW(store.write(broken, "broken"), StoreError);
+  EXPECT_EQ(store.latestVersion(), 1);
+  RawConnection raw(path);
+  EXPECT_EQ(store.database().queryInt("SELECT count(*) FROM listeners WHERE name = 'one'"), 0);
+  EXPECT_EQ(store.database().queryInt("SELECT count(*) FROM routes"), 4);
+}
+
+TEST(SnapshotStoreTest, OldSchemaUpgradesAndKeepsItsData) {
+  const std::string path = tempPath("upgrade");
+  {
+    Database db(path);
+    EXPECT_EQ(migrate(db, 1), std::vector<int64_t>{1});
+    EXPECT_EQ(schemaVersion(db), 1);
+    db.exec(
+        "INSERT INTO snapshots (version, created_at, source, content_hash) VALUES"
+        " (1, '2026-01-01T00:00:00Z', 'hand', '" +
+        std::string(64, '0') + "')");
+    db.exec(
+        "INSERT INTO listeners (snapshot_version, position, name, address) VALUES"
+        " (1, 0, 'old', '127.0.0.1:8443')");
+    db.exec(
+        "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
+        " mode) VALUES (1, 'old', 0, 'a.test', '127.0.0.1:9001', 'l4')");
+  }
+  SnapshotStore store(path);  // upgrades
+  EXPECT_EQ(schemaVersion(store.database()), latestSchemaVersion());
+  EXPECT_EQ(store.database().queryInt("SELECT count(*) FROM schema_migrations"),
+            latestSchemaVersion());
+  const auto loaded = store.load(1);
+  EXPECT_EQ(loaded.config.listeners(0).routes(0).backend(), "127.0.0.1:9001");
+  EXPECT_EQ(loaded.info.rollback_of, 0);  // the column migration 2 added
+  EXPECT_EQ(store.rollback(1).version, 2);
+}
+
+TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
+  const std::string path = tempPath("newer");
+  { SnapshotStore store(path); }
+  {
+    Database db(path);
+    db.exec("INSERT INTO schema_migrations VALUES (99, 'from the future', '2030-01-01T00:00:00Z')");
+  }
+  try {
+    SnapshotStore store(path);
+    FAIL() << "opened a database from a newer version";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this binary knows"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace mcproxy::snapshot
