@@ -11,6 +11,7 @@
 #include "source/common/logging/logger.h"
 #include "source/server/listen_socket.h"
 #include "source/snapshot/config_loader.h"
+#include "source/snapshot/migrations.h"
 
 namespace mcproxy::server {
 namespace {
@@ -101,6 +102,12 @@ int Server::run() {
   if (!options_.db_path.empty()) {
     try {
       store_ = std::make_unique<snapshot::SnapshotStore>(options_.db_path);
+      for (int64_t migration : store_->appliedMigrations()) {
+        LOG_INFO << "database " << options_.db_path << ": applied schema migration " << migration;
+      }
+      LOG_INFO << "database " << options_.db_path << ": schema version "
+               << snapshot::schemaVersion(store_->database()) << ", newest config version "
+               << store_->latestVersion();
     } catch (const snapshot::StoreError& e) {
       LOG_ERROR << "database error: " << e.what();
       return 1;
@@ -119,7 +126,9 @@ int Server::run() {
   for (size_t i = 0; i < options_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i));
   }
-  if (!applySnapshot(compiled->snapshot)) return 1;
+  // Moved, not copied: after a reload nothing but open connections may keep this one alive.
+  if (!applySnapshot(std::move(compiled->snapshot))) return 1;
+  compiled.reset();
   for (auto& worker : workers_) worker->start();
   if (store_) {
     store_data_version_ = store_->dataVersion();
@@ -300,7 +309,8 @@ void Server::shutdown() {
 }
 
 void Server::dumpStats() const {
-  size_t dumped = 0;
+  LOG_INFO << "stat server.snapshots_alive " << snapshot::Snapshot::alive();
+  size_t dumped = 1;
   for (const auto& sample : stats_.samples()) {
     if (sample.value == 0) continue;
     LOG_INFO << "stat " << sample.name << " " << sample.value;

@@ -2,6 +2,8 @@
 
 #include <google/protobuf/any.pb.h>
 
+#include <algorithm>
+#include <atomic>
 #include <set>
 
 #include "source/common/config/config_error.h"
@@ -131,6 +133,26 @@ void compileFilterChain(const Listener& proto, size_t index, CompiledListener& l
   }
 }
 
+// An exact route that a wildcard already covers with the same backend and settings adds
+// nothing; most often it is a leftover from before the wildcard was added.
+void warnRedundantRoutes(const CompiledListener& listener, size_t index,
+                         std::vector<std::string>& warnings) {
+  for (size_t i = 0; i < listener.routes.size(); ++i) {
+    const router::Route& route = *listener.routes[i];
+    if (route.hostname.empty() || route.hostname.starts_with("*.")) continue;
+    const auto* covering = listener.route_table.findWildcard(route.hostname);
+    if (covering == nullptr) continue;
+    const router::Route& wildcard = **covering;
+    if (wildcard.backend_text == route.backend_text && wildcard.mode == route.mode &&
+        wildcard.tls_cert == route.tls_cert &&
+        wildcard.send_proxy_protocol == route.send_proxy_protocol) {
+      warnings.push_back(routePath(index, static_cast<int>(i)) + ": \"" + route.hostname +
+                         "\" is already covered by \"" + wildcard.hostname +
+                         "\" with the same backend; the exact route is redundant");
+    }
+  }
+}
+
 std::unique_ptr<CompiledListener> compileListener(const Listener& proto, size_t index,
                                                   stats::Store& store,
                                                   std::vector<std::string>& warnings) {
@@ -174,11 +196,30 @@ std::unique_ptr<CompiledListener> compileListener(const Listener& proto, size_t 
   if (listener->routes.empty()) {
     warnings.push_back(path + ": no routes and no default_route; every connection is refused");
   }
+  warnRedundantRoutes(*listener, index, warnings);
+  if (!proto.filters().empty() && !listener->routes.empty()) {
+    const bool has_router = std::any_of(
+        proto.filters().begin(), proto.filters().end(),
+        [](const auto& filter) { return filter.name() == "mcproxy.filters.network.router"; });
+    if (!has_router) {
+      warnings.push_back(path +
+                         ".filters: the chain has no mcproxy.filters.network.router, so its "
+                         "routes and default_route are unreachable");
+    }
+  }
   compileFilterChain(proto, index, *listener, store, warnings);
   return listener;
 }
 
+std::atomic<int64_t> g_alive_snapshots{0};
+
 }  // namespace
+
+Snapshot::Snapshot() { g_alive_snapshots.fetch_add(1, std::memory_order_relaxed); }
+
+Snapshot::~Snapshot() { g_alive_snapshots.fetch_sub(1, std::memory_order_relaxed); }
+
+int64_t Snapshot::alive() { return g_alive_snapshots.load(std::memory_order_relaxed); }
 
 const router::Route* CompiledListener::findRoute(std::string_view server_name) const {
   if (!server_name.empty()) {

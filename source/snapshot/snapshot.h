@@ -46,6 +46,14 @@ struct CompiledListener {
 // An immutable, compiled configuration. Workers hold it through shared_ptr: a connection keeps
 // the snapshot it started on until it ends.
 struct Snapshot {
+  Snapshot();
+  ~Snapshot();
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  // Snapshots alive in this process: the current one plus those open connections still use.
+  // A number that keeps growing across reloads is a leak.
+  static int64_t alive();
+
   uint64_t version = 0;
   mcproxy::config::v1::Bootstrap config;
   std::vector<std::unique_ptr<CompiledListener>> listeners;

@@ -56,7 +56,8 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
 
 }  // namespace
 
-SnapshotStore::SnapshotStore(const std::string& path) : db_(path) { migrate(db_); }
+SnapshotStore::SnapshotStore(const std::string& path)
+    : db_(path), applied_migrations_(migrate(db_)) {}
 
 Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   Bootstrap out = config;

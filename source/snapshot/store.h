@@ -39,6 +39,9 @@ class SnapshotStore {
   // Opens or creates the database and upgrades its schema to the latest.
   explicit SnapshotStore(const std::string& path);
 
+  // Migrations this open applied (empty when the schema was already the latest).
+  const std::vector<int64_t>& appliedMigrations() const { return applied_migrations_; }
+
   // 0 when the store holds no version yet.
   int64_t latestVersion();
   // Throws StoreError if `version` does not exist.
@@ -70,6 +73,7 @@ class SnapshotStore {
   SnapshotInfo info(int64_t version);
 
   Database db_;
+  std::vector<int64_t> applied_migrations_;
 };
 
 }  // namespace mcproxy::snapshot

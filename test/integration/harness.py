@@ -233,6 +233,16 @@ class Proxy:
                 f.write(self.log())
 
 
+def ctl(*args, check=True, timeout=120):
+    """Runs mcproxyctl; returns the CompletedProcess."""
+    result = subprocess.run([binary("mcproxyctl"), *args], capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"mcproxyctl {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}{result.stderr}")
+    return result
+
+
 def filter_chain(tls_inspector="", tcp_proxy=""):
     """The built-in chain spelled out, with typed settings for tls_inspector and tcp_proxy."""
     api = "type.googleapis.com/mcproxy.extensions.filters.network"
@@ -300,6 +310,12 @@ class ProxyTestCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.loop.stop()
         shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def write_config(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def start_proxy(self, config_text, **kwargs):
         proxy = Proxy(config_text, self.workdir, **kwargs)

@@ -114,6 +114,29 @@ TEST(SnapshotCompileTest, WarningsAreReported) {
   EXPECT_EQ(result.warnings[1].rfind("listeners[1]: no routes", 0), 0u);
 }
 
+TEST(SnapshotCompileTest, RedundantAndUnreachableRoutesAreWarnedAbout) {
+  stats::Store stats;
+  auto result = compileText(R"(
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "*.b.test" backend: "127.0.0.1:2" }
+      routes { hostname: "x.b.test" backend: "127.0.0.1:2" }
+      routes { hostname: "y.b.test" backend: "127.0.0.1:3" }
+      routes { hostname: "*.deep.b.test" backend: "127.0.0.1:4" }
+      routes { hostname: "z.deep.b.test" backend: "127.0.0.1:2" } }
+    listeners { address: "127.0.0.1:2"
+      routes { hostname: "a.test" backend: "127.0.0.1:2" }
+      filters { name: "mcproxy.filters.network.tls_inspector" }
+      filters { name: "mcproxy.filters.network.tcp_proxy" } })",
+                            stats);
+  ASSERT_EQ(result.warnings.size(), 2u);
+  // y.b.test has its own backend, and z.deep.b.test differs from *.deep.b.test, the wildcard
+  // that would match it; only x.b.test is redundant.
+  EXPECT_EQ(result.warnings[0],
+            "listeners[0].routes[1]: \"x.b.test\" is already covered by \"*.b.test\" with the "
+            "same backend; the exact route is redundant");
+  EXPECT_EQ(result.warnings[1].rfind("listeners[1].filters: the chain has no", 0), 0u);
+}
+
 TEST(SnapshotCompileTest, TypedFilterConfigIsValidated) {
   stats::Store stats;
   auto result = compileText(R"(

@@ -35,6 +35,11 @@ class HostnameMatcher {
       hostname = lowered;
     }
     if (auto it = exact_.find(std::string(hostname)); it != exact_.end()) return &it->second;
+    return findWildcard(hostname);
+  }
+
+  // The longest wildcard matching `hostname` (lower-case), ignoring exact entries.
+  const T* findWildcard(std::string_view hostname) const {
     if (wildcard_.empty()) return nullptr;
     for (size_t dot = hostname.find('.'); dot != std::string_view::npos;
          dot = hostname.find('.', dot + 1)) {
