@@ -29,6 +29,13 @@ def binary(name):
     return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "source", "exe", name)
 
 
+def sanitized():
+    """True when mc-proxy was built with a sanitizer (bazel test --config=asan/ubsan)."""
+    with open(binary("mc-proxy"), "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
