@@ -130,12 +130,9 @@ int Server::run() {
   if (!applySnapshot(std::move(compiled->snapshot))) return 1;
   compiled.reset();
   for (auto& worker : workers_) worker->start();
-  if (store_) {
-    store_data_version_ = store_->dataVersion();
-    database_poll_timer_ =
-        std::make_unique<event::Timer>(dispatcher_, [this] { onDatabasePoll(); });
-    database_poll_timer_->arm(options_.db_poll_interval);
-  }
+  if (store_) store_data_version_ = store_->dataVersion();
+  watch_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onWatchTick(); });
+  watch_timer_->arm(options_.db_poll_interval);
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
@@ -254,20 +251,29 @@ void Server::reload(const std::string& why) {
            << " ms serves new connections; open ones finish on the version they started with";
 }
 
-void Server::onDatabasePoll() {
-  try {
-    const int64_t data_version = store_->dataVersion();
-    if (data_version != store_data_version_) {
-      store_data_version_ = data_version;
-      const int64_t latest = store_->latestVersion();
-      if (latest != static_cast<int64_t>(snapshot_->version)) {
-        reload("database changed (version " + std::to_string(latest) + ")");
-      }
+void Server::onWatchTick() {
+  // A file the running snapshot was compiled from changed (a GeoIP database): compile again.
+  for (const auto& file : snapshot_->watched_files) {
+    if (file.changed()) {
+      reload(file.path + " changed");
+      break;
     }
-  } catch (const snapshot::StoreError& e) {
-    LOG_ERROR << "database poll: " << e.what();
   }
-  if (!draining_) database_poll_timer_->arm(options_.db_poll_interval);
+  if (store_) {
+    try {
+      const int64_t data_version = store_->dataVersion();
+      if (data_version != store_data_version_) {
+        store_data_version_ = data_version;
+        const int64_t latest = store_->latestVersion();
+        if (latest != static_cast<int64_t>(snapshot_->version)) {
+          reload("database changed (version " + std::to_string(latest) + ")");
+        }
+      }
+    } catch (const snapshot::StoreError& e) {
+      LOG_ERROR << "database poll: " << e.what();
+    }
+  }
+  if (!draining_) watch_timer_->arm(options_.db_poll_interval);
 }
 
 void Server::onTerminate(const char* signal_name) {
@@ -277,7 +283,7 @@ void Server::onTerminate(const char* signal_name) {
     return;
   }
   draining_ = true;
-  if (database_poll_timer_) database_poll_timer_->cancel();
+  if (watch_timer_) watch_timer_->cancel();
   drain_deadline_ = std::chrono::steady_clock::now() + snapshot_->drain_timeout;
   size_t open = 0;
   for (auto& worker : workers_) open += worker->activeConnections();

@@ -40,7 +40,8 @@ class Server {
   bool applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
   // Recompiles from the config source and applies the result; `why` is logged.
   void reload(const std::string& why);
-  void onDatabasePoll();
+  // Every --db-poll-ms: database commits by other processes and changed watched files.
+  void onWatchTick();
   void onTerminate(const char* signal_name);
   void onDrainTick();
   void shutdown();
@@ -53,7 +54,7 @@ class Server {
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::unique_ptr<snapshot::SnapshotStore> store_;  // with --db only
   int64_t store_data_version_ = 0;
-  std::unique_ptr<event::Timer> database_poll_timer_;
+  std::unique_ptr<event::Timer> watch_timer_;
   std::map<std::string, network::Address> bound_listeners_;  // configured address -> bound
   std::vector<std::unique_ptr<struct event, void (*)(struct event*)>> signal_events_;
   std::unique_ptr<event::Timer> drain_timer_;

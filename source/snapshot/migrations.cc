@@ -87,12 +87,73 @@ ALTER TABLE snapshots ADD COLUMN rollback_of INTEGER REFERENCES snapshots(versio
 CREATE INDEX routes_by_hostname ON routes(hostname, snapshot_version);
 )sql";
 
+// Migration 3: the firewall (top-level, listener_name '', and per listener) and each PROXY
+// listener's trusted sources.
+constexpr const char* kMigration3 = R"sql(
+CREATE TABLE firewall_rules (
+  snapshot_version INTEGER NOT NULL REFERENCES snapshots(version),
+  listener_name    TEXT    NOT NULL,  -- '' is the top-level firewall
+  kind             TEXT    NOT NULL CHECK (kind IN ('ip', 'cidr', 'country')),
+  value            TEXT    NOT NULL CHECK (
+                     value <> ''
+                     AND (kind <> 'country' OR value GLOB '[A-Z][A-Z]')
+                     AND (kind = 'country' OR value NOT GLOB '*[^0-9a-fA-F:./]*')
+                     AND (kind <> 'ip' OR value NOT GLOB '*/*')
+                     AND (kind <> 'cidr' OR value GLOB '?*/[0-9]*')),
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  PRIMARY KEY (snapshot_version, listener_name, kind, value)
+) STRICT;
+
+CREATE TABLE firewall_settings (
+  snapshot_version INTEGER NOT NULL REFERENCES snapshots(version),
+  listener_name    TEXT    NOT NULL,  -- '' is the top-level firewall
+  geoip_db         TEXT    NOT NULL DEFAULT '',
+  rate_connections INTEGER NOT NULL DEFAULT 0 CHECK (rate_connections >= 0),
+  rate_per_seconds INTEGER NOT NULL DEFAULT 0 CHECK (rate_per_seconds BETWEEN 0 AND 86400),
+  rate_max_tracked INTEGER NOT NULL DEFAULT 0 CHECK (rate_max_tracked BETWEEN 0 AND 16777216),
+  PRIMARY KEY (snapshot_version, listener_name)
+) STRICT;
+
+CREATE TABLE trusted_sources (
+  snapshot_version INTEGER NOT NULL,
+  listener_name    TEXT    NOT NULL,
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  cidr             TEXT    NOT NULL CHECK (cidr <> '' AND cidr NOT GLOB '*[^0-9a-fA-F:./]*'),
+  PRIMARY KEY (snapshot_version, listener_name, position),
+  FOREIGN KEY (snapshot_version, listener_name) REFERENCES listeners(snapshot_version, name)
+) STRICT;
+)sql";
+
+// The same guards as migration 1 for the tables of migration 3, generated per table.
+std::string guards(const std::string& table, bool listener_may_be_global) {
+  std::string sql;
+  for (const char* op : {"UPDATE", "DELETE"}) {
+    sql += "CREATE TRIGGER " + table + "_no_" +
+           (std::string(op) == "UPDATE" ? "update" : "delete") + " BEFORE " + op + " ON " + table +
+           " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;\n";
+  }
+  sql += "CREATE TRIGGER " + table + "_newest_only BEFORE INSERT ON " + table +
+         " WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)"
+         " BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version');"
+         " END;\n";
+  sql += "CREATE TRIGGER " + table + "_need_listener BEFORE INSERT ON " + table + " WHEN " +
+         (listener_may_be_global ? "NEW.listener_name <> '' AND " : "") +
+         "NOT EXISTS (SELECT 1 FROM listeners WHERE snapshot_version = NEW.snapshot_version"
+         " AND name = NEW.listener_name)"
+         " BEGIN SELECT RAISE(ABORT, 'the listener does not exist in this snapshot version');"
+         " END;\n";
+  return sql;
+}
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "snapshot store: snapshots, listeners, routes", kMigration1},
       {2, "snapshots.rollback_of, routes_by_hostname index", kMigration2},
+      {3, "firewall_rules, firewall_settings, trusted_sources",
+       kMigration3 + guards("firewall_rules", true) + guards("firewall_settings", true) +
+           guards("trusted_sources", false)},
   };
   return all;
 }

@@ -1,6 +1,7 @@
 #include "source/snapshot/snapshot.h"
 
 #include <google/protobuf/any.pb.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,9 +67,8 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     warnings.push_back(path +
                        ".backend_tls: ignored on an L4 route (the client's TLS passes through)");
   }
-  if (proto.send_proxy_protocol()) {
-    throw ConfigError(path + ".send_proxy_protocol",
-                      "sending PROXY protocol is not implemented in this build yet");
+  if (proto.proxy_protocol_version() != 0 && !proto.send_proxy_protocol()) {
+    warnings.push_back(path + ".proxy_protocol_version: ignored without send_proxy_protocol");
   }
   if (proto.proxy_protocol_version() != 0 && proto.proxy_protocol_version() != 1 &&
       proto.proxy_protocol_version() != 2) {
@@ -88,9 +88,22 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
   return route;
 }
 
-void compileFilterChain(const Listener& proto, size_t index, CompiledListener& listener,
-                        stats::Store& store, std::vector<std::string>& warnings) {
-  const std::string path = "listeners[" + std::to_string(index) + "].filters";
+bool hasFirewallRules(const mcproxy::config::v1::Firewall& firewall) {
+  return !firewall.blocked_ips().empty() || !firewall.blocked_cidrs().empty() ||
+         !firewall.blocked_countries().empty() || firewall.rate_limit().connections() > 0;
+}
+
+constexpr const char* kProxyProtocolFilter = "mcproxy.filters.network.proxy_protocol";
+constexpr const char* kFirewallFilter = "mcproxy.filters.network.firewall";
+
+void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_t index,
+                        CompiledListener& listener, stats::Store& store,
+                        std::vector<std::string>& warnings,
+                        std::vector<std::string>& watched_files) {
+  const std::string listener_path = "listeners[" + std::to_string(index) + "]";
+  const std::string path = listener_path + ".filters";
+  const bool wants_firewall =
+      hasFirewallRules(bootstrap.firewall()) || hasFirewallRules(proto.firewall());
   struct Entry {
     std::string name;
     std::unique_ptr<google::protobuf::Message> config;
@@ -98,7 +111,7 @@ void compileFilterChain(const Listener& proto, size_t index, CompiledListener& l
   };
   std::vector<Entry> entries;
   if (proto.filters().empty()) {
-    for (const std::string& name : defaultFilterChain()) {
+    for (const std::string& name : defaultFilterChain(proto.proxy_protocol(), wants_firewall)) {
       const auto* factory = network::FilterRegistry::find(name);
       if (factory == nullptr) {
         throw ConfigError(path, "built-in filter " + name + " is not linked into this binary");
@@ -126,8 +139,28 @@ void compileFilterChain(const Listener& proto, size_t index, CompiledListener& l
     }
     entries.push_back({filter.name(), std::move(config), filter_path});
   }
+  // A custom chain must carry what the listener's own settings ask for.
+  auto hasFilter = [&](const char* name) {
+    return std::any_of(entries.begin(), entries.end(),
+                       [&](const Entry& entry) { return entry.name == name; });
+  };
+  if (proto.proxy_protocol() != hasFilter(kProxyProtocolFilter)) {
+    throw ConfigError(
+        proto.proxy_protocol() ? path : listener_path + ".proxy_protocol",
+        std::string("proxy_protocol: true and a ") + kProxyProtocolFilter + " filter go together");
+  }
+  if (proto.proxy_protocol() && entries.front().name != kProxyProtocolFilter) {
+    throw ConfigError(path, std::string(kProxyProtocolFilter) +
+                                " must be first: the PROXY header precedes every other byte");
+  }
+  if (wants_firewall && !hasFilter(kFirewallFilter)) {
+    throw ConfigError(path, std::string("firewall rules apply to this listener, but its chain has "
+                                        "no ") +
+                                kFirewallFilter);
+  }
   for (auto& entry : entries) {
-    network::FilterFactoryContext context{listener, store, entry.path, warnings};
+    network::FilterFactoryContext context{listener,   bootstrap,     proto,    store,
+                                          entry.path, listener_path, warnings, watched_files};
     listener.filter_factories.push_back(
         network::FilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
   }
@@ -153,17 +186,17 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
   }
 }
 
-std::unique_ptr<CompiledListener> compileListener(const Listener& proto, size_t index,
-                                                  stats::Store& store,
-                                                  std::vector<std::string>& warnings) {
+std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
+                                                  size_t index, stats::Store& store,
+                                                  std::vector<std::string>& warnings,
+                                                  std::vector<std::string>& watched_files) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (proto.address().empty()) throw ConfigError(path + ".address", "is required");
   std::string error;
   auto address = network::Address::parseIpPort(proto.address(), error);
   if (!address) throw ConfigError(path + ".address", error);
-  if (proto.proxy_protocol()) {
-    throw ConfigError(path + ".proxy_protocol",
-                      "accepting PROXY protocol is not implemented in this build yet");
+  if (!proto.proxy_protocol() && !proto.trusted_sources().empty()) {
+    warnings.push_back(path + ".trusted_sources: ignored without proxy_protocol: true");
   }
   const std::string name = proto.name().empty() ? proto.address() : proto.name();
   auto listener = std::make_unique<CompiledListener>(
@@ -207,13 +240,29 @@ std::unique_ptr<CompiledListener> compileListener(const Listener& proto, size_t 
                          "routes and default_route are unreachable");
     }
   }
-  compileFilterChain(proto, index, *listener, store, warnings);
+  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files);
   return listener;
 }
 
 std::atomic<int64_t> g_alive_snapshots{0};
 
 }  // namespace
+
+WatchedFile WatchedFile::stat(const std::string& path) {
+  WatchedFile file{path, 0, 0, 0};
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    file.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+    file.size = static_cast<int64_t>(info.st_size);
+    file.inode = static_cast<uint64_t>(info.st_ino);
+  }
+  return file;
+}
+
+bool WatchedFile::changed() const {
+  const WatchedFile now = stat(path);
+  return now.mtime_ns != mtime_ns || now.size != size || now.inode != inode;
+}
 
 Snapshot::Snapshot() { g_alive_snapshots.fetch_add(1, std::memory_order_relaxed); }
 
@@ -233,9 +282,15 @@ const CompiledListener* Snapshot::findListener(const std::string& address_text) 
   return it == listeners_by_address.end() ? nullptr : it->second;
 }
 
-std::vector<std::string> defaultFilterChain() {
-  return {"mcproxy.filters.network.tls_inspector", "mcproxy.filters.network.router",
-          "mcproxy.filters.network.tcp_proxy"};
+std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall) {
+  std::vector<std::string> chain;
+  if (proxy_protocol) chain.push_back(kProxyProtocolFilter);
+  if (firewall) chain.push_back(kFirewallFilter);
+  for (const char* name : {"mcproxy.filters.network.tls_inspector",
+                           "mcproxy.filters.network.router", "mcproxy.filters.network.tcp_proxy"}) {
+    chain.push_back(name);
+  }
+  return chain;
 }
 
 CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t version) {
@@ -248,8 +303,10 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
   if (config.listeners().empty())
     throw ConfigError("listeners", "at least one listener is required");
   std::set<std::string> names;
+  std::vector<std::string> watched_paths;
   for (int i = 0; i < config.listeners_size(); ++i) {
-    auto listener = compileListener(config.listeners(i), i, store, result.warnings);
+    auto listener =
+        compileListener(config, config.listeners(i), i, store, result.warnings, watched_paths);
     const std::string path = "listeners[" + std::to_string(i) + "]";
     if (!names.insert(listener->name).second) {
       throw ConfigError(path + ".name", "\"" + listener->name + "\" names two listeners");
@@ -258,6 +315,11 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
       throw ConfigError(path + ".address", "\"" + listener->address_text + "\" is used twice");
     }
     snapshot->listeners.push_back(std::move(listener));
+  }
+  std::sort(watched_paths.begin(), watched_paths.end());
+  watched_paths.erase(std::unique(watched_paths.begin(), watched_paths.end()), watched_paths.end());
+  for (const std::string& path : watched_paths) {
+    snapshot->watched_files.push_back(WatchedFile::stat(path));
   }
   result.snapshot = std::move(snapshot);
   return result;

@@ -43,6 +43,18 @@ struct CompiledListener {
   const router::Route* findRoute(std::string_view server_name) const;
 };
 
+// A file a snapshot was compiled from (a GeoIP database, later certificates), as it was then.
+struct WatchedFile {
+  std::string path;
+  int64_t mtime_ns;
+  int64_t size;
+  uint64_t inode;
+
+  static WatchedFile stat(const std::string& path);
+  // True when the file on disk is no longer the one that was read.
+  bool changed() const;
+};
+
 // An immutable, compiled configuration. Workers hold it through shared_ptr: a connection keeps
 // the snapshot it started on until it ends.
 struct Snapshot {
@@ -59,6 +71,7 @@ struct Snapshot {
   std::vector<std::unique_ptr<CompiledListener>> listeners;
   std::unordered_map<std::string, const CompiledListener*> listeners_by_address;
   std::chrono::milliseconds drain_timeout{15000};
+  std::vector<WatchedFile> watched_files;
 
   const CompiledListener* findListener(const std::string& address_text) const;
 };
@@ -73,6 +86,6 @@ CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store
                       uint64_t version);
 
 // The filter names of the built-in chain used when a listener lists no filters.
-std::vector<std::string> defaultFilterChain();
+std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall);
 
 }  // namespace mcproxy::snapshot

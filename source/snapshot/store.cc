@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <map>
 
 #include "source/common/router/hostname_matcher.h"
@@ -59,10 +60,38 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
 SnapshotStore::SnapshotStore(const std::string& path)
     : db_(path), applied_migrations_(migrate(db_)) {}
 
+namespace {
+
+// Rules are a set: the first of duplicate values stays. An all-default firewall or rate limit is
+// the same as none.
+void normalizeFirewall(mcproxy::config::v1::Firewall& firewall) {
+  for (auto* list : {firewall.mutable_blocked_ips(), firewall.mutable_blocked_cidrs(),
+                     firewall.mutable_blocked_countries()}) {
+    std::vector<std::string> seen;
+    google::protobuf::RepeatedPtrField<std::string> unique;
+    for (const std::string& value : *list) {
+      if (std::find(seen.begin(), seen.end(), value) != seen.end()) continue;
+      seen.push_back(value);
+      *unique.Add() = value;
+    }
+    list->Swap(&unique);
+  }
+  const auto& limit = firewall.rate_limit();
+  if (limit.connections() == 0 && limit.per_seconds() == 0 && limit.max_tracked_addresses() == 0) {
+    firewall.clear_rate_limit();
+  }
+}
+
+}  // namespace
+
 Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   Bootstrap out = config;
+  normalizeFirewall(*out.mutable_firewall());
+  if (out.firewall().ByteSizeLong() == 0) out.clear_firewall();
   for (Listener& listener : *out.mutable_listeners()) {
     if (listener.name().empty()) listener.set_name(listener.address());
+    normalizeFirewall(*listener.mutable_firewall());
+    if (listener.firewall().ByteSizeLong() == 0) listener.clear_firewall();
     auto normalizeRoute = [](Route& route) {
       route.set_hostname(router::toLowerAscii(route.hostname()));
       if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
@@ -153,8 +182,106 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
       insertRoute(route_row, version, listener.name(), position, route);
     }
   }
+  writeFirewall(version, "", config.firewall());
+  Statement trusted = db_.prepare(
+      "INSERT INTO trusted_sources (snapshot_version, listener_name, position, cidr)"
+      " VALUES (?1, ?2, ?3, ?4)");
+  for (const Listener& listener : config.listeners()) {
+    writeFirewall(version, listener.name(), listener.firewall());
+    for (int i = 0; i < listener.trusted_sources_size(); ++i) {
+      trusted.bind(1, version)
+          .bind(2, listener.name())
+          .bind(3, static_cast<int64_t>(i))
+          .bind(4, listener.trusted_sources(i))
+          .run();
+    }
+  }
   transaction.commit();
   return {version, true};
+}
+
+void SnapshotStore::writeFirewall(int64_t version, const std::string& listener,
+                                  const mcproxy::config::v1::Firewall& firewall) {
+  Statement rule = db_.prepare(
+      "INSERT INTO firewall_rules (snapshot_version, listener_name, kind, value, position)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)");
+  int64_t position = 0;
+  for (const auto& [kind, values] :
+       {std::pair{"ip", &firewall.blocked_ips()}, std::pair{"cidr", &firewall.blocked_cidrs()},
+        std::pair{"country", &firewall.blocked_countries()}}) {
+    for (const std::string& value : *values) {
+      rule.bind(1, version)
+          .bind(2, listener)
+          .bind(3, kind)
+          .bind(4, value)
+          .bind(5, position++)
+          .run();
+    }
+  }
+  const auto& limit = firewall.rate_limit();
+  if (!firewall.geoip_db().empty() || firewall.has_rate_limit()) {
+    db_.prepare(
+           "INSERT INTO firewall_settings (snapshot_version, listener_name, geoip_db,"
+           " rate_connections, rate_per_seconds, rate_max_tracked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .bind(1, version)
+        .bind(2, listener)
+        .bind(3, firewall.geoip_db())
+        .bind(4, static_cast<int64_t>(limit.connections()))
+        .bind(5, static_cast<int64_t>(limit.per_seconds()))
+        .bind(6, static_cast<int64_t>(limit.max_tracked_addresses()))
+        .run();
+  }
+}
+
+void SnapshotStore::loadFirewalls(int64_t version, Bootstrap& config,
+                                  const std::map<std::string, Listener*>& listeners) {
+  auto firewallOf = [&](const std::string& listener) -> mcproxy::config::v1::Firewall* {
+    if (listener.empty()) return config.mutable_firewall();
+    auto it = listeners.find(listener);
+    if (it == listeners.end()) {
+      throw StoreError("version " + std::to_string(version) + ": firewall of listener \"" +
+                       listener + "\", which does not exist");
+    }
+    return it->second->mutable_firewall();
+  };
+  Statement rules = db_.prepare(
+      "SELECT listener_name, kind, value FROM firewall_rules WHERE snapshot_version = ?1"
+      " ORDER BY listener_name, position");
+  rules.bind(1, version);
+  while (rules.step()) {
+    auto* firewall = firewallOf(rules.text(0));
+    const std::string kind = rules.text(1);
+    auto* list = kind == "ip"     ? firewall->mutable_blocked_ips()
+                 : kind == "cidr" ? firewall->mutable_blocked_cidrs()
+                                  : firewall->mutable_blocked_countries();
+    *list->Add() = rules.text(2);
+  }
+  Statement settings = db_.prepare(
+      "SELECT listener_name, geoip_db, rate_connections, rate_per_seconds, rate_max_tracked"
+      " FROM firewall_settings WHERE snapshot_version = ?1");
+  settings.bind(1, version);
+  while (settings.step()) {
+    auto* firewall = firewallOf(settings.text(0));
+    firewall->set_geoip_db(settings.text(1));
+    if (settings.integer(2) || settings.integer(3) || settings.integer(4)) {
+      auto* limit = firewall->mutable_rate_limit();
+      limit->set_connections(static_cast<uint32_t>(settings.integer(2)));
+      limit->set_per_seconds(static_cast<uint32_t>(settings.integer(3)));
+      limit->set_max_tracked_addresses(static_cast<uint32_t>(settings.integer(4)));
+    }
+  }
+  Statement trusted = db_.prepare(
+      "SELECT listener_name, cidr FROM trusted_sources WHERE snapshot_version = ?1"
+      " ORDER BY listener_name, position");
+  trusted.bind(1, version);
+  while (trusted.step()) {
+    auto it = listeners.find(trusted.text(0));
+    if (it == listeners.end()) {
+      throw StoreError("version " + std::to_string(version) + ": trusted source of listener \"" +
+                       trusted.text(0) + "\", which does not exist");
+    }
+    *it->second->add_trusted_sources() = trusted.text(1);
+  }
 }
 
 StoredSnapshot SnapshotStore::load(int64_t version) {
@@ -209,6 +336,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     route->set_send_proxy_protocol(routes.integer(7) != 0);
     route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
   }
+  loadFirewalls(version, config, by_name);
   return out;
 }
 
@@ -291,6 +419,37 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     if (listener.has_default_route()) out[""] = &listener.default_route();
     return out;
   };
+  // Firewall rules as "kind value" sets, per scope ("" is the top level).
+  auto rulesOf = [](const mcproxy::config::v1::Firewall& firewall) {
+    std::vector<std::string> rules;
+    for (const auto& ip : firewall.blocked_ips()) rules.push_back("ip " + ip);
+    for (const auto& cidr : firewall.blocked_cidrs()) rules.push_back("cidr " + cidr);
+    for (const auto& country : firewall.blocked_countries()) rules.push_back("country " + country);
+    return rules;
+  };
+  auto diffFirewall = [&](const std::string& scope, const mcproxy::config::v1::Firewall& before,
+                          const mcproxy::config::v1::Firewall& after) {
+    const auto old_rules = rulesOf(before);
+    const auto new_rules = rulesOf(after);
+    for (const auto& rule : old_rules) {
+      if (std::find(new_rules.begin(), new_rules.end(), rule) == new_rules.end()) {
+        lines.push_back("- firewall " + scope + " " + rule);
+      }
+    }
+    for (const auto& rule : new_rules) {
+      if (std::find(old_rules.begin(), old_rules.end(), rule) == old_rules.end()) {
+        lines.push_back("+ firewall " + scope + " " + rule);
+      }
+    }
+    if (before.geoip_db() != after.geoip_db() ||
+        deterministicBytes(before.rate_limit()) != deterministicBytes(after.rate_limit())) {
+      lines.push_back("~ firewall " + scope +
+                      " settings (geoip_db, rate_limit) "
+                      "{" +
+                      before.ShortDebugString() + "} => {" + after.ShortDebugString() + "}");
+    }
+  };
+  diffFirewall("(top level)", a.firewall(), b.firewall());
   const auto listeners_a = index(a);
   const auto listeners_b = index(b);
   for (const auto& [name, listener] : listeners_a) {
@@ -300,12 +459,20 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     auto old = listeners_a.find(name);
     if (old == listeners_a.end()) {
       lines.push_back("+ listener " + name + " " + listener->address());
+      diffFirewall(name, mcproxy::config::v1::Firewall(), listener->firewall());
     } else {
       if (old->second->address() != listener->address()) {
         lines.push_back("~ listener " + name + " address " + old->second->address() + " -> " +
                         listener->address());
       }
       if (deterministicBytes(*old->second) == deterministicBytes(*listener)) continue;
+      diffFirewall(name, old->second->firewall(), listener->firewall());
+      const std::vector<std::string> trusted_a(old->second->trusted_sources().begin(),
+                                               old->second->trusted_sources().end());
+      const std::vector<std::string> trusted_b(listener->trusted_sources().begin(),
+                                               listener->trusted_sources().end());
+      if (trusted_a != trusted_b)
+        lines.push_back("~ listener " + name + " trusted_sources changed");
     }
     const auto routes_a =
         old == listeners_a.end() ? std::map<std::string, const Route*>() : routesOf(*old->second);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,10 @@ class SnapshotStore {
 
  private:
   SnapshotInfo info(int64_t version);
+  void writeFirewall(int64_t version, const std::string& listener,
+                     const mcproxy::config::v1::Firewall& firewall);
+  void loadFirewalls(int64_t version, mcproxy::config::v1::Bootstrap& config,
+                     const std::map<std::string, mcproxy::config::v1::Listener*>& listeners);
 
   Database db_;
   std::vector<int64_t> applied_migrations_;

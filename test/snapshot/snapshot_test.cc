@@ -91,14 +91,64 @@ TEST(SnapshotCompileTest, ErrorsNameTheFieldPath) {
 }
 
 TEST(SnapshotCompileTest, UnimplementedFeaturesAreRefusedNotIgnored) {
-  expectError(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true })",
-              "listeners[0].proxy_protocol:");
   expectError(R"(listeners { address: "127.0.0.1:1"
                   routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7 } })",
               "listeners[0].routes[0].mode:");
+}
+
+TEST(SnapshotCompileTest, ProxyProtocolAndFirewallShapeTheDefaultChain) {
+  stats::Store stats;
+  auto plain = compileText(R"(listeners { address: "127.0.0.1:1" })", stats);
+  EXPECT_EQ(plain.snapshot->listeners[0]->filter_factories.size(), 3u);
+  auto full = compileText(R"(
+    firewall { blocked_ips: "192.0.2.1" }
+    listeners { address: "127.0.0.1:1" proxy_protocol: true trusted_sources: "127.0.0.0/8" })",
+                          stats);
+  EXPECT_EQ(full.snapshot->listeners[0]->filter_factories.size(), 5u);
+  EXPECT_EQ(defaultFilterChain(true, true),
+            (std::vector<std::string>{
+                "mcproxy.filters.network.proxy_protocol", "mcproxy.filters.network.firewall",
+                "mcproxy.filters.network.tls_inspector", "mcproxy.filters.network.router",
+                "mcproxy.filters.network.tcp_proxy"}));
+  auto open = compileText(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true })", stats);
+  ASSERT_EQ(open.warnings.size(), 2u);  // no routes; and trusted_sources empty
+  EXPECT_NE(open.warnings[1].find("trusted_sources: empty"), std::string::npos);
+}
+
+TEST(SnapshotCompileTest, ProxyProtocolAndFirewallErrorsNameTheField) {
+  expectError(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true
+                  trusted_sources: "10.0.0.0/8" trusted_sources: "10.0.0.1/8" })",
+              "listeners[0].trusted_sources[1]: \"10.0.0.1/8\" has bits set below");
+  expectError(
+      R"(firewall { blocked_cidrs: "2001:db8::/129" } listeners { address: "127.0.0.1:1" })",
+      "firewall.blocked_cidrs[0]: \"2001:db8::/129\": prefix length");
+  expectError(R"(listeners { address: "127.0.0.1:1" firewall { blocked_ips: "10.0.0.0/8" } })",
+              "listeners[0].firewall.blocked_ips[0]: a network belongs in blocked_cidrs");
+  expectError(R"(listeners { address: "127.0.0.1:1" firewall { blocked_ips: "nope" } })",
+              "listeners[0].firewall.blocked_ips[0]: \"nope\" is not an IP address");
+  expectError(R"(firewall { blocked_countries: "nl" } listeners { address: "127.0.0.1:1" })",
+              "firewall.blocked_countries[0]: \"nl\" is not an ISO 3166-1");
+  expectError(R"(firewall { blocked_countries: "NL" } listeners { address: "127.0.0.1:1" })",
+              "listeners[0].firewall.geoip_db: blocked_countries needs a geoip_db");
+  expectError(R"(firewall { blocked_countries: "NL" geoip_db: "/no/such.mmdb" }
+                 listeners { address: "127.0.0.1:1" })",
+              "firewall.geoip_db: cannot open \"/no/such.mmdb\"");
+  expectError(R"(firewall { rate_limit { connections: 5 } } listeners { address: "127.0.0.1:1" })",
+              "firewall.rate_limit.per_seconds: must be between 1 and 86400");
+  // A custom chain must carry what the listener's settings ask for.
+  expectError(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true
+                  filters { name: "mcproxy.filters.network.tls_inspector" } })",
+              "listeners[0].filters: proxy_protocol: true and a");
   expectError(R"(listeners { address: "127.0.0.1:1"
-                  routes { hostname: "a.test" backend: "127.0.0.1:1" send_proxy_protocol: true } })",
-              "listeners[0].routes[0].send_proxy_protocol:");
+                  filters { name: "mcproxy.filters.network.proxy_protocol" } })",
+              "listeners[0].proxy_protocol: proxy_protocol: true and a");
+  expectError(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true
+                  filters { name: "mcproxy.filters.network.tls_inspector" }
+                  filters { name: "mcproxy.filters.network.proxy_protocol" } })",
+              "listeners[0].filters: mcproxy.filters.network.proxy_protocol must be first");
+  expectError(R"(firewall { blocked_ips: "192.0.2.1" } listeners { address: "127.0.0.1:1"
+                  filters { name: "mcproxy.filters.network.tls_inspector" } })",
+              "listeners[0].filters: firewall rules apply to this listener");
 }
 
 TEST(SnapshotCompileTest, WarningsAreReported) {

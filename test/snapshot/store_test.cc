@@ -209,6 +209,50 @@ TEST(SnapshotStoreTest, OldSchemaUpgradesAndKeepsItsData) {
   EXPECT_EQ(store.rollback(1).version, 2);
 }
 
+TEST(SnapshotStoreTest, FirewallAndTrustedSourcesRoundTrip) {
+  const std::string path = tempPath("firewall");
+  SnapshotStore store(path);
+  const char* text = R"(
+    firewall { blocked_ips: "192.0.2.1" blocked_ips: "192.0.2.1" blocked_cidrs: "10.0.0.0/8"
+               blocked_countries: "NL" geoip_db: "/tmp/x.mmdb"
+               rate_limit { connections: 5 per_seconds: 2 } }
+    listeners { name: "edge" address: "127.0.0.1:1" proxy_protocol: true
+      trusted_sources: "127.0.0.0/8" trusted_sources: "::1/128"
+      firewall { blocked_cidrs: "2001:db8::/32" } })";
+  store.write(config(text), "a");
+  const auto loaded = store.load(1);
+  EXPECT_EQ(loaded.config.firewall().blocked_ips_size(), 1);  // duplicates collapse
+  EXPECT_EQ(loaded.config.firewall().blocked_countries(0), "NL");
+  EXPECT_EQ(loaded.config.firewall().rate_limit().per_seconds(), 2u);
+  EXPECT_EQ(loaded.config.listeners(0).trusted_sources_size(), 2);
+  EXPECT_EQ(loaded.config.listeners(0).firewall().blocked_cidrs(0), "2001:db8::/32");
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+  EXPECT_FALSE(store.write(config(text), "again").created);
+
+  std::string changed = text;
+  changed.replace(changed.find("\"192.0.2.1\" blocked_ips"), 11, "\"192.0.2.9\"");
+  store.write(config(changed), "b");
+  const auto lines = store.diff(1, 2);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "+ firewall (top level) ip 192.0.2.9");
+
+  RawConnection raw(path);
+  auto rule = [](const std::string& kind, const std::string& value) {
+    return "INSERT INTO firewall_rules VALUES (2, '', '" + kind + "', '" + value + "', 99)";
+  };
+  EXPECT_EQ(raw.exec(rule("ip", "198.51.100.1")), "");
+  EXPECT_NE(raw.exec(rule("country", "nl")), "");
+  EXPECT_NE(raw.exec(rule("ip", "10.0.0.0/8")), "");
+  EXPECT_NE(raw.exec(rule("cidr", "10.0.0.1")), "");
+  EXPECT_NE(raw.exec(rule("port", "80")), "");
+  EXPECT_NE(raw.exec(rule("ip", "1.2.3.4; DROP")), "");
+  EXPECT_NE(raw.exec("INSERT INTO firewall_rules VALUES (2, 'ghost', 'ip', '1.1.1.1', 1)"), "");
+  EXPECT_NE(raw.exec("INSERT INTO trusted_sources VALUES (2, 'ghost', 5, '10.0.0.0/8')"), "");
+  EXPECT_NE(raw.exec("DELETE FROM firewall_rules"), "");
+  EXPECT_NE(raw.exec("INSERT INTO firewall_rules VALUES (1, '', 'ip', '1.1.1.1', 1)"), "");
+}
+
 TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
   const std::string path = tempPath("newer");
   { SnapshotStore store(path); }

@@ -34,6 +34,20 @@ const char* closeReasonName(CloseReason reason) {
       return "drain_timeout";
     case CloseReason::kInternalError:
       return "internal_error";
+    case CloseReason::kProxyUntrustedSource:
+      return "proxy_protocol_untrusted_source";
+    case CloseReason::kProxyBadHeader:
+      return "proxy_protocol_bad_header";
+    case CloseReason::kProxyHeaderTimeout:
+      return "proxy_protocol_timeout";
+    case CloseReason::kFirewallBlockedIp:
+      return "firewall_blocked_ip";
+    case CloseReason::kFirewallBlockedCidr:
+      return "firewall_blocked_cidr";
+    case CloseReason::kFirewallBlockedCountry:
+      return "firewall_blocked_country";
+    case CloseReason::kFirewallRateLimited:
+      return "firewall_rate_limited";
     case CloseReason::kCount:
       break;
   }

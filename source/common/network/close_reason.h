@@ -22,6 +22,13 @@ enum class CloseReason : size_t {
   kIdleTimeout,             // no bytes either way for idle_timeout_ms
   kDrainTimeout,            // still open when the drain deadline passed at shutdown
   kInternalError,           // a system call failed on our side (socket(), pipe(), ...)
+  kProxyUntrustedSource,    // a PROXY listener's peer is not in trusted_sources
+  kProxyBadHeader,          // the PROXY header breaks the spec
+  kProxyHeaderTimeout,      // no complete PROXY header within header_timeout_ms
+  kFirewallBlockedIp,       // client address in blocked_ips
+  kFirewallBlockedCidr,     // client address in blocked_cidrs
+  kFirewallBlockedCountry,  // client address located in blocked_countries
+  kFirewallRateLimited,     // client opened connections faster than rate_limit allows
   kCount,
 };
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "api/mcproxy/config/v1/bootstrap.pb.h"
 #include "source/common/network/filter.h"
 #include "source/common/stats/stats.h"
 
@@ -23,11 +24,19 @@ using FilterFactoryCb = std::function<std::unique_ptr<ReadFilter>()>;
 struct FilterFactoryContext {
   // The listener whose chain is being built; it outlives every filter made for it.
   const snapshot::CompiledListener& listener;
+  // The whole config and this listener's part of it, for filters whose settings live there
+  // (trusted_sources, firewall).
+  const mcproxy::config::v1::Bootstrap& bootstrap;
+  const mcproxy::config::v1::Listener& listener_config;
   stats::Store& stats;
-  // Where this filter's config sits, for error messages ("listeners[0].filters[2]").
+  // Where this filter's config sits, for error messages ("listeners[0].filters[2]"), and
+  // where its listener does ("listeners[0]").
   std::string field_path;
+  std::string listener_path;
   // Non-fatal findings, logged by the caller.
   std::vector<std::string>& warnings;
+  // Files the filter read; when one changes, the config is compiled again (a new snapshot).
+  std::vector<std::string>& watched_files;
 };
 
 // A filter type, registered by name ("mcproxy.filters.network.tcp_proxy").

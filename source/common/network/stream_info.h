@@ -22,6 +22,12 @@ struct StreamInfo {
   Address downstream_local;   // our address the peer connected to
   // The client's address: the TCP peer, or what an earlier tier reported through PROXY.
   Address real_client;
+  // What a PROXY header from an earlier tier said (proxy_protocol_version 0: none came).
+  int proxy_protocol_version = 0;
+  Address proxy_destination;          // the address the client connected to at the earlier tier
+  std::string proxy_authority;        // PP2_TYPE_AUTHORITY
+  std::string proxy_alpn;             // PP2_TYPE_ALPN
+  std::string proxy_unique_id;        // PP2_TYPE_UNIQUE_ID
   std::string requested_server_name;  // SNI, lower-cased; empty when none was sent
   std::vector<std::string> alpn;      // ALPN protocols the client offered
   // Chosen by the router; owned by the snapshot this connection runs on.

@@ -3,10 +3,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "source/common/logging/logger.h"
+#include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
 
 namespace mcproxy::extensions::tcp_proxy {
@@ -106,6 +108,18 @@ void TcpProxyFilter::onConnected() {
     connection.close(network::CloseReason::kInternalError);
     return;
   }
+  if (route_->send_proxy_protocol) {
+    // The client as the first tier saw it: an address an earlier tier reported wins over ours.
+    const network::StreamInfo& info = connection.streamInfo();
+    const network::Address& destination =
+        info.proxy_destination.valid() ? info.proxy_destination : info.downstream_local;
+    std::string header =
+        route_->proxy_protocol_version == 1
+            ? proxy_protocol::encodeV1(info.real_client, destination)
+            : proxy_protocol::encodeV2(info.real_client, destination, info.requested_server_name);
+    proxy_header_bytes_ = header.size();
+    initial_bytes_.insert(0, header);
+  }
   to_upstream_->setPrefix(std::move(initial_bytes_));
   if (downstream_ended_early_) to_upstream_->setSourceEnded();
 
@@ -141,6 +155,10 @@ void TcpProxyFilter::onIdleTimer() {
 void TcpProxyFilter::onRelayBytes(const Relay& relay, size_t bytes) {
   network::StreamInfo& stream_info = callbacks_->connection().streamInfo();
   if (&relay == to_upstream_.get()) {
+    // The PROXY header we wrote is ours, not the client's.
+    const size_t header = std::min(bytes, proxy_header_bytes_);
+    proxy_header_bytes_ -= header;
+    bytes -= header;
     stream_info.bytes_from_downstream += bytes;
     route_->stats.bytes_from_downstream.inc(bytes);
   } else {

@@ -53,6 +53,7 @@ class TcpProxyFilter : public network::ReadFilter, public RelayCallbacks {
   network::UniqueFd upstream_;
   std::string initial_bytes_;  // what the client sent before the upstream existed
   bool downstream_ended_early_ = false;
+  size_t proxy_header_bytes_ = 0;  // PROXY header bytes still to be sent, not the client's
   bool connecting_ = false;
   std::unique_ptr<event::IoEvent> downstream_read_;
   std::unique_ptr<event::IoEvent> downstream_write_;
