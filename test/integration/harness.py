@@ -159,6 +159,123 @@ class OpensslServer:
         self.proc.stdout.close()
 
 
+def read_proxy_header(sock):
+    """Reads exactly one PROXY v1 or v2 header from a raw socket; returns a dict of what it says."""
+    first = b""
+    while len(first) < 16:
+        chunk = sock.recv(16 - len(first))
+        if not chunk:
+            raise ConnectionError("closed before a PROXY header")
+        first += chunk
+    if first.startswith(b"PROXY "):
+        line = first
+        while not line.endswith(b"\r\n"):
+            line += sock.recv(1)
+        parts = line.decode().split()
+        if parts[1] == "UNKNOWN":
+            return {"version": 1, "client": None}
+        return {"version": 1, "client": f"{parts[2]}:{parts[4]}", "destination": f"{parts[3]}:{parts[5]}"}
+    length = int.from_bytes(first[14:16], "big")
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    info = {"version": 2, "client": None}
+    family = first[13] >> 4
+    if family == 1:
+        info["client"] = f"{socket.inet_ntop(socket.AF_INET, body[0:4])}:{int.from_bytes(body[8:10], 'big')}"
+        tlvs = body[12:]
+    elif family == 2:
+        info["client"] = f"[{socket.inet_ntop(socket.AF_INET6, body[0:16])}]:{int.from_bytes(body[32:34], 'big')}"
+        tlvs = body[36:]
+    else:
+        tlvs = b""
+    while len(tlvs) >= 3:
+        kind, size = tlvs[0], int.from_bytes(tlvs[1:3], "big")
+        if kind == 0x02:
+            info["authority"] = tlvs[3:3 + size].decode()
+        tlvs = tlvs[3 + size:]
+    return info
+
+
+class ProxyReportingTlsBackend:
+    """A TLS backend behind a PROXY-sending hop: it reads the PROXY header, completes TLS with the
+    rest of the stream, and answers each connection with one line saying what the header said."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.headers = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        try:
+            conn.settimeout(10)
+            header = read_proxy_header(conn)
+            self.headers.append(header)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(f"client={header['client']} authority={header.get('authority')}\n".encode())
+                tls.unwrap()
+        except (OSError, ssl.SSLError, ConnectionError, ValueError):
+            conn.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def free_port():
+    """A port the OS picked and released, for programs (haproxy) that cannot report their own."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+class Haproxy:
+    """Debian's haproxy on a config the test writes, in the foreground."""
+
+    def __init__(self, config_text, workdir):
+        self.path = os.path.join(workdir, f"haproxy-{time.monotonic_ns()}.cfg")
+        with open(self.path, "w") as f:
+            f.write(config_text)
+        # Debian installs haproxy in /usr/sbin, which a test's PATH does not hold.
+        executable = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        check = subprocess.run([executable, "-c", "-q", "-f", self.path], capture_output=True,
+                               text=True)
+        if check.returncode != 0:
+            raise AssertionError("haproxy config refused:\n" + check.stdout + check.stderr)
+        self.proc = subprocess.Popen([executable, "-db", "-f", self.path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def wait_listening(self, port):
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return self.proc.poll() is not None
+        wait_until(up, what="haproxy to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError("haproxy exited")
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 class Proxy:
     """The real mc-proxy binary on a config, with its log collected."""
 
@@ -261,9 +378,21 @@ def filter_chain(tls_inspector="", tcp_proxy=""):
         typed_config {{ [{api}.tcp_proxy.v1.TcpProxy] {{ {tcp_proxy} }} }} }}"""
 
 
-def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10):
-    raw = socket.create_connection((host, port), timeout=timeout)
+def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10, source=None):
+    """TLS to host:port; `source` picks the client's own address (any 127.x works on loopback)."""
+    raw = socket.create_connection((host, port), timeout=timeout,
+                                   source_address=(source, 0) if source else None)
     return ctx.wrap_socket(raw, server_hostname=server_name)
+
+
+def read_line(tls):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = tls.recv(256)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
 
 
 def client_hello(server_name):
@@ -276,6 +405,15 @@ def client_hello(server_name):
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
+
+
+def closed_by_peer(sock, timeout=10):
+    """True when the peer closes the connection without sending anything: FIN, or RST when our
+    own unread bytes were still in its receive buffer."""
+    try:
+        return recv_all(sock, timeout) == b""
+    except ConnectionResetError:
+        return True
 
 
 def recv_all(sock, timeout=10):
@@ -333,6 +471,17 @@ class ProxyTestCase(unittest.TestCase):
         backend = TlsEchoBackend(self.loop, *cert_key, host=host)
         self.addCleanup(backend.close)
         return backend
+
+    def reporting_backend(self, cert_key):
+        backend = ProxyReportingTlsBackend(*cert_key)
+        self.addCleanup(backend.close)
+        return backend
+
+    def haproxy(self, config_text, port):
+        instance = Haproxy(config_text, self.workdir)
+        self.addCleanup(instance.close)
+        instance.wait_listening(port)
+        return instance
 
     def openssl_backend(self, cert_key):
         backend = OpensslServer(*cert_key)
