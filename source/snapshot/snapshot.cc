@@ -8,6 +8,7 @@
 #include <set>
 
 #include "source/common/config/config_error.h"
+#include "source/common/tls/server_context.h"
 
 namespace mcproxy::snapshot {
 namespace {
@@ -40,8 +41,8 @@ ListenerStats makeListenerStats(stats::Store& store, const std::string& name) {
 
 std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
                                             const std::string& listener_name, bool is_default,
-                                            stats::Store& store,
-                                            std::vector<std::string>& warnings) {
+                                            stats::Store& store, std::vector<std::string>& warnings,
+                                            std::vector<std::string>& watched_files) {
   if (is_default) {
     if (!proto.hostname().empty()) {
       throw ConfigError(path + ".hostname", "the default route matches every name; leave it empty");
@@ -56,16 +57,30 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
   if (backend->port() == 0) throw ConfigError(path + ".backend", "port 0 cannot be connected to");
 
   const bool l7 = proto.mode() == Route::L7;
+  std::shared_ptr<SSL_CTX> tls_context;
   if (l7) {
-    throw ConfigError(path + ".mode",
-                      "L7 routes (TLS termination) are not implemented in this build yet; use L4");
-  }
-  if (!proto.tls_cert().empty() || !proto.tls_key().empty()) {
-    warnings.push_back(path + ": tls_cert/tls_key are ignored on an L4 route (TLS passes through)");
-  }
-  if (proto.backend_tls()) {
-    warnings.push_back(path +
-                       ".backend_tls: ignored on an L4 route (the client's TLS passes through)");
+    if (proto.tls_cert().empty() || proto.tls_key().empty()) {
+      throw ConfigError(path + (proto.tls_cert().empty() ? ".tls_cert" : ".tls_key"),
+                        "an L7 route terminates TLS and needs both tls_cert and tls_key");
+    }
+    std::string error;
+    tls_context = tls::makeServerContext(proto.tls_cert(), proto.tls_key(), error);
+    if (!tls_context) throw ConfigError(path + ".tls_cert", error);
+    watched_files.push_back(proto.tls_cert());
+    watched_files.push_back(proto.tls_key());
+    if (proto.backend_tls()) {
+      throw ConfigError(path + ".backend_tls",
+                        "TLS to backends is not implemented in this build yet (h2c only)");
+    }
+  } else {
+    if (!proto.tls_cert().empty() || !proto.tls_key().empty()) {
+      warnings.push_back(path +
+                         ": tls_cert/tls_key are ignored on an L4 route (TLS passes through)");
+    }
+    if (proto.backend_tls()) {
+      warnings.push_back(path +
+                         ".backend_tls: ignored on an L4 route (the client's TLS passes through)");
+    }
   }
   if (proto.proxy_protocol_version() != 0 && !proto.send_proxy_protocol()) {
     warnings.push_back(path + ".proxy_protocol_version: ignored without send_proxy_protocol");
@@ -77,14 +92,18 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
 
   const std::string stat_prefix = "route." + listener_name + "." +
                                   (is_default ? std::string("default") : proto.hostname()) + ".";
-  auto route = std::make_unique<router::Route>(
-      router::Route{router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
-                    router::RouteMode::kL4, proto.tls_cert(), proto.tls_key(), proto.backend_tls(),
-                    proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
-                    router::RouteStats{store.counter(stat_prefix + "upstream_cx_total"),
-                                       store.counter(stat_prefix + "bytes_from_downstream"),
-                                       store.counter(stat_prefix + "bytes_to_downstream"),
-                                       store.counter(stat_prefix + "upstream_cx_connect_fail")}});
+  auto route = std::make_unique<router::Route>(router::Route{
+      router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
+      l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(), proto.tls_key(),
+      proto.backend_tls(), proto.send_proxy_protocol(),
+      proto.proxy_protocol_version() == 1 ? 1u : 2u,
+      router::RouteStats{
+          store.counter(stat_prefix + "upstream_cx_total"), store.counter(stat_prefix + "rq_total"),
+          store.counter(stat_prefix + "rq_502"), store.counter(stat_prefix + "rq_504"),
+          store.counter(stat_prefix + "bytes_from_downstream"),
+          store.counter(stat_prefix + "bytes_to_downstream"),
+          store.counter(stat_prefix + "upstream_cx_connect_fail")},
+      std::move(tls_context)});
   return route;
 }
 
@@ -212,7 +231,8 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
                        makeListenerStats(store, name)});
 
   for (int i = 0; i < proto.routes_size(); ++i) {
-    auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings);
+    auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
+                              watched_files);
     if (!listener->route_table.add(route->hostname, route.get())) {
       throw ConfigError(
           routePath(index, i) + ".hostname",
@@ -221,8 +241,8 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
     listener->routes.push_back(std::move(route));
   }
   if (proto.has_default_route()) {
-    auto route =
-        compileRoute(proto.default_route(), path + ".default_route", name, true, store, warnings);
+    auto route = compileRoute(proto.default_route(), path + ".default_route", name, true, store,
+                              warnings, watched_files);
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
@@ -286,8 +306,9 @@ std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall) 
   std::vector<std::string> chain;
   if (proxy_protocol) chain.push_back(kProxyProtocolFilter);
   if (firewall) chain.push_back(kFirewallFilter);
-  for (const char* name : {"mcproxy.filters.network.tls_inspector",
-                           "mcproxy.filters.network.router", "mcproxy.filters.network.tcp_proxy"}) {
+  for (const char* name :
+       {"mcproxy.filters.network.tls_inspector", "mcproxy.filters.network.router",
+        "mcproxy.filters.network.tcp_proxy", "mcproxy.filters.network.http_connection_manager"}) {
     chain.push_back(name);
   }
   return chain;

@@ -36,7 +36,7 @@ TEST(SnapshotCompileTest, ContractExampleCompiles) {
                             stats);
   ASSERT_EQ(result.snapshot->listeners.size(), 2u);
   const CompiledListener& listener = *result.snapshot->listeners[0];
-  EXPECT_EQ(listener.filter_factories.size(), 3u);  // the default chain
+  EXPECT_EQ(listener.filter_factories.size(), 4u);  // the default chain
   EXPECT_EQ(listener.findRoute("a.test")->backend.toString(), "127.0.0.1:9001");
   EXPECT_EQ(listener.findRoute("X.B.test")->backend.toString(), "127.0.0.1:9002");
   EXPECT_EQ(listener.findRoute("c.test"), nullptr);
@@ -90,21 +90,25 @@ TEST(SnapshotCompileTest, ErrorsNameTheFieldPath) {
               "listeners[0].filters[0].name: unknown filter \"no.such.filter\"");
 }
 
-TEST(SnapshotCompileTest, UnimplementedFeaturesAreRefusedNotIgnored) {
+TEST(SnapshotCompileTest, L7RoutesNeedALoadableCertificate) {
   expectError(R"(listeners { address: "127.0.0.1:1"
-                  routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7 } })",
-              "listeners[0].routes[0].mode:");
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7 tls_cert: "c.pem" } })",
+              "listeners[0].routes[0].tls_key: an L7 route terminates TLS");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7
+                           tls_cert: "/no/such/cert.pem" tls_key: "/no/such/key.pem" } })",
+              "listeners[0].routes[0].tls_cert: cannot load certificate \"/no/such/cert.pem\"");
 }
 
 TEST(SnapshotCompileTest, ProxyProtocolAndFirewallShapeTheDefaultChain) {
   stats::Store stats;
   auto plain = compileText(R"(listeners { address: "127.0.0.1:1" })", stats);
-  EXPECT_EQ(plain.snapshot->listeners[0]->filter_factories.size(), 3u);
+  EXPECT_EQ(plain.snapshot->listeners[0]->filter_factories.size(), 4u);
   auto full = compileText(R"(
     firewall { blocked_ips: "192.0.2.1" }
     listeners { address: "127.0.0.1:1" proxy_protocol: true trusted_sources: "127.0.0.0/8" })",
                           stats);
-  EXPECT_EQ(full.snapshot->listeners[0]->filter_factories.size(), 5u);
+  EXPECT_EQ(full.snapshot->listeners[0]->filter_factories.size(), 6u);
   EXPECT_EQ(defaultFilterChain(true, true),
             (std::vector<std::string>{
                 "mcproxy.filters.network.proxy_protocol", "mcproxy.filters.network.firewall",

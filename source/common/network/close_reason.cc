@@ -48,6 +48,10 @@ const char* closeReasonName(CloseReason reason) {
       return "firewall_blocked_country";
     case CloseReason::kFirewallRateLimited:
       return "firewall_rate_limited";
+    case CloseReason::kTlsHandshakeFailed:
+      return "tls_handshake_failed";
+    case CloseReason::kHttpProtocolError:
+      return "http_protocol_error";
     case CloseReason::kCount:
       break;
   }

@@ -29,6 +29,8 @@ enum class CloseReason : size_t {
   kFirewallBlockedCidr,     // client address in blocked_cidrs
   kFirewallBlockedCountry,  // client address located in blocked_countries
   kFirewallRateLimited,     // client opened connections faster than rate_limit allows
+  kTlsHandshakeFailed,      // L7: the TLS handshake with the client failed or timed out
+  kHttpProtocolError,       // L7: the client broke HTTP/2 or HTTP/1.1 framing
   kCount,
 };
 

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "source/common/network/address.h"
 #include "source/common/stats/stats.h"
+
+struct ssl_ctx_st;
 
 namespace mcproxy::router {
 
@@ -11,6 +14,9 @@ enum class RouteMode { kL4, kL7 };
 
 struct RouteStats {
   stats::Counter& connections;            // connections routed here
+  stats::Counter& requests;               // L7: HTTP requests routed here
+  stats::Counter& responses_502;          // L7: backend refused, reset or broke the protocol
+  stats::Counter& responses_504;          // L7: backend connect or response timed out
   stats::Counter& bytes_from_downstream;  // client -> backend
   stats::Counter& bytes_to_downstream;    // backend -> client
   stats::Counter& upstream_connect_failed;
@@ -28,6 +34,8 @@ struct Route {
   bool send_proxy_protocol = false;
   uint32_t proxy_protocol_version = 2;
   RouteStats stats;
+  // L7: the server TLS context with this route's certificate, chosen by SNI.
+  std::shared_ptr<ssl_ctx_st> tls_context;
 };
 
 }  // namespace mcproxy::router

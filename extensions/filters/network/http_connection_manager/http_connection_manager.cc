@@ -1,0 +1,179 @@
+#include "extensions/filters/network/http_connection_manager/http_connection_manager.h"
+
+#include <openssl/err.h>
+
+#include <cstring>
+
+#include "source/common/logging/logger.h"
+#include "source/common/router/route.h"
+#include "source/common/tls/prefixed_socket_bio.h"
+
+namespace mcproxy::extensions::http_connection_manager {
+namespace {
+
+constexpr size_t kMaxPendingOut = 64 * 1024;
+constexpr size_t kReadChunk = 16 * 1024;
+
+}  // namespace
+
+HttpConnectionManagerFilter::~HttpConnectionManagerFilter() {
+  if (codec_) codec_->abort();
+}
+
+network::FilterStatus HttpConnectionManagerFilter::onData(buffer::Buffer& data, bool) {
+  network::Connection& connection = callbacks_->connection();
+  const router::Route* route = connection.streamInfo().route;
+  if (route == nullptr || route->mode != router::RouteMode::kL7) {
+    return network::FilterStatus::kContinue;
+  }
+  route_ = route;
+  callbacks_->takeOverTransport();
+  ssl_.reset(SSL_new(route->tls_context.get()));
+  BIO* bio = tls::newPrefixedSocketBio(connection.fd(), data.release());
+  SSL_set_bio(ssl_.get(), bio, bio);
+  SSL_set_accept_state(ssl_.get());
+
+  event::Dispatcher& loop = connection.dispatcher();
+  read_event_ = std::make_unique<event::IoEvent>(loop, connection.fd(), event::IoEvent::Kind::kRead,
+                                                 [this] { onReadable(); });
+  write_event_ =
+      std::make_unique<event::IoEvent>(loop, connection.fd(), event::IoEvent::Kind::kWrite,
+                                       [this] { handshake_done_ ? flush() : doHandshake(); });
+  flush_timer_ = std::make_unique<event::Timer>(loop, [this] { flush(); });
+  handshake_timer_ = std::make_unique<event::Timer>(
+      loop, [this] { close(network::CloseReason::kTlsHandshakeFailed); });
+  handshake_timer_->arm(config_.tls_handshake_timeout);
+  doHandshake();
+  return network::FilterStatus::kStopIteration;
+}
+
+void HttpConnectionManagerFilter::doHandshake() {
+  const int rc = SSL_do_handshake(ssl_.get());
+  if (rc == 1) {
+    handshake_done_ = true;
+    handshake_timer_.reset();
+    write_event_->disable();
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_.get(), &alpn, &alpn_len);
+    const std::string protocol(reinterpret_cast<const char*>(alpn), alpn_len);
+    if (protocol != "h2") {
+      LOG_DEBUG << "connection " << callbacks_->connection().id()
+                << ": client did not negotiate h2 (ALPN \"" << protocol << "\")";
+      close(network::CloseReason::kHttpProtocolError);
+      return;
+    }
+    codec_ = std::make_unique<Http2DownstreamCodec>(*this, config_.http2);
+    read_event_->enable();
+    onReadable();  // OpenSSL may hold application data that came with the handshake
+    return;
+  }
+  switch (SSL_get_error(ssl_.get(), rc)) {
+    case SSL_ERROR_WANT_READ:
+      read_event_->enable();
+      write_event_->disable();
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      write_event_->enable();
+      return;
+    default:
+      LOG_DEBUG << "connection " << callbacks_->connection().id()
+                << ": TLS handshake failed: " << tls::opensslErrors();
+      close(network::CloseReason::kTlsHandshakeFailed);
+  }
+}
+
+void HttpConnectionManagerFilter::onReadable() {
+  if (!handshake_done_) {
+    doHandshake();
+    return;
+  }
+  char buffer[kReadChunk];
+  for (int round = 0; round < 16 && !closing_; ++round) {
+    const int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
+    if (n > 0) {
+      callbacks_->connection().streamInfo().bytes_from_downstream += static_cast<uint64_t>(n);
+      if (!codec_->receive(buffer, static_cast<size_t>(n))) {
+        flush();  // say GOAWAY with the reason, then close
+        close(network::CloseReason::kHttpProtocolError);
+        return;
+      }
+      continue;
+    }
+    const int error = SSL_get_error(ssl_.get(), n);
+    if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) break;
+    ERR_clear_error();
+    close(error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && n == 0)
+              ? network::CloseReason::kFinished
+              : network::CloseReason::kDownstreamReset);
+    return;
+  }
+  flush();
+}
+
+void HttpConnectionManagerFilter::scheduleFlush() {
+  if (!closing_ && flush_timer_ && !flush_timer_->armed()) {
+    flush_timer_->arm(std::chrono::milliseconds(0));
+  }
+}
+
+void HttpConnectionManagerFilter::flush() {
+  if (closing_ || !codec_) return;
+  while (true) {
+    if (pending_out_.size() < kMaxPendingOut) codec_->produce(pending_out_, kMaxPendingOut);
+    if (pending_out_.empty()) break;
+    const int n = SSL_write(ssl_.get(), pending_out_.data(), static_cast<int>(pending_out_.size()));
+    if (n > 0) {
+      callbacks_->connection().streamInfo().bytes_to_downstream += static_cast<uint64_t>(n);
+      pending_out_.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    const int error = SSL_get_error(ssl_.get(), n);
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+      write_event_->enable();
+      return;
+    }
+    ERR_clear_error();
+    close(network::CloseReason::kDownstreamReset);
+    return;
+  }
+  write_event_->disable();
+  if (codec_->finished()) close(network::CloseReason::kFinished);
+}
+
+void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
+  network::StreamInfo& info = callbacks_->connection().streamInfo();
+  route_->stats.requests.inc();
+  stream.request_headers =
+      http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https", "http");
+  stream.response_timer = std::make_unique<event::Timer>(dispatcher(), [&stream] {
+    UpstreamSide* upstream = stream.upstream;
+    if (upstream) upstream->cancel(stream);
+    stream.downstream->onUpstreamFailure(stream, 504, "upstream response timeout");
+  });
+  stream.response_timer->arm(config_.response_timeout);
+  UpstreamPool::forThisThread(dispatcher())
+      .connectionFor(route_->backend, config_.upstream)
+      .attach(stream);
+}
+
+void HttpConnectionManagerFilter::onUpstreamFailed(int status) {
+  (status == 504 ? route_->stats.responses_504 : route_->stats.responses_502).inc();
+}
+
+void HttpConnectionManagerFilter::close(network::CloseReason reason) {
+  if (closing_) return;
+  closing_ = true;
+  callbacks_->connection().close(reason);
+}
+
+void HttpConnectionManagerFilter::onConnectionClose() {
+  closing_ = true;
+  if (codec_) codec_->abort();
+  if (read_event_) read_event_->disable();
+  if (write_event_) write_event_->disable();
+  if (flush_timer_) flush_timer_->cancel();
+  handshake_timer_.reset();
+}
+
+}  // namespace mcproxy::extensions::http_connection_manager

@@ -1,0 +1,401 @@
+#include "extensions/filters/network/http_connection_manager/upstream_http2.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "source/common/http/nghttp2_headers.h"
+#include "source/common/logging/logger.h"
+
+namespace mcproxy::extensions::http_connection_manager {
+namespace {
+
+constexpr size_t kMaxPendingOut = 64 * 1024;  // stop producing frames above this
+constexpr size_t kReadChunk = 32 * 1024;
+constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
+
+}  // namespace
+
+Http2UpstreamConnection::Http2UpstreamConnection(event::Dispatcher& dispatcher,
+                                                 const network::Address& backend,
+                                                 const UpstreamSettings& settings,
+                                                 UpstreamPool& pool)
+    : dispatcher_(dispatcher),
+      backend_(backend),
+      backend_key_(backend.toString()),
+      settings_(settings),
+      pool_(pool) {}
+
+Http2UpstreamConnection::~Http2UpstreamConnection() {
+  if (session_ != nullptr) nghttp2_session_del(session_);
+}
+
+nghttp2_session_callbacks* Http2UpstreamConnection::callbacks() {
+  static nghttp2_session_callbacks* const kCallbacks = [] {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &onDataChunkRecv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &onStreamClose);
+    return cbs;
+  }();
+  return kCallbacks;
+}
+
+void Http2UpstreamConnection::connect() {
+  fd_.reset(::socket(backend_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd_.valid()) {
+    fail(502, std::string("socket: ") + std::strerror(errno));
+    return;
+  }
+  const int one = 1;
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  read_event_ = std::make_unique<event::IoEvent>(
+      dispatcher_, fd_.get(), event::IoEvent::Kind::kRead, [this] { onReadable(); });
+  write_event_ = std::make_unique<event::IoEvent>(
+      dispatcher_, fd_.get(), event::IoEvent::Kind::kWrite, [this] {
+        if (!connected_) {
+          int error = 0;
+          socklen_t len = sizeof(error);
+          ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+          if (error != 0) {
+            fail(502, "connect to " + backend_key_ + ": " + std::strerror(error));
+            return;
+          }
+          onConnected();
+          return;
+        }
+        flush();
+      });
+  flush_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { flush(); });
+  connect_timer_ = std::make_unique<event::Timer>(
+      dispatcher_, [this] { fail(504, "connect to " + backend_key_ + " timed out"); });
+
+  nghttp2_option* option;
+  nghttp2_option_new(&option);
+  nghttp2_option_set_no_auto_window_update(option, 1);  // windows open as the client takes data
+  nghttp2_session_client_new2(&session_, callbacks(), this, option);
+  nghttp2_option_del(option);
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window_bytes}};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+
+  if (::connect(fd_.get(), backend_.sockaddrPtr(), backend_.sockaddrLen()) == 0) {
+    onConnected();
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    fail(502, "connect to " + backend_key_ + ": " + std::strerror(errno));
+    return;
+  }
+  write_event_->enable();
+  connect_timer_->arm(settings_.connect_timeout);
+}
+
+void Http2UpstreamConnection::onConnected() {
+  connected_ = true;
+  connect_timer_->cancel();
+  write_event_->disable();
+  read_event_->enable();
+  std::vector<ProxyStream*> waiting;
+  waiting.swap(waiting_);
+  for (ProxyStream* stream : waiting) submit(*stream);
+  flush();
+}
+
+bool Http2UpstreamConnection::acceptsStreams() const {
+  if (closed_ || session_ == nullptr) return false;
+  if (!connected_) return true;
+  if (!nghttp2_session_check_request_allowed(session_)) return false;  // GOAWAY seen
+  const uint32_t max =
+      nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return streams_.size() < max;
+}
+
+void Http2UpstreamConnection::attach(ProxyStream& stream) {
+  if (closed_) {  // e.g. connect() failed at once
+    stream.downstream->onUpstreamFailure(stream, failure_status_, failure_reason_);
+    return;
+  }
+  stream.upstream = this;
+  if (!connected_) {
+    waiting_.push_back(&stream);
+    return;
+  }
+  submit(stream);
+  scheduleFlush();
+}
+
+void Http2UpstreamConnection::submit(ProxyStream& stream) {
+  const auto nv = http::toNghttp2(stream.request_headers);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &stream;
+  provider.read_callback = &readRequestBody;
+  const bool has_body =
+      !(stream.request_complete && stream.request_body.empty() && stream.request_trailers.empty());
+  const int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(),
+                                            has_body ? &provider : nullptr, &stream);
+  if (id < 0) {
+    stream.upstream = nullptr;
+    stream.downstream->onUpstreamFailure(stream, 502, nghttp2_strerror(id));
+    return;
+  }
+  stream.upstream_id = id;
+  streams_[id] = &stream;
+}
+
+ssize_t Http2UpstreamConnection::readRequestBody(nghttp2_session* session, int32_t stream_id,
+                                                 uint8_t* buf, size_t length, uint32_t* flags,
+                                                 nghttp2_data_source* source, void*) {
+  auto* stream = static_cast<ProxyStream*>(source->ptr);
+  const size_t n = std::min(length, stream->request_body.size());
+  if (n > 0) {
+    std::memcpy(buf, stream->request_body.data(), n);
+    stream->request_body.erase(0, n);
+    stream->downstream->onRequestBodyConsumed(*stream, n);
+  }
+  if (stream->request_body.empty() && stream->request_complete) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!stream->request_trailers.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const auto nv = http::toNghttp2(stream->request_trailers);
+      nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size());
+    }
+    return static_cast<ssize_t>(n);
+  }
+  return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+}
+
+void Http2UpstreamConnection::onRequestData(ProxyStream& stream) {
+  if (!connected_ || stream.upstream_id <= 0) return;  // submitted once connected
+  nghttp2_session_resume_data(session_, stream.upstream_id);
+  scheduleFlush();
+}
+
+void Http2UpstreamConnection::onResponseBodyConsumed(ProxyStream& stream, size_t bytes) {
+  if (closed_ || stream.upstream_id <= 0) return;
+  nghttp2_session_consume(session_, stream.upstream_id, bytes);
+  scheduleFlush();
+}
+
+void Http2UpstreamConnection::cancel(ProxyStream& stream) {
+  stream.upstream = nullptr;
+  std::erase(waiting_, &stream);
+  if (stream.upstream_id > 0) {
+    streams_.erase(stream.upstream_id);
+    if (!closed_) {
+      nghttp2_session_set_stream_user_data(session_, stream.upstream_id, nullptr);
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.upstream_id, NGHTTP2_CANCEL);
+      scheduleFlush();
+    }
+  }
+}
+
+ProxyStream* Http2UpstreamConnection::streamById(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+int Http2UpstreamConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame,
+                                      const uint8_t* name, size_t namelen, const uint8_t* value,
+                                      size_t valuelen, uint8_t, void* user_data) {
+  auto* self = static_cast<Http2UpstreamConnection*>(user_data);
+  ProxyStream* stream = self->streamById(frame->hd.stream_id);
+  if (stream == nullptr || frame->hd.type != NGHTTP2_HEADERS) return 0;
+  http::Header header{std::string(reinterpret_cast<const char*>(name), namelen),
+                      std::string(reinterpret_cast<const char*>(value), valuelen)};
+  if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    stream->response_headers.push_back(std::move(header));
+  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    // A second HEADERS block: 1xx informational responses are dropped; trailers are kept.
+    const std::string* status = http::find(stream->response_headers, ":status");
+    if (status != nullptr && (*status)[0] == '1') {
+      stream->response_headers.push_back(std::move(header));
+    } else {
+      stream->response_trailers.push_back(std::move(header));
+    }
+  }
+  return 0;
+}
+
+int Http2UpstreamConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame,
+                                         void* user_data) {
+  auto* self = static_cast<Http2UpstreamConnection*>(user_data);
+  ProxyStream* stream = self->streamById(frame->hd.stream_id);
+  if (stream == nullptr) return 0;
+  const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  if (frame->hd.type == NGHTTP2_HEADERS) {
+    const std::string* status = http::find(stream->response_headers, ":status");
+    if (status != nullptr && (*status)[0] == '1' && !end) {
+      stream->response_headers.clear();  // 100 Continue and friends: wait for the real one
+      return 0;
+    }
+    if (!stream->response_started) {
+      stream->response_complete = end;
+      if (stream->response_timer) stream->response_timer->cancel();
+      stream->downstream->onResponseHeaders(*stream);
+    } else if (end) {
+      stream->response_complete = true;  // trailers
+      stream->downstream->onResponseData(*stream);
+    }
+  } else if (frame->hd.type == NGHTTP2_DATA && end) {
+    stream->response_complete = true;
+    stream->downstream->onResponseData(*stream);
+  }
+  return 0;
+}
+
+int Http2UpstreamConnection::onDataChunkRecv(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                             const uint8_t* data, size_t len, void* user_data) {
+  auto* self = static_cast<Http2UpstreamConnection*>(user_data);
+  ProxyStream* stream = self->streamById(stream_id);
+  if (stream == nullptr) {
+    nghttp2_session_consume(session, stream_id, len);  // a cancelled stream: discard
+    return 0;
+  }
+  stream->response_body.append(reinterpret_cast<const char*>(data), len);
+  stream->downstream->onResponseData(*stream);
+  return 0;
+}
+
+int Http2UpstreamConnection::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                           void* user_data) {
+  auto* self = static_cast<Http2UpstreamConnection*>(user_data);
+  ProxyStream* stream = self->streamById(stream_id);
+  if (stream == nullptr) return 0;
+  self->streams_.erase(stream_id);
+  stream->upstream = nullptr;
+  stream->upstream_id = 0;
+  if (!stream->response_complete) {
+    stream->downstream->onUpstreamFailure(
+        *stream, 502,
+        "upstream reset the stream (" + std::string(nghttp2_http2_strerror(error_code)) + ")");
+  }
+  return 0;
+}
+
+void Http2UpstreamConnection::onReadable() {
+  char buffer[kReadChunk];
+  for (int round = 0; round < 16; ++round) {
+    const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
+    if (n > 0) {
+      const ssize_t rc = nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buffer),
+                                                  static_cast<size_t>(n));
+      if (rc < 0) {
+        fail(502,
+             std::string("upstream sent bad HTTP/2: ") + nghttp2_strerror(static_cast<int>(rc)));
+        return;
+      }
+      if (closed_) return;
+      if (static_cast<size_t>(n) < sizeof(buffer)) break;
+      continue;
+    }
+    if (n == 0) {
+      fail(502, "upstream closed the connection");
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+    fail(502, std::string("upstream read: ") + std::strerror(errno));
+    return;
+  }
+  flush();
+}
+
+void Http2UpstreamConnection::scheduleFlush() {
+  if (closed_ || !connected_ || flush_timer_->armed()) return;
+  flush_timer_->arm(std::chrono::milliseconds(0));
+}
+
+void Http2UpstreamConnection::flush() {
+  if (closed_ || !connected_) return;
+  while (true) {
+    while (pending_out_.size() < kMaxPendingOut) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        fail(502, std::string("HTTP/2 session: ") + nghttp2_strerror(static_cast<int>(n)));
+        return;
+      }
+      if (n == 0) break;
+      pending_out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (pending_out_.empty()) break;
+    const ssize_t sent = ::send(fd_.get(), pending_out_.data(), pending_out_.size(), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        write_event_->enable();
+        return;
+      }
+      fail(502, std::string("upstream write: ") + std::strerror(errno));
+      return;
+    }
+    pending_out_.erase(0, static_cast<size_t>(sent));
+  }
+  write_event_->disable();
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+    fail(502, "upstream HTTP/2 session ended");
+  }
+}
+
+void Http2UpstreamConnection::fail(int status, const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  failure_status_ = status;
+  failure_reason_ = reason;
+  LOG_DEBUG << "upstream " << backend_key_ << ": " << reason;
+  if (read_event_) read_event_->disable();
+  if (write_event_) write_event_->disable();
+  if (connect_timer_) connect_timer_->cancel();
+  if (flush_timer_) flush_timer_->cancel();
+  std::vector<ProxyStream*> affected = waiting_;
+  for (const auto& [id, stream] : streams_) affected.push_back(stream);
+  waiting_.clear();
+  streams_.clear();
+  for (ProxyStream* stream : affected) {
+    stream->upstream = nullptr;
+    stream->upstream_id = 0;
+    stream->downstream->onUpstreamFailure(*stream, status, reason);
+  }
+  fd_.reset();
+  pool_.remove(*this);
+}
+
+UpstreamPool& UpstreamPool::forThisThread(event::Dispatcher& dispatcher) {
+  // One pool per worker thread: its connections use that worker's event loop only.
+  thread_local std::unique_ptr<UpstreamPool> pool;
+  if (!pool) pool = std::make_unique<UpstreamPool>(dispatcher);
+  return *pool;
+}
+
+Http2UpstreamConnection& UpstreamPool::connectionFor(const network::Address& backend,
+                                                     const UpstreamSettings& settings) {
+  auto& list = connections_[backend.toString()];
+  for (auto& connection : list) {
+    if (connection->acceptsStreams()) return *connection;
+  }
+  list.push_back(std::make_unique<Http2UpstreamConnection>(dispatcher_, backend, settings, *this));
+  Http2UpstreamConnection& connection = *list.back();
+  connection.connect();
+  return connection;
+}
+
+void UpstreamPool::remove(Http2UpstreamConnection& connection) {
+  auto it = connections_.find(connection.backendKey());
+  if (it == connections_.end()) return;
+  auto& list = it->second;
+  for (auto entry = list.begin(); entry != list.end(); ++entry) {
+    if (entry->get() == &connection) {
+      dispatcher_.deferredDelete(std::move(*entry));
+      list.erase(entry);
+      break;
+    }
+  }
+}
+
+}  // namespace mcproxy::extensions::http_connection_manager

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mcproxy::http {
+
+struct Header {
+  std::string name;  // lower case, as HTTP/2 requires; pseudo-headers start with ':'
+  std::string value;
+};
+using HeaderList = std::vector<Header>;
+
+// Connection-specific headers (RFC 9110 §7.6.1, RFC 9113 §8.2.2) that a proxy must not forward.
+// "te" is hop-by-hop too, except "te: trailers", which gRPC needs end to end.
+bool isHopByHop(std::string_view name, std::string_view value);
+
+const std::string* find(const HeaderList& headers, std::string_view name);
+
+// The request headers an upstream gets: hop-by-hop headers removed; X-Forwarded-For appended
+// with the client address; X-Forwarded-Proto set to `proto`; X-Real-IP set to the client.
+// `:scheme` becomes `upstream_scheme`; `:authority` and `:path` are kept.
+HeaderList forwardedRequestHeaders(const HeaderList& request, const std::string& client_ip,
+                                   std::string_view proto, std::string_view upstream_scheme);
+
+// Response (or trailer) headers with hop-by-hop ones removed.
+HeaderList forwardedResponseHeaders(const HeaderList& response);
+
+}  // namespace mcproxy::http

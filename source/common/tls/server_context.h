@@ -1,0 +1,32 @@
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+namespace mcproxy::tls {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+
+// A server TLS context for one certificate: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers,
+// session resumption (tickets and a server-side cache), ALPN preferring h2 over http/1.1.
+// Returns null and sets `error` (naming the file and OpenSSL's reason) on failure.
+std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
+                                           const std::string& key_file, std::string& error);
+
+// A client TLS context for upstreams: verifies against `ca_file` (the system bundle when empty),
+// offers ALPN h2.
+std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string& error);
+
+// The last OpenSSL error queue entries as text (and clears the queue).
+std::string opensslErrors();
+
+}  // namespace mcproxy::tls
