@@ -109,11 +109,12 @@ TEST(SnapshotCompileTest, ProxyProtocolAndFirewallShapeTheDefaultChain) {
     listeners { address: "127.0.0.1:1" proxy_protocol: true trusted_sources: "127.0.0.0/8" })",
                           stats);
   EXPECT_EQ(full.snapshot->listeners[0]->filter_factories.size(), 6u);
-  EXPECT_EQ(defaultFilterChain(true, true),
-            (std::vector<std::string>{
-                "mcproxy.filters.network.proxy_protocol", "mcproxy.filters.network.firewall",
-                "mcproxy.filters.network.tls_inspector", "mcproxy.filters.network.router",
-                "mcproxy.filters.network.tcp_proxy"}));
+  EXPECT_EQ(
+      defaultFilterChain(true, true),
+      (std::vector<std::string>{
+          "mcproxy.filters.network.proxy_protocol", "mcproxy.filters.network.firewall",
+          "mcproxy.filters.network.tls_inspector", "mcproxy.filters.network.router",
+          "mcproxy.filters.network.tcp_proxy", "mcproxy.filters.network.http_connection_manager"}));
   auto open = compileText(R"(listeners { address: "127.0.0.1:1" proxy_protocol: true })", stats);
   ASSERT_EQ(open.warnings.size(), 2u);  // no routes; and trusted_sources empty
   EXPECT_NE(open.warnings[1].find("trusted_sources: empty"), std::string::npos);
