@@ -79,7 +79,9 @@ class Nghttpd:
         self.proc.wait(5)
 
 
-class L7Test(harness.ProxyTestCase):
+class L7TestCase(harness.ProxyTestCase):
+    """Backends, clients and route config shared by the L7 tests."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -124,6 +126,14 @@ class L7Test(harness.ProxyTestCase):
         self.addCleanup(channel.close)
         return channel
 
+    def _grpc_frame(self, message):
+        path = os.path.join(self.workdir, f"frame-{time.monotonic_ns()}")
+        with open(path, "wb") as f:
+            f.write(b"\x00" + len(message).to_bytes(4, "big") + message)
+        return path
+
+
+class L7Test(L7TestCase):
     def test_curl_http2_small_and_one_megabyte_through_a_terminating_route(self):
         backend = self.nghttpd()
         proxy = self.start_proxy(f"""
@@ -226,12 +236,6 @@ class L7Test(harness.ProxyTestCase):
         self.assertIn(b"xff=127.0.0.9 ", body)
         self.assertIn(b"real=127.0.0.9 ", body)
 
-    def _grpc_frame(self, message):
-        path = os.path.join(self.workdir, f"frame-{time.monotonic_ns()}")
-        with open(path, "wb") as f:
-            f.write(b"\x00" + len(message).to_bytes(4, "big") + message)
-        return path
-
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there
         silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
@@ -267,6 +271,91 @@ class L7Test(harness.ProxyTestCase):
         code, _, meta, _ = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
         self.assertEqual(meta, "502 2")
         self.assertIsNone(proxy.proc.poll())
+
+
+class Http1Test(L7TestCase):
+    """HTTP/1.1 clients (ALPN http/1.1) in front of the same h2c backends."""
+
+    def proxy_for(self, backend):
+        return self.start_proxy(f"""
+            listeners {{ name: "h1" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+
+    def test_http1_client_to_h2c_backend_with_keep_alive(self):
+        proxy = self.proxy_for(self.nghttpd())
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http1.1")
+        self.assertEqual((code, meta), (0, "200 1.1"), err)
+        self.assertEqual(body, b"hello from nghttpd\n")
+        code, body, meta, err = self.curl(proxy.port(), "/1m.bin", "a.test", "--http1.1")
+        self.assertEqual(harness.sha256(body), harness.sha256(self.big))
+        # Two requests, one connection.
+        port = proxy.port()
+        result = subprocess.run(
+            ["curl", "-sS", "--http1.1", "--cacert", self.certs.ca_cert, "--resolve",
+             f"a.test:{port}:127.0.0.1", "-o", "/dev/null", "-o", "/dev/null", "-w",
+             "%{num_connects} ", f"https://a.test:{port}/small.html",
+             f"https://a.test:{port}/small.html"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.stdout.split(), ["1", "0"])
+
+    def test_chunked_upload_and_chunked_response_with_trailers(self):
+        proxy = self.proxy_for(self.grpc_backend())
+        frame = self._grpc_frame(b"from-h1")
+        result = subprocess.run(
+            ["curl", "-sS", "--http1.1", "--cacert", self.certs.ca_cert, "--resolve",
+             f"a.test:{proxy.port()}:127.0.0.1", "-X", "POST", "-H", "content-type: application/grpc",
+             "-H", "te: trailers", "-H", "transfer-encoding: chunked", "--data-binary", "@" + frame,
+             "-D", "-", f"https://a.test:{proxy.port()}/test.Echo/Unary"],
+            capture_output=True, timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(b"transfer-encoding: chunked", result.stdout.lower())
+        self.assertIn(b"body=from-h1", result.stdout)
+
+    def send_raw(self, port, request):
+        ctx = self.certs.client_context()
+        ctx.set_alpn_protocols(["http/1.1"])
+        with harness.tls_connect(port, "a.test", ctx) as tls:
+            tls.sendall(request)
+            data = b""
+            try:
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ssl.SSLError, ConnectionError):
+                pass
+            return data
+
+    def test_request_smuggling_and_oversized_headers_get_400(self):
+        backend = self.nghttpd()
+        proxy = self.proxy_for(backend)
+        port = proxy.port()
+        cases = {
+            "cl_and_te": b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "two_lengths": b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\n"
+                           b"Content-Length: 2\r\n\r\nab",
+            "bad_chunk_size": b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
+                              b"\r\nzz\r\nhello\r\n0\r\n\r\n",
+            "other_coding": b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "huge_header": b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n",
+            "no_host": b"GET / HTTP/1.1\r\n\r\n",
+        }
+        for name, request in cases.items():
+            response = self.send_raw(port, request)
+            self.assertTrue(response.startswith(b"HTTP/1.1 400 "), f"{name}: {response[:80]!r}")
+            self.assertIn(b"connection: close", response, name)
+        # And a well-formed request still works on a new connection.
+        response = self.send_raw(port, b"GET /small.html HTTP/1.1\r\nHost: a.test\r\n"
+                                       b"Connection: close\r\n\r\n")
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:80])
+        self.assertTrue(response.endswith(b"hello from nghttpd\n"))
+
+    def test_http1_gets_502(self):
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "h1" address: "127.0.0.1:0"
+              {self.l7_route("a.test", f"127.0.0.1:{harness.free_port()}", self.cert_a)} }}""")
+        code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http1.1")
+        self.assertEqual(meta, "502 1.1", err)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "extensions/filters/network/http_connection_manager/downstream_http1.h"
 #include "source/common/logging/logger.h"
 #include "source/common/router/route.h"
 #include "source/common/tls/prefixed_socket_bio.h"
@@ -57,13 +58,12 @@ void HttpConnectionManagerFilter::doHandshake() {
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(ssl_.get(), &alpn, &alpn_len);
     const std::string protocol(reinterpret_cast<const char*>(alpn), alpn_len);
-    if (protocol != "h2") {
-      LOG_DEBUG << "connection " << callbacks_->connection().id()
-                << ": client did not negotiate h2 (ALPN \"" << protocol << "\")";
-      close(network::CloseReason::kHttpProtocolError);
-      return;
+    if (protocol == "h2") {
+      codec_ = std::make_unique<Http2DownstreamCodec>(*this, config_.http2);
+    } else {  // "http/1.1", or no ALPN at all
+      codec_ = std::make_unique<Http1DownstreamCodec>(*this, config_.http2.max_header_list_bytes,
+                                                      config_.http2.stream_window_bytes);
     }
-    codec_ = std::make_unique<Http2DownstreamCodec>(*this, config_.http2);
     read_event_->enable();
     onReadable();  // OpenSSL may hold application data that came with the handshake
     return;
@@ -89,7 +89,7 @@ void HttpConnectionManagerFilter::onReadable() {
     return;
   }
   char buffer[kReadChunk];
-  for (int round = 0; round < 16 && !closing_; ++round) {
+  for (int round = 0; round < 16 && !closing_ && !codec_->readPaused(); ++round) {
     const int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
     if (n > 0) {
       callbacks_->connection().streamInfo().bytes_from_downstream += static_cast<uint64_t>(n);
@@ -138,7 +138,16 @@ void HttpConnectionManagerFilter::flush() {
     return;
   }
   write_event_->disable();
-  if (codec_->finished()) close(network::CloseReason::kFinished);
+  if (codec_->finished()) {
+    close(network::CloseReason::kFinished);
+    return;
+  }
+  // HTTP/1.1 stops reading while the upstream has not taken the request body yet.
+  if (codec_->readPaused()) {
+    read_event_->disable();
+  } else if (!read_event_->enabled()) {
+    read_event_->enable();
+  }
 }
 
 void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
