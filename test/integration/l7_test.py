@@ -183,6 +183,7 @@ class L7Test(L7TestCase):
         stats = proxy.stats()
         self.assertGreaterEqual(stats["route.l7.a.test.rq_total"], 2001)
         self.assertLessEqual(stats["listener.l7.downstream_cx_total"], 3)
+        self.assertEqual(proxy.terminate(), 0, proxy.log()[-3000:])  # LeakSanitizer exits 23
 
     def test_grpc_unary_streaming_and_error_status_in_trailers(self):
         backend = self.grpc_backend()
@@ -201,6 +202,8 @@ class L7Test(L7TestCase):
         chat = channel.stream_stream("/test.Echo/Chat")
         replies = list(chat(iter([b"one", b"two", b"three"]), timeout=10))
         self.assertEqual(replies, [b"echo:one", b"echo:two", b"echo:three"])
+        channel.close()
+        self.assertEqual(proxy.terminate(), 0, proxy.log()[-3000:])  # LeakSanitizer exits 23
 
     def test_forwarding_headers_carry_the_client(self):
         backend = self.grpc_backend()
