@@ -50,6 +50,13 @@ void ConnectionImpl::start() {
   runNewConnection(0);
 }
 
+void ConnectionImpl::drain() {
+  for (auto& active : filters_) {
+    if (closed_) return;
+    active->filter->onDrain();
+  }
+}
+
 void ConnectionImpl::runNewConnection(size_t from) {
   for (size_t i = from; i < filters_.size(); ++i) {
     if (closed_) return;

@@ -32,6 +32,8 @@ class ConnectionImpl : public network::Connection, public event::DeferredDeletab
 
   // Builds the filters and runs onNewConnection().
   void start();
+  // Tells every filter the proxy drains (onDrain()).
+  void drain();
 
   // network::Connection
   uint64_t id() const override { return stream_info_.connection_id; }

@@ -73,6 +73,12 @@ void Worker::stopListening() {
   dispatcher_.post([this] {
     accept_pause_timer_->cancel();
     listeners_.clear();  // closes the sockets
+    // drain() may close a connection, which removes it from the list: walk a copy.
+    std::vector<ConnectionImpl*> open;
+    for (auto& connection : connections_) open.push_back(connection.get());
+    for (ConnectionImpl* connection : open) {
+      if (!connection->closed()) connection->drain();
+    }
   });
 }
 

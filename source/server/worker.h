@@ -29,6 +29,7 @@ class Worker : public ConnectionOwner {
   void publishSnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
   void addListener(const std::string& address_text, network::UniqueFd socket);
   void removeListener(const std::string& address_text);
+  // Closes the listening sockets and tells every open connection to drain.
   void stopListening();
   void closeAllConnections(network::CloseReason reason);
   void stop();

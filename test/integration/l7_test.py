@@ -276,6 +276,81 @@ class L7Test(L7TestCase):
         self.assertIsNone(proxy.proc.poll())
 
 
+class L7AbuseAndDrainTest(L7TestCase):
+    @staticmethod
+    def frame(kind, flags, stream_id, payload=b""):
+        return (len(payload).to_bytes(3, "big") + bytes([kind, flags]) +
+                stream_id.to_bytes(4, "big") + payload)
+
+    def test_rapid_reset_flood_ends_that_connection_only(self):
+        """CVE-2023-44487: HEADERS immediately followed by RST_STREAM, thousands of times."""
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "rr" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+        ctx = self.certs.client_context()
+        ctx.set_alpn_protocols(["h2"])
+        # :method GET, :scheme https, :path / (static table), :authority a.test (literal).
+        block = bytes([0x82, 0x87, 0x84, 0x01, 0x06]) + b"a.test"
+        flood = bytearray(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0))
+        for i in range(5000):
+            stream_id = 1 + 2 * i
+            flood += self.frame(1, 0x5, stream_id, block)  # HEADERS, END_STREAM|END_HEADERS
+            flood += self.frame(3, 0, stream_id, (8).to_bytes(4, "big"))  # RST_STREAM CANCEL
+        received = b""
+        with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+            try:
+                tls.sendall(bytes(flood))
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            except (ssl.SSLError, ConnectionError):
+                pass
+        # The proxy said GOAWAY (frame type 7) and hung up; nghttp2's reset rate limiter uses
+        # INTERNAL_ERROR (2) as the code.
+        goaway = received.find(bytes([0x07, 0x00, 0x00, 0x00, 0x00, 0x00]))
+        self.assertGreater(goaway, 0, "no GOAWAY")
+        self.assertEqual(int.from_bytes(received[goaway + 10:goaway + 14], "big"), 0x2)
+        # Streams reset in the batch they arrived in never start: at most the few whose RST
+        # fell into the next TLS record reach the backend, not 5,000.
+        requests = proxy.stats().get("route.rr.a.test.rq_total", 0)
+        print(f"rapid reset: {requests} of 5000 streams reached the upstream side", flush=True)
+        self.assertLess(requests, 100)
+        # Everyone else is still served.
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
+        self.assertEqual(meta, "200 2", err)
+
+    def test_drain_lets_an_open_stream_finish_and_sends_goaway(self):
+        backend = self.grpc_backend()
+        proxy = self.start_proxy(f"""
+            drain_timeout_ms: 10000
+            listeners {{ name: "dr" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+        channel = self.grpc_channel(proxy.port())
+        outgoing = __import__("queue").Queue()
+
+        def messages():
+            while True:
+                message = outgoing.get()
+                if message is None:
+                    return
+                yield message
+
+        replies = channel.stream_stream("/test.Echo/Chat")(messages(), timeout=20)
+        outgoing.put(b"before")
+        self.assertEqual(next(replies), b"echo:before")
+        proxy.proc.send_signal(__import__("signal").SIGTERM)
+        harness.wait_until(lambda: "draining" in proxy.log(), what="drain")
+        time.sleep(0.3)
+        outgoing.put(b"during")  # the open stream keeps working after GOAWAY
+        self.assertEqual(next(replies), b"echo:during")
+        self.assertIsNone(proxy.proc.poll())
+        outgoing.put(None)
+        self.assertEqual(list(replies), [])
+        self.assertEqual(proxy.proc.wait(15), 0)  # closed when the stream ended, long before 10 s
+        self.assertIn("stat listener.dr.close.finished 1", proxy.log())
+
+
 class Http1Test(L7TestCase):
     """HTTP/1.1 clients (ALPN http/1.1) in front of the same h2c backends."""
 

@@ -51,6 +51,9 @@ class ReadFilter {
   // Bytes the client sent that earlier filters let through. Peeking filters leave `data` as it
   // is; `end_stream` means the client has closed its sending side.
   virtual FilterStatus onData(buffer::Buffer& data, bool end_stream) = 0;
+  // The proxy is shutting down: finish what is in flight and take no new work (an HTTP/2
+  // connection sends GOAWAY). The connection stays open until it ends or the drain deadline.
+  virtual void onDrain() {}
   // The connection is closing: release sockets and stop every timer and event now.
   virtual void onConnectionClose() {}
 };

@@ -70,6 +70,12 @@ Http1DownstreamCodec::Http1DownstreamCodec(DownstreamConnection& connection,
 
 Http1DownstreamCodec::~Http1DownstreamCodec() { abort(); }
 
+void Http1DownstreamCodec::drain() {
+  keep_alive_ = false;  // the response in flight says "connection: close"; then we close
+  if (!stream_) finished_ = true;
+  connection_.scheduleFlush();
+}
+
 void Http1DownstreamCodec::abort() {
   if (stream_ && stream_->upstream) stream_->upstream->cancel(*stream_);
 }

@@ -25,6 +25,7 @@ class Http1DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   void produce(std::string& out, size_t max) override;
   bool finished() const override { return finished_ && output_.empty(); }
   bool readPaused() const override;
+  void drain() override;
   void abort() override;
 
   // DownstreamSide

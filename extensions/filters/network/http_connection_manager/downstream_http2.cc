@@ -109,7 +109,10 @@ int Http2DownstreamCodec::onFrameRecv(nghttp2_session*, const nghttp2_frame* fra
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     self->header_bytes_.erase(frame->hd.stream_id);
     stream->request_complete = end;
-    self->connection_.startUpstream(*stream);
+    // Started after the whole received batch is processed (receive()), so a stream the client
+    // resets in the same batch never costs the backend anything: the rapid-reset attack
+    // (CVE-2023-44487) gets no amplification.
+    self->pending_starts_.push_back(frame->hd.stream_id);
   } else if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) && end) {
     stream->request_complete = true;
     if (stream->upstream) stream->upstream->onRequestData(*stream);
@@ -220,8 +223,22 @@ bool Http2DownstreamCodec::receive(const char* data, size_t len) {
     failed_ = true;
     return false;
   }
+  startPendingStreams();
   connection_.scheduleFlush();
   return true;
+}
+
+void Http2DownstreamCodec::startPendingStreams() {
+  std::vector<int32_t> starts;
+  starts.swap(pending_starts_);
+  // A GOAWAY we decided on (a flood) means no new work, even for streams still open.
+  const bool refusing =
+      !nghttp2_session_want_read(session_) || nghttp2_session_get_last_proc_stream_id(session_) < 0;
+  for (int32_t id : starts) {
+    ProxyStream* stream = find(id);
+    if (stream == nullptr || refusing) continue;  // reset (or refused) before it started
+    connection_.startUpstream(*stream);
+  }
 }
 
 void Http2DownstreamCodec::produce(std::string& out, size_t max) {
@@ -241,8 +258,11 @@ bool Http2DownstreamCodec::finished() const {
 }
 
 void Http2DownstreamCodec::drain() {
-  nghttp2_submit_shutdown_notice(session_);
-  nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+  // GOAWAY naming the last stream we will answer: streams already open finish, new ones are
+  // refused, and the session ends (finished()) when the last open stream closes.
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
   connection_.scheduleFlush();
 }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "extensions/filters/network/http_connection_manager/downstream_codec.h"
 
@@ -48,6 +49,7 @@ class Http2DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   static ssize_t readResponseBody(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                                   nghttp2_data_source*, void*);
   ProxyStream* find(int32_t id);
+  void startPendingStreams();
   void submitResponse(ProxyStream& stream);
 
   DownstreamConnection& connection_;
@@ -55,6 +57,7 @@ class Http2DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, std::unique_ptr<ProxyStream>> streams_;
   std::map<int32_t, size_t> header_bytes_;  // per stream, while its header block arrives
+  std::vector<int32_t> pending_starts_;     // requests whose headers completed in this batch
   bool failed_ = false;
 };
 

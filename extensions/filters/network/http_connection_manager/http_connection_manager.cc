@@ -176,6 +176,13 @@ void HttpConnectionManagerFilter::close(network::CloseReason reason) {
   callbacks_->connection().close(reason);
 }
 
+void HttpConnectionManagerFilter::onDrain() {
+  if (codec_ && !closing_) {
+    codec_->drain();
+    scheduleFlush();
+  }
+}
+
 void HttpConnectionManagerFilter::onConnectionClose() {
   closing_ = true;
   if (codec_) codec_->abort();

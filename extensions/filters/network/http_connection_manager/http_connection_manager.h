@@ -39,6 +39,7 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   }
   network::FilterStatus onNewConnection() override { return network::FilterStatus::kContinue; }
   network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
+  void onDrain() override;
   void onConnectionClose() override;
 
   // DownstreamConnection
