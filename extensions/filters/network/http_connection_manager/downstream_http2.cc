@@ -231,9 +231,8 @@ bool Http2DownstreamCodec::receive(const char* data, size_t len) {
 void Http2DownstreamCodec::startPendingStreams() {
   std::vector<int32_t> starts;
   starts.swap(pending_starts_);
-  // A GOAWAY we decided on (a flood) means no new work, even for streams still open.
-  const bool refusing =
-      !nghttp2_session_want_read(session_) || nghttp2_session_get_last_proc_stream_id(session_) < 0;
+  // A session that stopped reading (it sent a terminating GOAWAY) takes no new work.
+  const bool refusing = !nghttp2_session_want_read(session_);
   for (int32_t id : starts) {
     ProxyStream* stream = find(id);
     if (stream == nullptr || refusing) continue;  // reset (or refused) before it started
