@@ -431,6 +431,15 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def peak_rss_kib(pid):
+    """VmHWM: the most resident memory the process ever had."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
