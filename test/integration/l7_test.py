@@ -55,6 +55,55 @@ class GrpcBackend:
         self.server.stop(0)
 
 
+class ProxyHeaderRelay:
+    """Reads the PROXY header each connection starts with, records it, then relays the rest of
+    the bytes to `target` (an h2c server) both ways."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.headers = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            self.headers.append(harness.read_proxy_header(conn))
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        except (OSError, ConnectionError):
+            conn.close()
+            return
+
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+        pump(conn, upstream)
+
+    def close(self):
+        self.listener.close()
+
+
 class Nghttpd:
     """nghttpd (h2c, prior knowledge) serving a directory."""
 
@@ -238,6 +287,23 @@ class L7Test(L7TestCase):
         self.assertEqual(code, 0, err)
         self.assertIn(b"xff=127.0.0.9 ", body)
         self.assertIn(b"real=127.0.0.9 ", body)
+
+    def test_proxy_protocol_to_an_l7_backend_names_each_client(self):
+        web = self.nghttpd()
+        relay = ProxyHeaderRelay(web.port)
+        self.addCleanup(relay.close)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "pp7" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{relay.address}" mode: L7
+                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}"
+                        send_proxy_protocol: true }} }}""")
+        for source in ("127.0.0.21", "127.0.0.22"):
+            code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2",
+                                              source=source)
+            self.assertEqual((code, meta), (0, "200 2"), err)
+        clients = sorted(h["client"].split(":")[0] for h in relay.headers)
+        self.assertEqual(clients, ["127.0.0.21", "127.0.0.22"])  # one upstream connection each
+        self.assertEqual({h.get("authority") for h in relay.headers}, {"a.test"})
 
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there

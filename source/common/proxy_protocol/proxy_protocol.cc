@@ -329,6 +329,13 @@ std::string encodeV2(const network::Address& source, const network::Address& des
   return out;
 }
 
+std::string encodeFor(const network::StreamInfo& info, uint32_t version) {
+  const network::Address& destination =
+      info.proxy_destination.valid() ? info.proxy_destination : info.downstream_local;
+  return version == 1 ? encodeV1(info.real_client, destination)
+                      : encodeV2(info.real_client, destination, info.requested_server_name);
+}
+
 uint32_t crc32c(std::string_view data) {
   static const auto table = [] {
     std::array<uint32_t, 256> t{};

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "source/common/network/address.h"
+#include "source/common/network/stream_info.h"
 
 namespace mcproxy::proxy_protocol {
 
@@ -46,6 +47,10 @@ std::string encodeV1(const network::Address& source, const network::Address& des
 // `with_crc32c` adds a PP2_TYPE_CRC32C TLV.
 std::string encodeV2(const network::Address& source, const network::Address& destination,
                      std::string_view authority, bool with_crc32c = false);
+
+// The header a hop sends for the connection `info` describes: the real client (from an earlier
+// tier when there was one), the address it connected to, and the SNI as AUTHORITY (v2).
+std::string encodeFor(const network::StreamInfo& info, uint32_t version);
 
 // CRC32c (Castagnoli), as PP2_TYPE_CRC32C uses it.
 uint32_t crc32c(std::string_view data);

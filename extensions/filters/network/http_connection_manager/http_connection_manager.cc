@@ -6,6 +6,7 @@
 
 #include "extensions/filters/network/http_connection_manager/downstream_http1.h"
 #include "source/common/logging/logger.h"
+#include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
 #include "source/common/tls/prefixed_socket_bio.h"
 
@@ -161,8 +162,12 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
     stream.downstream->onUpstreamFailure(stream, 504, "upstream response timeout");
   });
   stream.response_timer->arm(config_.response_timeout);
+  // With PROXY protocol, an upstream connection speaks for this one client connection.
+  const std::string proxy_header =
+      route_->send_proxy_protocol ? proxy_protocol::encodeFor(info, route_->proxy_protocol_version)
+                                  : std::string();
   UpstreamPool::forThisThread(dispatcher())
-      .connectionFor(route_->backend, config_.upstream)
+      .connectionFor(route_->backend, config_.upstream, proxy_header)
       .attach(stream);
 }
 

@@ -21,13 +21,16 @@ constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 
 Http2UpstreamConnection::Http2UpstreamConnection(event::Dispatcher& dispatcher,
                                                  const network::Address& backend,
+                                                 std::string pool_key, std::string proxy_header,
                                                  const UpstreamSettings& settings,
                                                  UpstreamPool& pool)
     : dispatcher_(dispatcher),
       backend_(backend),
       backend_key_(backend.toString()),
+      pool_key_(std::move(pool_key)),
       settings_(settings),
-      pool_(pool) {}
+      pool_(pool),
+      pending_out_(std::move(proxy_header)) {}
 
 Http2UpstreamConnection::~Http2UpstreamConnection() {
   if (session_ != nullptr) nghttp2_session_del(session_);
@@ -374,19 +377,22 @@ UpstreamPool& UpstreamPool::forThisThread(event::Dispatcher& dispatcher) {
 }
 
 Http2UpstreamConnection& UpstreamPool::connectionFor(const network::Address& backend,
-                                                     const UpstreamSettings& settings) {
-  auto& list = connections_[backend.toString()];
+                                                     const UpstreamSettings& settings,
+                                                     const std::string& proxy_header) {
+  const std::string key = backend.toString() + (proxy_header.empty() ? "" : "|" + proxy_header);
+  auto& list = connections_[key];
   for (auto& connection : list) {
     if (connection->acceptsStreams()) return *connection;
   }
-  list.push_back(std::make_unique<Http2UpstreamConnection>(dispatcher_, backend, settings, *this));
+  list.push_back(std::make_unique<Http2UpstreamConnection>(dispatcher_, backend, key, proxy_header,
+                                                           settings, *this));
   Http2UpstreamConnection& connection = *list.back();
   connection.connect();
   return connection;
 }
 
 void UpstreamPool::remove(Http2UpstreamConnection& connection) {
-  auto it = connections_.find(connection.backendKey());
+  auto it = connections_.find(connection.poolKey());
   if (it == connections_.end()) return;
   auto& list = it->second;
   for (auto entry = list.begin(); entry != list.end(); ++entry) {

@@ -27,7 +27,10 @@ class UpstreamPool;
 // are acknowledged (WINDOW_UPDATE) only as the client side takes them.
 class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDeletable {
  public:
+  // `proxy_header`, when not empty, is written before anything else: the connection then
+  // speaks for that one client only (the pool keys it by the header).
   Http2UpstreamConnection(event::Dispatcher& dispatcher, const network::Address& backend,
+                          std::string pool_key, std::string proxy_header,
                           const UpstreamSettings& settings, UpstreamPool& pool);
   ~Http2UpstreamConnection() override;
 
@@ -35,7 +38,7 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   void connect();
   bool acceptsStreams() const;
   void attach(ProxyStream& stream);
-  const std::string& backendKey() const { return backend_key_; }
+  const std::string& poolKey() const { return pool_key_; }
 
   // UpstreamSide
   void onRequestData(ProxyStream& stream) override;
@@ -64,6 +67,7 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   event::Dispatcher& dispatcher_;
   network::Address backend_;
   std::string backend_key_;
+  std::string pool_key_;
   const UpstreamSettings settings_;  // a copy: pooled connections outlive snapshots
   UpstreamPool& pool_;
   network::UniqueFd fd_;
@@ -89,8 +93,11 @@ class UpstreamPool {
   static UpstreamPool& forThisThread(event::Dispatcher& dispatcher);
 
   explicit UpstreamPool(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  // A connection to `backend` that can take one more stream. With a `proxy_header`, only
+  // connections opened with that same header (the same client) are shared.
   Http2UpstreamConnection& connectionFor(const network::Address& backend,
-                                         const UpstreamSettings& settings);
+                                         const UpstreamSettings& settings,
+                                         const std::string& proxy_header = "");
   // A failed or closed connection leaves the pool (destroyed after the current callback).
   void remove(Http2UpstreamConnection& connection);
 

@@ -109,14 +109,8 @@ void TcpProxyFilter::onConnected() {
     return;
   }
   if (route_->send_proxy_protocol) {
-    // The client as the first tier saw it: an address an earlier tier reported wins over ours.
-    const network::StreamInfo& info = connection.streamInfo();
-    const network::Address& destination =
-        info.proxy_destination.valid() ? info.proxy_destination : info.downstream_local;
     std::string header =
-        route_->proxy_protocol_version == 1
-            ? proxy_protocol::encodeV1(info.real_client, destination)
-            : proxy_protocol::encodeV2(info.real_client, destination, info.requested_server_name);
+        proxy_protocol::encodeFor(connection.streamInfo(), route_->proxy_protocol_version);
     proxy_header_bytes_ = header.size();
     initial_bytes_.insert(0, header);
   }
