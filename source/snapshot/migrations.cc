@@ -145,6 +145,11 @@ std::string guards(const std::string& table, bool listener_may_be_global) {
   return sql;
 }
 
+// Migration 4: the CA bundle an L7 route verifies its TLS backend with.
+constexpr const char* kMigration4 = R"sql(
+ALTER TABLE routes ADD COLUMN backend_tls_ca TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -154,6 +159,7 @@ const std::vector<Migration>& migrations() {
       {3, "firewall_rules, firewall_settings, trusted_sources",
        kMigration3 + guards("firewall_rules", true) + guards("firewall_settings", true) +
            guards("trusted_sources", false)},
+      {4, "routes.backend_tls_ca", kMigration4},
   };
   return all;
 }

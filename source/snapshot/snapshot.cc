@@ -58,6 +58,10 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
 
   const bool l7 = proto.mode() == Route::L7;
   std::shared_ptr<SSL_CTX> tls_context;
+  std::shared_ptr<SSL_CTX> backend_tls_context;
+  if (!proto.backend_tls_ca().empty() && !proto.backend_tls()) {
+    warnings.push_back(path + ".backend_tls_ca: ignored without backend_tls");
+  }
   if (l7) {
     if (proto.tls_cert().empty() || proto.tls_key().empty()) {
       throw ConfigError(path + (proto.tls_cert().empty() ? ".tls_cert" : ".tls_key"),
@@ -69,8 +73,9 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     watched_files.push_back(proto.tls_cert());
     watched_files.push_back(proto.tls_key());
     if (proto.backend_tls()) {
-      throw ConfigError(path + ".backend_tls",
-                        "TLS to backends is not implemented in this build yet (h2c only)");
+      backend_tls_context = tls::makeClientContext(proto.backend_tls_ca(), error);
+      if (!backend_tls_context) throw ConfigError(path + ".backend_tls_ca", error);
+      if (!proto.backend_tls_ca().empty()) watched_files.push_back(proto.backend_tls_ca());
     }
   } else {
     if (!proto.tls_cert().empty() || !proto.tls_key().empty()) {
@@ -103,7 +108,7 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
           store.counter(stat_prefix + "bytes_from_downstream"),
           store.counter(stat_prefix + "bytes_to_downstream"),
           store.counter(stat_prefix + "upstream_cx_connect_fail")},
-      std::move(tls_context)});
+      std::move(tls_context), std::move(backend_tls_context)});
   return route;
 }
 

@@ -52,6 +52,7 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
       .bind(9, static_cast<int64_t>(route.backend_tls()))
       .bind(10, static_cast<int64_t>(route.send_proxy_protocol()))
       .bind(11, static_cast<int64_t>(route.proxy_protocol_version()))
+      .bind(12, route.backend_tls_ca())
       .run();
 }
 
@@ -154,8 +155,8 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
       " filters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   Statement route_row = db_.prepare(
       "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
-      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
+      " backend_tls_ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -315,7 +316,8 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   }
   Statement routes = db_.prepare(
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
-      " send_proxy_protocol, proxy_protocol_version FROM routes WHERE snapshot_version = ?1"
+      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca FROM routes"
+      " WHERE snapshot_version = ?1"
       " ORDER BY listener_name, position");
   routes.bind(1, version);
   while (routes.step()) {
@@ -335,6 +337,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     route->set_backend_tls(routes.integer(6) != 0);
     route->set_send_proxy_protocol(routes.integer(7) != 0);
     route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
+    route->set_backend_tls_ca(routes.text(9));
   }
   loadFirewalls(version, config, by_name);
   return out;

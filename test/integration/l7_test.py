@@ -105,15 +105,16 @@ class ProxyHeaderRelay:
 
 
 class Nghttpd:
-    """nghttpd (h2c, prior knowledge) serving a directory."""
+    """nghttpd serving a directory: h2c (prior knowledge), or h2 over TLS with `cert_key`."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, cert_key=None):
         self.port = harness.free_port()
         self.address = f"127.0.0.1:{self.port}"
         executable = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
-        self.proc = subprocess.Popen([executable, "--no-tls", "--address=127.0.0.1", "-d", directory,
-                                      str(self.port)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        tls = [cert_key[1], cert_key[0]] if cert_key else []
+        self.proc = subprocess.Popen([executable, *([] if cert_key else ["--no-tls"]),
+                                      "--address=127.0.0.1", "-d", directory, str(self.port), *tls],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
             try:
@@ -142,8 +143,8 @@ class L7TestCase(harness.ProxyTestCase):
         with open(os.path.join(cls.www, "1m.bin"), "wb") as f:
             f.write(cls.big)
 
-    def nghttpd(self):
-        server = Nghttpd(self.www)
+    def nghttpd(self, cert_key=None):
+        server = Nghttpd(self.www, cert_key)
         self.addCleanup(server.close)
         return server
 
@@ -304,6 +305,33 @@ class L7Test(L7TestCase):
         clients = sorted(h["client"].split(":")[0] for h in relay.headers)
         self.assertEqual(clients, ["127.0.0.21", "127.0.0.22"])  # one upstream connection each
         self.assertEqual({h.get("authority") for h in relay.headers}, {"a.test"})
+
+    def test_h2_over_tls_backend_verified_against_a_ca_bundle(self):
+        good = self.nghttpd(self.cert_a)  # its certificate names a.test, signed by the test CA
+        wrong_name = self.nghttpd(self.cert_b)
+        tls_route = ('routes {{ hostname: "{host}" backend: "{backend}" mode: L7 '
+                     'tls_cert: "{cert}" tls_key: "{key}" backend_tls: true {ca} }}')
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "tls" address: "127.0.0.1:0"
+              {tls_route.format(host="a.test", backend=good.address, cert=self.cert_a[0],
+                                key=self.cert_a[1], ca=f'backend_tls_ca: "{self.certs.ca_cert}"')}
+              {tls_route.format(host="x.b.test", backend=good.address, cert=self.cert_b[0],
+                                key=self.cert_b[1], ca=f'backend_tls_ca: "{self.certs.ca_cert}"')}
+              {tls_route.format(host="y.b.test", backend=wrong_name.address, cert=self.cert_b[0],
+                                key=self.cert_b[1], ca="")} }}""")
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
+        self.assertEqual((code, meta), (0, "200 2"), err)
+        self.assertEqual(body, b"hello from nghttpd\n")
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http1.1")
+        self.assertEqual(meta, "200 1.1", err)
+        # x.b.test goes to the backend whose certificate names only a.test: refused, 502.
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "x.b.test", "--http2")
+        self.assertEqual(meta, "502 2", err)
+        self.assertIn(b"hostname mismatch", body)
+        # y.b.test: the name matches (*.b.test), but the system CA bundle does not trust the
+        # test CA: refused, 502.
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "y.b.test", "--http2")
+        self.assertEqual(meta, "502 2", err)
 
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there

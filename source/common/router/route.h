@@ -36,6 +36,8 @@ struct Route {
   RouteStats stats;
   // L7: the server TLS context with this route's certificate, chosen by SNI.
   std::shared_ptr<ssl_ctx_st> tls_context;
+  // L7 with backend_tls: the client context that verifies the backend.
+  std::shared_ptr<ssl_ctx_st> backend_tls_context;
 };
 
 }  // namespace mcproxy::router

@@ -1,6 +1,7 @@
 #include "extensions/filters/network/http_connection_manager/http_connection_manager.h"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -15,6 +16,7 @@ namespace {
 
 constexpr size_t kMaxPendingOut = 64 * 1024;
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr std::chrono::milliseconds kLingerTime{1000};
 
 }  // namespace
 
@@ -84,10 +86,39 @@ void HttpConnectionManagerFilter::doHandshake() {
   }
 }
 
+void HttpConnectionManagerFilter::beginLingeringClose() {
+  if (lingering_) return;
+  lingering_ = true;
+  // Closing with the client's bytes still unread would send a RST, which can destroy the
+  // response we just sent (a 400, say) before the client reads it. Instead: close_notify and
+  // FIN now, then read and discard until the client closes too, for at most kLingerTime.
+  SSL_shutdown(ssl_.get());
+  ::shutdown(callbacks_->connection().fd(), SHUT_WR);
+  flush_timer_->cancel();
+  write_event_->disable();
+  linger_timer_ = std::make_unique<event::Timer>(
+      dispatcher(), [this] { close(network::CloseReason::kFinished); });
+  linger_timer_->arm(kLingerTime);
+  read_event_->enable();
+  onReadable();
+}
+
 void HttpConnectionManagerFilter::onReadable() {
   if (!handshake_done_) {
     doHandshake();
     return;
+  }
+  if (lingering_) {
+    char scratch[kReadChunk];
+    while (true) {
+      const int n = SSL_read(ssl_.get(), scratch, sizeof(scratch));
+      if (n > 0) continue;
+      const int error = SSL_get_error(ssl_.get(), n);
+      ERR_clear_error();
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;
+      close(network::CloseReason::kFinished);  // the client closed (or broke): done
+      return;
+    }
   }
   char buffer[kReadChunk];
   for (int round = 0; round < 16 && !closing_ && !codec_->readPaused(); ++round) {
@@ -140,7 +171,7 @@ void HttpConnectionManagerFilter::flush() {
   }
   write_event_->disable();
   if (codec_->finished()) {
-    close(network::CloseReason::kFinished);
+    beginLingeringClose();
     return;
   }
   // HTTP/1.1 stops reading while the upstream has not taken the request body yet.
@@ -155,7 +186,8 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   network::StreamInfo& info = callbacks_->connection().streamInfo();
   route_->stats.requests.inc();
   stream.request_headers =
-      http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https", "http");
+      http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https",
+                                    route_->backend_tls_context ? "https" : "http");
   stream.response_timer = std::make_unique<event::Timer>(dispatcher(), [&stream] {
     UpstreamSide* upstream = stream.upstream;
     if (upstream) upstream->cancel(stream);
@@ -167,7 +199,8 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
       route_->send_proxy_protocol ? proxy_protocol::encodeFor(info, route_->proxy_protocol_version)
                                   : std::string();
   UpstreamPool::forThisThread(dispatcher())
-      .connectionFor(route_->backend, config_.upstream, proxy_header)
+      .connectionFor(route_->backend, config_.upstream, proxy_header, route_->backend_tls_context,
+                     info.requested_server_name)
       .attach(stream);
 }
 
@@ -194,6 +227,7 @@ void HttpConnectionManagerFilter::onConnectionClose() {
   if (read_event_) read_event_->disable();
   if (write_event_) write_event_->disable();
   if (flush_timer_) flush_timer_->cancel();
+  if (linger_timer_) linger_timer_->cancel();
   handshake_timer_.reset();
 }
 

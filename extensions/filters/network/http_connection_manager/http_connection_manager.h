@@ -52,6 +52,8 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void doHandshake();
   void onReadable();
   void flush();
+  // After the last response: FIN, then discard the client's bytes until it closes (no RST).
+  void beginLingeringClose();
   void close(network::CloseReason reason);
 
   const HttpConnectionManagerConfig& config_;
@@ -62,9 +64,11 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   std::unique_ptr<event::IoEvent> write_event_;
   std::unique_ptr<event::Timer> handshake_timer_;
   std::unique_ptr<event::Timer> flush_timer_;
+  std::unique_ptr<event::Timer> linger_timer_;
   std::unique_ptr<DownstreamCodec> codec_;
   std::string pending_out_;
   bool handshake_done_ = false;
+  bool lingering_ = false;
   bool closing_ = false;
 };
 

@@ -1,6 +1,8 @@
 #include "extensions/filters/network/http_connection_manager/upstream_http2.h"
 
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -22,7 +24,8 @@ constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 Http2UpstreamConnection::Http2UpstreamConnection(event::Dispatcher& dispatcher,
                                                  const network::Address& backend,
                                                  std::string pool_key, std::string proxy_header,
-                                                 const UpstreamSettings& settings,
+                                                 std::shared_ptr<ssl_ctx_st> tls_context,
+                                                 std::string sni, const UpstreamSettings& settings,
                                                  UpstreamPool& pool)
     : dispatcher_(dispatcher),
       backend_(backend),
@@ -30,7 +33,11 @@ Http2UpstreamConnection::Http2UpstreamConnection(event::Dispatcher& dispatcher,
       pool_key_(std::move(pool_key)),
       settings_(settings),
       pool_(pool),
-      pending_out_(std::move(proxy_header)) {}
+      tls_context_(std::move(tls_context)),
+      sni_(std::move(sni)) {
+  // Plain: the header goes out first in the byte stream. TLS: before the handshake, raw.
+  (tls_context_ ? raw_header_ : pending_out_) = std::move(proxy_header);
+}
 
 Http2UpstreamConnection::~Http2UpstreamConnection() {
   if (session_ != nullptr) nghttp2_session_del(session_);
@@ -58,21 +65,32 @@ void Http2UpstreamConnection::connect() {
   const int one = 1;
   ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   read_event_ = std::make_unique<event::IoEvent>(
-      dispatcher_, fd_.get(), event::IoEvent::Kind::kRead, [this] { onReadable(); });
+      dispatcher_, fd_.get(), event::IoEvent::Kind::kRead,
+      [this] { state_ == State::kTlsHandshake ? handshake() : onReadable(); });
   write_event_ = std::make_unique<event::IoEvent>(
       dispatcher_, fd_.get(), event::IoEvent::Kind::kWrite, [this] {
-        if (!connected_) {
-          int error = 0;
-          socklen_t len = sizeof(error);
-          ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
-          if (error != 0) {
-            fail(502, "connect to " + backend_key_ + ": " + std::strerror(error));
+        switch (state_) {
+          case State::kConnecting: {
+            int error = 0;
+            socklen_t len = sizeof(error);
+            ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+            if (error != 0) {
+              fail(502, "connect to " + backend_key_ + ": " + std::strerror(error));
+              return;
+            }
+            afterTcpConnect();
             return;
           }
-          onConnected();
-          return;
+          case State::kProxyHeader:
+            sendProxyHeader();
+            return;
+          case State::kTlsHandshake:
+            handshake();
+            return;
+          case State::kReady:
+            flush();
+            return;
         }
-        flush();
       });
   flush_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { flush(); });
   connect_timer_ = std::make_unique<event::Timer>(
@@ -90,7 +108,7 @@ void Http2UpstreamConnection::connect() {
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 
   if (::connect(fd_.get(), backend_.sockaddrPtr(), backend_.sockaddrLen()) == 0) {
-    onConnected();
+    afterTcpConnect();
     return;
   }
   if (errno != EINPROGRESS) {
@@ -101,7 +119,108 @@ void Http2UpstreamConnection::connect() {
   connect_timer_->arm(settings_.connect_timeout);
 }
 
+void Http2UpstreamConnection::afterTcpConnect() {
+  if (!tls_context_) {
+    onConnected();
+    return;
+  }
+  state_ = State::kProxyHeader;
+  sendProxyHeader();
+}
+
+void Http2UpstreamConnection::sendProxyHeader() {
+  while (!raw_header_.empty()) {
+    const ssize_t n = ::send(fd_.get(), raw_header_.data(), raw_header_.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        write_event_->enable();
+        return;
+      }
+      fail(502, std::string("upstream write: ") + std::strerror(errno));
+      return;
+    }
+    raw_header_.erase(0, static_cast<size_t>(n));
+  }
+  startTls();
+}
+
+void Http2UpstreamConnection::startTls() {
+  state_ = State::kTlsHandshake;
+  ssl_.reset(SSL_new(tls_context_.get()));
+  SSL_set_fd(ssl_.get(), fd_.get());
+  if (!sni_.empty()) {
+    SSL_set_tlsext_host_name(ssl_.get(), sni_.c_str());
+    SSL_set1_host(ssl_.get(), sni_.c_str());  // the certificate must name it
+  }
+  SSL_set_connect_state(ssl_.get());
+  handshake();
+}
+
+void Http2UpstreamConnection::handshake() {
+  const int rc = SSL_do_handshake(ssl_.get());
+  if (rc == 1) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_.get(), &alpn, &alpn_len);
+    if (std::string(reinterpret_cast<const char*>(alpn), alpn_len) != "h2") {
+      fail(502, "backend " + backend_key_ + " did not negotiate h2 over TLS");
+      return;
+    }
+    onConnected();
+    return;
+  }
+  switch (SSL_get_error(ssl_.get(), rc)) {
+    case SSL_ERROR_WANT_READ:
+      read_event_->enable();
+      write_event_->disable();
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      write_event_->enable();
+      return;
+    default: {
+      const long verify = SSL_get_verify_result(ssl_.get());
+      fail(502, "TLS to backend " + backend_key_ + " failed: " +
+                    (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                         : tls::opensslErrors()));
+    }
+  }
+}
+
+ssize_t Http2UpstreamConnection::readSome(char* buffer, size_t len, bool& would_block) {
+  would_block = false;
+  if (!ssl_) {
+    const ssize_t n = ::recv(fd_.get(), buffer, len, 0);
+    would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    return n;
+  }
+  const int n = SSL_read(ssl_.get(), buffer, static_cast<int>(len));
+  if (n > 0) return n;
+  const int error = SSL_get_error(ssl_.get(), n);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+    would_block = true;
+    return -1;
+  }
+  ERR_clear_error();
+  return error == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+ssize_t Http2UpstreamConnection::writeSome(const char* data, size_t len, bool& would_block) {
+  would_block = false;
+  if (!ssl_) {
+    const ssize_t n = ::send(fd_.get(), data, len, MSG_NOSIGNAL);
+    would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    return n;
+  }
+  const int n = SSL_write(ssl_.get(), data, static_cast<int>(len));
+  if (n > 0) return n;
+  const int error = SSL_get_error(ssl_.get(), n);
+  would_block = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE;
+  ERR_clear_error();
+  return -1;
+}
+
 void Http2UpstreamConnection::onConnected() {
+  state_ = State::kReady;
   connected_ = true;
   connect_timer_->cancel();
   write_event_->disable();
@@ -286,7 +405,8 @@ int Http2UpstreamConnection::onStreamClose(nghttp2_session*, int32_t stream_id, 
 void Http2UpstreamConnection::onReadable() {
   char buffer[kReadChunk];
   for (int round = 0; round < 16; ++round) {
-    const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
+    bool would_block = false;
+    const ssize_t n = readSome(buffer, sizeof(buffer), would_block);
     if (n > 0) {
       const ssize_t rc = nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buffer),
                                                   static_cast<size_t>(n));
@@ -303,8 +423,8 @@ void Http2UpstreamConnection::onReadable() {
       fail(502, "upstream closed the connection");
       return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-    fail(502, std::string("upstream read: ") + std::strerror(errno));
+    if (would_block) break;
+    fail(502, "upstream read failed");
     return;
   }
   flush();
@@ -329,13 +449,14 @@ void Http2UpstreamConnection::flush() {
       pending_out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     if (pending_out_.empty()) break;
-    const ssize_t sent = ::send(fd_.get(), pending_out_.data(), pending_out_.size(), MSG_NOSIGNAL);
+    bool would_block = false;
+    const ssize_t sent = writeSome(pending_out_.data(), pending_out_.size(), would_block);
     if (sent < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      if (would_block) {
         write_event_->enable();
         return;
       }
-      fail(502, std::string("upstream write: ") + std::strerror(errno));
+      fail(502, "upstream write failed");
       return;
     }
     pending_out_.erase(0, static_cast<size_t>(sent));
@@ -378,14 +499,17 @@ UpstreamPool& UpstreamPool::forThisThread(event::Dispatcher& dispatcher) {
 
 Http2UpstreamConnection& UpstreamPool::connectionFor(const network::Address& backend,
                                                      const UpstreamSettings& settings,
-                                                     const std::string& proxy_header) {
-  const std::string key = backend.toString() + (proxy_header.empty() ? "" : "|" + proxy_header);
+                                                     const std::string& proxy_header,
+                                                     std::shared_ptr<ssl_ctx_st> tls_context,
+                                                     const std::string& sni) {
+  const std::string key = backend.toString() + (tls_context ? "|tls:" + sni : "") +
+                          (proxy_header.empty() ? "" : "|" + proxy_header);
   auto& list = connections_[key];
   for (auto& connection : list) {
     if (connection->acceptsStreams()) return *connection;
   }
-  list.push_back(std::make_unique<Http2UpstreamConnection>(dispatcher_, backend, key, proxy_header,
-                                                           settings, *this));
+  list.push_back(std::make_unique<Http2UpstreamConnection>(
+      dispatcher_, backend, key, proxy_header, std::move(tls_context), sni, settings, *this));
   Http2UpstreamConnection& connection = *list.back();
   connection.connect();
   return connection;

@@ -12,6 +12,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/address.h"
 #include "source/common/network/fd.h"
+#include "source/common/tls/server_context.h"
 
 namespace mcproxy::extensions::http_connection_manager {
 
@@ -29,8 +30,10 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
  public:
   // `proxy_header`, when not empty, is written before anything else: the connection then
   // speaks for that one client only (the pool keys it by the header).
+  // With `tls_context`, the connection is HTTP/2 over TLS: SNI and verified name `sni`, ALPN h2.
   Http2UpstreamConnection(event::Dispatcher& dispatcher, const network::Address& backend,
                           std::string pool_key, std::string proxy_header,
+                          std::shared_ptr<ssl_ctx_st> tls_context, std::string sni,
                           const UpstreamSettings& settings, UpstreamPool& pool);
   ~Http2UpstreamConnection() override;
 
@@ -55,7 +58,14 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   static ssize_t readRequestBody(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                                  nghttp2_data_source*, void*);
 
+  void afterTcpConnect();
+  void sendProxyHeader();
+  void startTls();
+  void handshake();
   void onConnected();
+  // recv/send, or SSL_read/SSL_write: > 0 bytes, 0 at EOF, -1 with `would_block` set or not.
+  ssize_t readSome(char* buffer, size_t len, bool& would_block);
+  ssize_t writeSome(const char* data, size_t len, bool& would_block);
   void submit(ProxyStream& stream);
   void onReadable();
   void scheduleFlush();
@@ -70,6 +80,12 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   std::string pool_key_;
   const UpstreamSettings settings_;  // a copy: pooled connections outlive snapshots
   UpstreamPool& pool_;
+  enum class State { kConnecting, kProxyHeader, kTlsHandshake, kReady };
+  State state_ = State::kConnecting;
+  std::shared_ptr<ssl_ctx_st> tls_context_;
+  std::string sni_;
+  std::string raw_header_;  // a PROXY header that must precede the TLS handshake
+  tls::SslPtr ssl_;
   network::UniqueFd fd_;
   std::unique_ptr<event::IoEvent> read_event_;
   std::unique_ptr<event::IoEvent> write_event_;
@@ -94,10 +110,13 @@ class UpstreamPool {
 
   explicit UpstreamPool(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
   // A connection to `backend` that can take one more stream. With a `proxy_header`, only
-  // connections opened with that same header (the same client) are shared.
+  // connections opened with that same header (the same client) are shared; with TLS, only those
+  // for the same SNI.
   Http2UpstreamConnection& connectionFor(const network::Address& backend,
                                          const UpstreamSettings& settings,
-                                         const std::string& proxy_header = "");
+                                         const std::string& proxy_header = "",
+                                         std::shared_ptr<ssl_ctx_st> tls_context = nullptr,
+                                         const std::string& sni = "");
   // A failed or closed connection leaves the pool (destroyed after the current callback).
   void remove(Http2UpstreamConnection& connection);
 
