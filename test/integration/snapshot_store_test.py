@@ -170,10 +170,11 @@ class UpgradeTest(StoreTestCase):
         proxy = self.db_proxy(db)
         self.assertIn("applied schema migration 2", proxy.log())
         self.assertIn("applied schema migration 3", proxy.log())
+        self.assertIn("applied schema migration 4", proxy.log())
         self.assertTrue(self.connect_ok(proxy.port(), "a.test"))
         migrations = subprocess.run(["sqlite3", db, "SELECT group_concat(version) FROM schema_migrations"],
                                     capture_output=True, text=True, check=True).stdout.strip()
-        self.assertEqual(migrations, "1,2,3")
+        self.assertEqual(migrations, "1,2,3,4")
         journal = subprocess.run(["sqlite3", db, "PRAGMA journal_mode"], capture_output=True,
                                  text=True, check=True).stdout.strip()
         self.assertEqual(journal, "wal")

@@ -52,6 +52,7 @@ network::FilterStatus HttpConnectionManagerFilter::onData(buffer::Buffer& data, 
 }
 
 void HttpConnectionManagerFilter::doHandshake() {
+  ERR_clear_error();  // SSL_get_error() reads the thread's queue: start from an empty one
   const int rc = SSL_do_handshake(ssl_.get());
   if (rc == 1) {
     handshake_done_ = true;
@@ -111,6 +112,7 @@ void HttpConnectionManagerFilter::onReadable() {
   if (lingering_) {
     char scratch[kReadChunk];
     while (true) {
+      ERR_clear_error();
       const int n = SSL_read(ssl_.get(), scratch, sizeof(scratch));
       if (n > 0) continue;
       const int error = SSL_get_error(ssl_.get(), n);
@@ -122,6 +124,7 @@ void HttpConnectionManagerFilter::onReadable() {
   }
   char buffer[kReadChunk];
   for (int round = 0; round < 16 && !closing_ && !codec_->readPaused(); ++round) {
+    ERR_clear_error();
     const int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
     if (n > 0) {
       callbacks_->connection().streamInfo().bytes_from_downstream += static_cast<uint64_t>(n);
@@ -154,6 +157,7 @@ void HttpConnectionManagerFilter::flush() {
   while (true) {
     if (pending_out_.size() < kMaxPendingOut) codec_->produce(pending_out_, kMaxPendingOut);
     if (pending_out_.empty()) break;
+    ERR_clear_error();
     const int n = SSL_write(ssl_.get(), pending_out_.data(), static_cast<int>(pending_out_.size()));
     if (n > 0) {
       callbacks_->connection().streamInfo().bytes_to_downstream += static_cast<uint64_t>(n);

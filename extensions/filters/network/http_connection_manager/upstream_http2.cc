@@ -157,6 +157,7 @@ void Http2UpstreamConnection::startTls() {
 }
 
 void Http2UpstreamConnection::handshake() {
+  ERR_clear_error();  // SSL_get_error() reads the thread's queue: start from an empty one
   const int rc = SSL_do_handshake(ssl_.get());
   if (rc == 1) {
     const unsigned char* alpn = nullptr;
@@ -179,9 +180,11 @@ void Http2UpstreamConnection::handshake() {
       return;
     default: {
       const long verify = SSL_get_verify_result(ssl_.get());
+      // opensslErrors() also empties this thread's error queue, which every other SSL
+      // connection on the worker would otherwise mistake for its own error.
+      const std::string errors = tls::opensslErrors();
       fail(502, "TLS to backend " + backend_key_ + " failed: " +
-                    (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
-                                         : tls::opensslErrors()));
+                    (verify != X509_V_OK ? X509_verify_cert_error_string(verify) : errors));
     }
   }
 }
@@ -193,6 +196,7 @@ ssize_t Http2UpstreamConnection::readSome(char* buffer, size_t len, bool& would_
     would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
     return n;
   }
+  ERR_clear_error();
   const int n = SSL_read(ssl_.get(), buffer, static_cast<int>(len));
   if (n > 0) return n;
   const int error = SSL_get_error(ssl_.get(), n);
@@ -211,6 +215,7 @@ ssize_t Http2UpstreamConnection::writeSome(const char* data, size_t len, bool& w
     would_block = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
     return n;
   }
+  ERR_clear_error();
   const int n = SSL_write(ssl_.get(), data, static_cast<int>(len));
   if (n > 0) return n;
   const int error = SSL_get_error(ssl_.get(), n);
