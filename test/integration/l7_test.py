@@ -559,6 +559,47 @@ class Http1Test(L7TestCase):
         self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:80])
         self.assertTrue(response.endswith(b"hello from nghttpd\n"))
 
+    def test_slowloris_headers_and_idle_connections_are_closed(self):
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "slow" address: "127.0.0.1:0"
+              {self.l7_route("a.test", backend.address, self.cert_a)}
+              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
+              filters {{ name: "mcproxy.filters.network.router" }}
+              filters {{ name: "mcproxy.filters.network.http_connection_manager"
+                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.http_connection_manager.v1.HttpConnectionManager] {{ request_header_timeout_ms: 600 idle_timeout_ms: 1500 }} }} }} }}""")
+        ctx = self.certs.client_context()
+        ctx.set_alpn_protocols(["http/1.1"])
+        # Slowloris: a header byte every 150 ms is activity, but never a complete request.
+        with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+            started = time.monotonic()
+            try:
+                for byte in b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: " + b"s" * 100:
+                    tls.sendall(bytes([byte]))
+                    time.sleep(0.15)
+                    if time.monotonic() - started > 10:
+                        break
+            except (ssl.SSLError, ConnectionError):
+                pass
+            self.assertLess(time.monotonic() - started, 5)
+        proxy.wait_stat("listener.slow.close.request_header_timeout")
+        # Idle: one request on a keep-alive HTTP/2 connection, then silence.
+        ctx2 = self.certs.client_context()
+        ctx2.set_alpn_protocols(["h2"])
+        with harness.tls_connect(proxy.port(), "a.test", ctx2) as tls:
+            empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type 4
+            tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + empty_settings)
+            started = time.monotonic()
+            tls.settimeout(10)
+            try:
+                while tls.recv(65536):
+                    pass
+            except (ssl.SSLError, ConnectionError):
+                pass
+            self.assertGreaterEqual(time.monotonic() - started, 1.2)
+            self.assertLess(time.monotonic() - started, 5)
+        proxy.wait_stat("listener.slow.close.idle_timeout")
+
     def test_http1_gets_502(self):
         proxy = self.start_proxy(f"""
             listeners {{ name: "h1" address: "127.0.0.1:0"

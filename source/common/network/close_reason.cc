@@ -52,6 +52,8 @@ const char* closeReasonName(CloseReason reason) {
       return "tls_handshake_failed";
     case CloseReason::kHttpProtocolError:
       return "http_protocol_error";
+    case CloseReason::kRequestHeaderTimeout:
+      return "request_header_timeout";
     case CloseReason::kCount:
       break;
   }

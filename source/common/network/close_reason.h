@@ -31,6 +31,7 @@ enum class CloseReason : size_t {
   kFirewallRateLimited,     // client opened connections faster than rate_limit allows
   kTlsHandshakeFailed,      // L7: the TLS handshake with the client failed or timed out
   kHttpProtocolError,       // L7: the client broke HTTP/2 or HTTP/1.1 framing
+  kRequestHeaderTimeout,    // L7 HTTP/1.1: a request's headers did not arrive in time
   kCount,
 };
 

@@ -34,7 +34,9 @@ class HttpConnectionManagerConfigFactory
                          window},
         std::chrono::milliseconds(orDefault(proto.response_timeout_ms(), 30000)),
         std::chrono::milliseconds(orDefault(proto.tls_handshake_timeout_ms(), 10000)),
-        Http2Limits{streams, orDefault(proto.max_header_list_bytes(), 65536), window}});
+        Http2Limits{streams, orDefault(proto.max_header_list_bytes(), 65536), window},
+        std::chrono::milliseconds(orDefault(proto.idle_timeout_ms(), 300000)),
+        std::chrono::milliseconds(orDefault(proto.request_header_timeout_ms(), 10000))});
     return [config] { return std::make_unique<HttpConnectionManagerFilter>(*config); };
   }
 };

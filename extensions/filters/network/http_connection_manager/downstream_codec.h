@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "extensions/filters/network/http_connection_manager/proxy_stream.h"
@@ -35,6 +37,10 @@ class DownstreamCodec {
   virtual bool readPaused() const { return false; }
   // Start a graceful shutdown (HTTP/2 GOAWAY) because the proxy drains.
   virtual void drain() {}
+  // Since when the codec has been waiting for a request's header section (HTTP/1.1), if it is.
+  virtual std::optional<std::chrono::steady_clock::time_point> waitingForHeadersSince() const {
+    return std::nullopt;
+  }
   // The connection is closing: cancel every upstream stream now.
   virtual void abort() = 0;
 };

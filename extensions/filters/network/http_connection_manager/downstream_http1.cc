@@ -66,6 +66,7 @@ Http1DownstreamCodec::Http1DownstreamCodec(DownstreamConnection& connection,
   settings_.on_headers_complete = &onHeadersComplete;
   settings_.on_body = &onBody;
   settings_.on_message_complete = &onMessageComplete;
+  waiting_since_ = std::chrono::steady_clock::now();
 }
 
 Http1DownstreamCodec::~Http1DownstreamCodec() { abort(); }
@@ -152,6 +153,7 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
   }
   headers.insert(headers.begin() + 3, {":authority", authority});
   stream.request_headers = std::move(headers);
+  codec->waiting_since_.reset();
   codec->keep_alive_ = http_should_keep_alive(parser) != 0;
   codec->head_request_ = parser->method == HTTP_HEAD;
   codec->connection_.startUpstream(stream);
@@ -293,6 +295,7 @@ void Http1DownstreamCodec::finishResponse() {
     finished_ = true;
     return;
   }
+  waiting_since_ = std::chrono::steady_clock::now();
   http_parser_pause(&parser_, 0);
   parse();  // a pipelined request may be waiting
 }

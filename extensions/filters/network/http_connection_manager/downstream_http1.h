@@ -26,6 +26,9 @@ class Http1DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   bool finished() const override { return finished_ && output_.empty(); }
   bool readPaused() const override;
   void drain() override;
+  std::optional<std::chrono::steady_clock::time_point> waitingForHeadersSince() const override {
+    return waiting_since_;
+  }
   void abort() override;
 
   // DownstreamSide
@@ -69,6 +72,8 @@ class Http1DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   bool head_request_ = false;
   bool body_done_ = false;  // the response body (and its end) went into output_
   bool finished_ = false;
+  // Set while no complete request header section has arrived for the next request.
+  std::optional<std::chrono::steady_clock::time_point> waiting_since_;
 };
 
 }  // namespace mcproxy::extensions::http_connection_manager

@@ -68,6 +68,9 @@ void HttpConnectionManagerFilter::doHandshake() {
       codec_ = std::make_unique<Http1DownstreamCodec>(*this, config_.http2.max_header_list_bytes,
                                                       config_.http2.stream_window_bytes);
     }
+    last_activity_ = dispatcher().now();
+    timeout_timer_ = std::make_unique<event::Timer>(dispatcher(), [this] { onTimeoutCheck(); });
+    timeout_timer_->arm(std::min(config_.idle_timeout, config_.request_header_timeout));
     read_event_->enable();
     onReadable();  // OpenSSL may hold application data that came with the handshake
     return;
@@ -85,6 +88,28 @@ void HttpConnectionManagerFilter::doHandshake() {
                 << ": TLS handshake failed: " << tls::opensslErrors();
       close(network::CloseReason::kTlsHandshakeFailed);
   }
+}
+
+void HttpConnectionManagerFilter::onTimeoutCheck() {
+  if (closing_ || lingering_) return;
+  const auto now = dispatcher().now();
+  auto next = last_activity_ + config_.idle_timeout;
+  if (now >= next) {
+    close(network::CloseReason::kIdleTimeout);
+    return;
+  }
+  if (const auto since = codec_->waitingForHeadersSince()) {
+    const auto deadline = *since + config_.request_header_timeout;
+    if (now >= deadline) {
+      LOG_DEBUG << "connection " << callbacks_->connection().id()
+                << ": no complete request header section in time";
+      close(network::CloseReason::kRequestHeaderTimeout);
+      return;
+    }
+    next = std::min(next, deadline);
+  }
+  timeout_timer_->arm(std::chrono::duration_cast<std::chrono::milliseconds>(next - now) +
+                      std::chrono::milliseconds(1));
 }
 
 void HttpConnectionManagerFilter::beginLingeringClose() {
@@ -127,6 +152,7 @@ void HttpConnectionManagerFilter::onReadable() {
     ERR_clear_error();
     const int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
     if (n > 0) {
+      last_activity_ = dispatcher().now();
       callbacks_->connection().streamInfo().bytes_from_downstream += static_cast<uint64_t>(n);
       if (!codec_->receive(buffer, static_cast<size_t>(n))) {
         flush();  // say GOAWAY with the reason, then close
@@ -160,6 +186,7 @@ void HttpConnectionManagerFilter::flush() {
     ERR_clear_error();
     const int n = SSL_write(ssl_.get(), pending_out_.data(), static_cast<int>(pending_out_.size()));
     if (n > 0) {
+      last_activity_ = dispatcher().now();
       callbacks_->connection().streamInfo().bytes_to_downstream += static_cast<uint64_t>(n);
       pending_out_.erase(0, static_cast<size_t>(n));
       continue;
@@ -232,6 +259,7 @@ void HttpConnectionManagerFilter::onConnectionClose() {
   if (write_event_) write_event_->disable();
   if (flush_timer_) flush_timer_->cancel();
   if (linger_timer_) linger_timer_->cancel();
+  if (timeout_timer_) timeout_timer_->cancel();
   handshake_timer_.reset();
 }
 

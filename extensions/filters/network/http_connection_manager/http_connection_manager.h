@@ -21,6 +21,8 @@ struct HttpConnectionManagerConfig {
   std::chrono::milliseconds response_timeout;
   std::chrono::milliseconds tls_handshake_timeout;
   Http2Limits http2;
+  std::chrono::milliseconds idle_timeout;
+  std::chrono::milliseconds request_header_timeout;
 };
 
 // The terminal filter of L7 routes: terminates TLS with the route's certificate (fed the
@@ -54,6 +56,9 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void flush();
   // After the last response: FIN, then discard the client's bytes until it closes (no RST).
   void beginLingeringClose();
+  // Closes the connection if the idle or request-header deadline passed; else waits for the
+  // nearer one. Activity only updates last_activity_ (no timer update per read).
+  void onTimeoutCheck();
   void close(network::CloseReason reason);
 
   const HttpConnectionManagerConfig& config_;
@@ -65,6 +70,8 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   std::unique_ptr<event::Timer> handshake_timer_;
   std::unique_ptr<event::Timer> flush_timer_;
   std::unique_ptr<event::Timer> linger_timer_;
+  std::unique_ptr<event::Timer> timeout_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   std::unique_ptr<DownstreamCodec> codec_;
   std::string pending_out_;
   bool handshake_done_ = false;
