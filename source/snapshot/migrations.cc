@@ -150,6 +150,12 @@ constexpr const char* kMigration4 = R"sql(
 ALTER TABLE routes ADD COLUMN backend_tls_ca TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Migration 5: the protocol an L7 route speaks to its backend.
+constexpr const char* kMigration5 = R"sql(
+ALTER TABLE routes ADD COLUMN backend_protocol TEXT NOT NULL DEFAULT 'h2'
+  CHECK (backend_protocol IN ('h2', 'http1'));
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -160,6 +166,7 @@ const std::vector<Migration>& migrations() {
        kMigration3 + guards("firewall_rules", true) + guards("firewall_settings", true) +
            guards("trusted_sources", false)},
       {4, "routes.backend_tls_ca", kMigration4},
+      {5, "routes.backend_protocol", kMigration5},
   };
   return all;
 }

@@ -72,6 +72,10 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     if (!tls_context) throw ConfigError(path + ".tls_cert", error);
     watched_files.push_back(proto.tls_cert());
     watched_files.push_back(proto.tls_key());
+    if (proto.backend_tls() && proto.backend_protocol() == Route::HTTP1) {
+      throw ConfigError(path + ".backend_protocol",
+                        "HTTP1 backends are cleartext in this build; backend_tls needs H2");
+    }
     if (proto.backend_tls()) {
       backend_tls_context = tls::makeClientContext(proto.backend_tls_ca(), error);
       if (!backend_tls_context) throw ConfigError(path + ".backend_tls_ca", error);
@@ -108,7 +112,8 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
           store.counter(stat_prefix + "bytes_from_downstream"),
           store.counter(stat_prefix + "bytes_to_downstream"),
           store.counter(stat_prefix + "upstream_cx_connect_fail")},
-      std::move(tls_context), std::move(backend_tls_context)});
+      std::move(tls_context), std::move(backend_tls_context),
+      proto.backend_protocol() == Route::HTTP1});
   return route;
 }
 

@@ -53,6 +53,7 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
       .bind(10, static_cast<int64_t>(route.send_proxy_protocol()))
       .bind(11, static_cast<int64_t>(route.proxy_protocol_version()))
       .bind(12, route.backend_tls_ca())
+      .bind(13, route.backend_protocol() == Route::HTTP1 ? "http1" : "h2")
       .run();
 }
 
@@ -156,7 +157,8 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
   Statement route_row = db_.prepare(
       "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
       " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
-      " backend_tls_ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+      " backend_tls_ca, backend_protocol)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -316,7 +318,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   }
   Statement routes = db_.prepare(
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
-      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca FROM routes"
+      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol FROM routes"
       " WHERE snapshot_version = ?1"
       " ORDER BY listener_name, position");
   routes.bind(1, version);
@@ -338,6 +340,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     route->set_send_proxy_protocol(routes.integer(7) != 0);
     route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
     route->set_backend_tls_ca(routes.text(9));
+    route->set_backend_protocol(routes.text(10) == "http1" ? Route::HTTP1 : Route::H2);
   }
   loadFirewalls(version, config, by_name);
   return out;

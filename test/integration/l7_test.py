@@ -104,6 +104,70 @@ class ProxyHeaderRelay:
         self.listener.close()
 
 
+class Http1Backend:
+    """An HTTP/1.1 keep-alive backend (Python's http.server) that counts its connections.
+    GET /file/NAME serves bytes with a Content-Length, GET /chunked answers chunked, and POST
+    answers with the size and sha256 of the body it got (chunked or not) and its X-Forwarded-For."""
+
+    def __init__(self, files):
+        import http.server
+        backend = self
+        self.connections = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                backend.connections += 1
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, body, chunked=False):
+                self.send_response(200)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 1000):
+                        piece = body[i:i + 1000]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/chunked":
+                    self.reply(b"c" * 25000, chunked=True)
+                else:
+                    self.reply(files[self.path.rsplit("/", 1)[1]])
+
+            def do_POST(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.reply(("size=%d sha=%s xff=%s" % (len(body), harness.sha256(body),
+                                                        self.headers.get("X-Forwarded-For"))).encode())
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Nghttpd:
     """nghttpd serving a directory: h2c (prior knowledge), or h2 over TLS with `cert_key`."""
 
@@ -333,6 +397,33 @@ class L7Test(L7TestCase):
         # test CA: refused, 502.
         code, body, meta, err = self.curl(proxy.port(), "/small.html", "y.b.test", "--http2")
         self.assertEqual(meta, "502 2", err)
+
+    def test_http1_backend_keep_alive_bodies_both_ways(self):
+        backend = Http1Backend({"small.html": b"hello from http/1.1\n", "1m.bin": self.big})
+        self.addCleanup(backend.close)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "h1b" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7 backend_protocol: HTTP1
+                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }} }}""", workers=1)
+        port = proxy.port()
+        for _ in range(3):
+            code, body, meta, err = self.curl(port, "/file/small.html", "a.test", "--http2")
+            self.assertEqual((meta, body), ("200 2", b"hello from http/1.1\n"), err)
+        self.assertEqual(backend.connections, 1)  # kept alive and reused
+        code, body, meta, err = self.curl(port, "/file/1m.bin", "a.test", "--http2")
+        self.assertEqual(harness.sha256(body), harness.sha256(self.big))
+        code, body, meta, err = self.curl(port, "/chunked", "a.test", "--http1.1")
+        self.assertEqual((meta, body), ("200 1.1", b"c" * 25000), err)
+        upload = os.path.join(self.workdir, "upload-5m.bin")
+        data = os.urandom(5 * 1024 * 1024)
+        with open(upload, "wb") as f:
+            f.write(data)
+        for protocol, extra in (("--http2", []), ("--http1.1", ["-H", "transfer-encoding: chunked"])):
+            code, body, meta, err = self.curl(port, "/upload", "a.test", protocol, "-X", "POST",
+                                              "-T", upload, *extra)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(body.decode(),
+                             f"size={len(data)} sha={harness.sha256(data)} xff=127.0.0.1")
 
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there

@@ -1,6 +1,7 @@
 """mc-proxy running from the SQLite snapshot store: seeding, live changes, hot swap, upgrades."""
 
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -168,13 +169,14 @@ class UpgradeTest(StoreTestCase):
             INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode)
               VALUES (1, 'old', 0, 'a.test', '{a.address}', 'l4');"""], check=True)
         proxy = self.db_proxy(db)
-        self.assertIn("applied schema migration 2", proxy.log())
-        self.assertIn("applied schema migration 3", proxy.log())
-        self.assertIn("applied schema migration 4", proxy.log())
+        latest = int(re.search(r"schema version (\d+)", proxy.log()).group(1))
+        self.assertGreaterEqual(latest, 3)
+        for migration in range(2, latest + 1):  # every one after 1 was applied on this start
+            self.assertIn(f"applied schema migration {migration}\n", proxy.log())
         self.assertTrue(self.connect_ok(proxy.port(), "a.test"))
         migrations = subprocess.run(["sqlite3", db, "SELECT group_concat(version) FROM schema_migrations"],
                                     capture_output=True, text=True, check=True).stdout.strip()
-        self.assertEqual(migrations, "1,2,3,4")
+        self.assertEqual(migrations, ",".join(str(v) for v in range(1, latest + 1)))
         journal = subprocess.run(["sqlite3", db, "PRAGMA journal_mode"], capture_output=True,
                                  text=True, check=True).stdout.strip()
         self.assertEqual(journal, "wal")

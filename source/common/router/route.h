@@ -38,6 +38,8 @@ struct Route {
   std::shared_ptr<ssl_ctx_st> tls_context;
   // L7 with backend_tls: the client context that verifies the backend.
   std::shared_ptr<ssl_ctx_st> backend_tls_context;
+  // L7: HTTP/1.1 to the backend instead of HTTP/2.
+  bool backend_http1 = false;
 };
 
 }  // namespace mcproxy::router

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "extensions/filters/network/http_connection_manager/downstream_http1.h"
+#include "extensions/filters/network/http_connection_manager/upstream_http1.h"
 #include "source/common/logging/logger.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
@@ -219,6 +220,10 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   stream.request_headers =
       http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https",
                                     route_->backend_tls_context ? "https" : "http");
+  if (route_->backend_http1) {
+    // HTTP/1.1 backends cannot carry trailers; a client asking for them (gRPC) will not get them.
+    std::erase_if(stream.request_headers, [](const http::Header& h) { return h.name == "te"; });
+  }
   stream.response_timer = std::make_unique<event::Timer>(dispatcher(), [&stream] {
     UpstreamSide* upstream = stream.upstream;
     if (upstream) upstream->cancel(stream);
@@ -229,6 +234,11 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   const std::string proxy_header =
       route_->send_proxy_protocol ? proxy_protocol::encodeFor(info, route_->proxy_protocol_version)
                                   : std::string();
+  if (route_->backend_http1) {
+    Http1UpstreamPool::forThisThread(dispatcher())
+        .send(stream, route_->backend, config_.upstream, proxy_header);
+    return;
+  }
   UpstreamPool::forThisThread(dispatcher())
       .connectionFor(route_->backend, config_.upstream, proxy_header, route_->backend_tls_context,
                      info.requested_server_name)
