@@ -508,6 +508,79 @@ class L7AbuseAndDrainTest(L7TestCase):
         code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
         self.assertEqual(meta, "200 2", err)
 
+    def test_continuation_flood_is_cut_off(self):
+        """A HEADERS frame without END_HEADERS followed by endless CONTINUATION frames."""
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "cf" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+        ctx = self.certs.client_context()
+        ctx.set_alpn_protocols(["h2"])
+        flood = bytearray(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0))
+        flood += self.frame(1, 0x1, 1, bytes([0x82, 0x87, 0x84]))  # END_STREAM, no END_HEADERS
+        for _ in range(2000):
+            flood += self.frame(9, 0, 1, bytes([0x40, 1]) + b"x" + bytes([1]) + b"y")  # CONTINUATION
+        received = b""
+        with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+            try:
+                tls.sendall(bytes(flood))
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            except (ssl.SSLError, ConnectionError):
+                pass
+        goaway = received.find(bytes([0x07, 0x00, 0x00, 0x00, 0x00, 0x00]))
+        self.assertGreater(goaway, 0, "no GOAWAY")
+        self.assertEqual(int.from_bytes(received[goaway + 10:goaway + 14], "big"), 0xb)  # CALM
+        self.assertEqual(proxy.stats().get("route.cf.a.test.rq_total", 0), 0)
+        proxy.wait_stat("listener.cf.close.http_protocol_error")
+        code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
+        self.assertEqual(meta, "200 2", err)
+
+    def test_one_broken_stream_leaves_the_others_and_oversized_headers_reset_one_stream(self):
+        backend = self.grpc_backend()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "iso" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+        channel = self.grpc_channel(proxy.port())
+        chat = channel.stream_stream("/test.Echo/Chat")
+        import queue
+        outgoing = queue.Queue()
+
+        def messages():
+            while True:
+                message = outgoing.get()
+                if message is None:
+                    return
+                yield message
+
+        cancelled = chat(messages(), timeout=20)
+        outgoing.put(b"x")
+        self.assertEqual(next(cancelled), b"echo:x")
+        cancelled.cancel()  # the client resets this stream (RST_STREAM CANCEL)
+        unary = channel.unary_unary("/test.Echo/Unary")
+        self.assertIn(b"body=still", unary(b"still", timeout=10))  # same connection, still fine
+        # Header list above max_header_list_bytes (64 KiB): that stream is refused, the
+        # connection and its other streams are not.
+        with self.assertRaises(grpc.RpcError):
+            unary(b"big", timeout=10, metadata=(("x-huge", "h" * 70000),))
+        self.assertIn(b"body=after", unary(b"after", timeout=10))
+        outgoing.put(None)
+
+    def test_tls_sessions_are_resumed(self):
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "res" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""")
+        ctx = self.certs.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # session ids without ticket timing games
+        with harness.tls_connect(proxy.port(), "a.test", ctx) as first:
+            first.sendall(b"GET /small.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            harness.recv_all(first)
+            session = first.session
+        raw = socket.create_connection(("127.0.0.1", proxy.port()), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="a.test", session=session) as second:
+            self.assertTrue(second.session_reused)
+
     def test_drain_lets_an_open_stream_finish_and_sends_goaway(self):
         backend = self.grpc_backend()
         proxy = self.start_proxy(f"""

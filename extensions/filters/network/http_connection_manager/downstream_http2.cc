@@ -220,6 +220,10 @@ bool Http2DownstreamCodec::receive(const char* data, size_t len) {
       nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
   if (rc < 0) {
     LOG_DEBUG << "HTTP/2 from client: " << nghttp2_strerror(static_cast<int>(rc));
+    // A fatal error leaves ending the session to us: GOAWAY with the reason, then close.
+    const bool flood = rc == NGHTTP2_ERR_FLOODED || rc == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    nghttp2_session_terminate_session(session_,
+                                      flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     failed_ = true;
     return false;
   }

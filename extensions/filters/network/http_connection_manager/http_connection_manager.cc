@@ -123,8 +123,7 @@ void HttpConnectionManagerFilter::beginLingeringClose() {
   ::shutdown(callbacks_->connection().fd(), SHUT_WR);
   flush_timer_->cancel();
   write_event_->disable();
-  linger_timer_ = std::make_unique<event::Timer>(
-      dispatcher(), [this] { close(network::CloseReason::kFinished); });
+  linger_timer_ = std::make_unique<event::Timer>(dispatcher(), [this] { close(linger_reason_); });
   linger_timer_->arm(kLingerTime);
   read_event_->enable();
   onReadable();
@@ -144,7 +143,7 @@ void HttpConnectionManagerFilter::onReadable() {
       const int error = SSL_get_error(ssl_.get(), n);
       ERR_clear_error();
       if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;
-      close(network::CloseReason::kFinished);  // the client closed (or broke): done
+      close(linger_reason_);  // the client closed (or broke): done
       return;
     }
   }
@@ -156,8 +155,10 @@ void HttpConnectionManagerFilter::onReadable() {
       last_activity_ = dispatcher().now();
       callbacks_->connection().streamInfo().bytes_from_downstream += static_cast<uint64_t>(n);
       if (!codec_->receive(buffer, static_cast<size_t>(n))) {
-        flush();  // say GOAWAY with the reason, then close
-        close(network::CloseReason::kHttpProtocolError);
+        // Send what the codec has to say (GOAWAY, a 400), then close without a RST.
+        linger_reason_ = network::CloseReason::kHttpProtocolError;
+        flush();
+        beginLingeringClose();
         return;
       }
       continue;

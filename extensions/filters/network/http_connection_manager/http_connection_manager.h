@@ -76,6 +76,7 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   std::string pending_out_;
   bool handshake_done_ = false;
   bool lingering_ = false;
+  network::CloseReason linger_reason_ = network::CloseReason::kFinished;
   bool closing_ = false;
 };
 
