@@ -538,6 +538,50 @@ class L7AbuseAndDrainTest(L7TestCase):
         code, body, meta, err = self.curl(proxy.port(), "/small.html", "a.test", "--http2")
         self.assertEqual(meta, "200 2", err)
 
+    def test_streams_above_max_concurrent_streams_are_refused(self):
+        backend = self.grpc_backend()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "mcs" address: "127.0.0.1:0"
+              {self.l7_route("a.test", backend.address, self.cert_a)}
+              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
+              filters {{ name: "mcproxy.filters.network.router" }}
+              filters {{ name: "mcproxy.filters.network.http_connection_manager"
+                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.http_connection_manager.v1.HttpConnectionManager] {{ max_concurrent_streams: 5 }} }} }} }}""")
+        ctx = self.certs.client_context()
+        ctx.set_alpn_protocols(["h2"])
+        # POST /test.Echo/Chat without END_STREAM: each stream stays open. 20 of them at once.
+        block = bytes([0x83, 0x87, 0x04, 15]) + b"/test.Echo/Chat" + bytes([0x01, 6]) + b"a.test"
+        frames = bytearray(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0))
+        for i in range(20):
+            frames += self.frame(1, 0x4, 1 + 2 * i, block)  # END_HEADERS only
+        refused = set()
+        with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+            tls.sendall(bytes(frames))
+            tls.settimeout(2)
+            data = b""
+            try:
+                while len(refused) < 15:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    offset = 0
+                    while len(data) - offset >= 9:
+                        length = int.from_bytes(data[offset:offset + 3], "big")
+                        if len(data) - offset < 9 + length:
+                            break
+                        kind = data[offset + 3]
+                        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff
+                        payload = data[offset + 9:offset + 9 + length]
+                        if kind == 3 and int.from_bytes(payload, "big") == 7:  # REFUSED_STREAM
+                            refused.add(stream)
+                        offset += 9 + length
+                    data = data[offset:]
+            except (socket.timeout, ssl.SSLError, ConnectionError):
+                pass
+        self.assertEqual(len(refused), 15, sorted(refused))
+        self.assertEqual(min(refused), 11)  # streams 1..9 (the first five) were accepted
+
     def test_one_broken_stream_leaves_the_others_and_oversized_headers_reset_one_stream(self):
         backend = self.grpc_backend()
         proxy = self.start_proxy(f"""
