@@ -33,6 +33,9 @@ HeaderList forwardedRequestHeaders(const HeaderList& request, const std::string&
       continue;
     }
     if (header.name == "x-forwarded-proto" || header.name == "x-real-ip") continue;
+    // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies;
+    // a backend asked again would send a 100 nobody waits for.
+    if (header.name == "expect") continue;
     if (header.name == ":scheme") {
       out.push_back({":scheme", std::string(upstream_scheme)});
       continue;

@@ -134,10 +134,17 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
       {":path", codec->url_}};
   std::string authority;
   int content_lengths = 0;
+  bool expects_continue = false;
   for (auto& header : stream.request_headers) {
     header.name = lower(header.name);
     if (header.name == "host") {
       authority = header.value;
+      continue;
+    }
+    if (header.name == "expect") {
+      // We stream bodies anyway: answer 100 Continue here instead of waiting on the backend.
+      if (lower(header.value) != "100-continue") return codec->refuse("unknown Expect");
+      expects_continue = true;
       continue;
     }
     if (header.name == "content-length") ++content_lengths;
@@ -156,6 +163,10 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
   codec->waiting_since_.reset();
   codec->keep_alive_ = http_should_keep_alive(parser) != 0;
   codec->head_request_ = parser->method == HTTP_HEAD;
+  if (expects_continue && parser->http_minor > 0) {
+    codec->output_ += "HTTP/1.1 100 Continue\r\n\r\n";
+    codec->connection_.scheduleFlush();
+  }
   codec->connection_.startUpstream(stream);
   return 0;
 }

@@ -184,9 +184,9 @@ int Http1UpstreamConnection::onHeaderValue(http_parser* parser, const char* at, 
 int Http1UpstreamConnection::onHeadersComplete(http_parser* parser) {
   Http1UpstreamConnection* c = self(parser);
   if (c->stream_ == nullptr) return 0;
-  if (parser->status_code < 200) {  // 1xx: the real response follows
+  if (parser->status_code < 200) {  // 1xx: no body; the real response follows
     c->stream_->response_headers.clear();
-    return 0;
+    return 1;
   }
   auto& headers = c->stream_->response_headers;
   headers.insert(headers.begin(), {":status", std::to_string(parser->status_code)});
@@ -221,7 +221,19 @@ int Http1UpstreamConnection::onMessageComplete(http_parser* parser) {
   return 0;
 }
 
+bool Http1UpstreamConnection::stillOpen() const {
+  if (closed_ || !fd_.valid()) return false;
+  char byte;
+  const ssize_t n = ::recv(fd_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && wouldBlock();  // no EOF and no stray bytes waiting
+}
+
 void Http1UpstreamConnection::onReadable() {
+  if (stream_ == nullptr) {
+    // An idle connection the backend closed (or sent something unasked): not reusable.
+    close();
+    return;
+  }
   char buffer[kReadChunk];
   while (stream_ != nullptr && stream_->response_body.size() < settings_.stream_window_bytes) {
     const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
@@ -245,7 +257,7 @@ void Http1UpstreamConnection::onReadable() {
     }
     if (stream_ == nullptr) {  // the response is complete
       if (keep_alive_ && request_done_ && parsed == static_cast<size_t>(n)) {
-        read_event_->disable();
+        read_event_->enable();  // while idle, readable means the backend closed it
         pool_.release(*this);
       } else {
         close();
@@ -277,8 +289,8 @@ void Http1UpstreamConnection::updateInterest() {
   } else {
     write_event_->enable();
   }
-  // Read the response only as fast as the client takes it.
-  if (stream_ != nullptr && stream_->response_body.size() < settings_.stream_window_bytes) {
+  // Read the response only as fast as the client takes it; idle, watch for the backend closing.
+  if (stream_ == nullptr || stream_->response_body.size() < settings_.stream_window_bytes) {
     read_event_->enable();
   } else {
     read_event_->disable();
@@ -320,7 +332,10 @@ void Http1UpstreamPool::send(ProxyStream& stream, const network::Address& backen
   while (!idle.empty()) {
     std::unique_ptr<Http1UpstreamConnection> connection = std::move(idle.back());
     idle.pop_back();
-    if (connection->closed()) continue;
+    if (!connection->stillOpen()) {
+      dispatcher_.deferredDelete(std::move(connection));
+      continue;
+    }
     Http1UpstreamConnection& raw = *connection;
     busy_.push_back(std::move(connection));
     raw.attach(stream);

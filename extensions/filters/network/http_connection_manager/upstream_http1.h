@@ -31,6 +31,8 @@ class Http1UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   void attach(ProxyStream& stream);
   const std::string& poolKey() const { return pool_key_; }
   bool closed() const { return closed_; }
+  // Not closed by either side, as far as a non-blocking peek can tell.
+  bool stillOpen() const;
 
   // UpstreamSide
   void onRequestData(ProxyStream& stream) override;
