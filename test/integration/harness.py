@@ -29,6 +29,19 @@ def binary(name):
     return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "source", "exe", name)
 
 
+def wait_port(port, process=None, what="a listener"):
+    """Waits until 127.0.0.1:port accepts connections (or `process` exited)."""
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return process is not None and process.poll() is not None
+    wait_until(up, what=what)
+    if process is not None and process.poll() is not None:
+        raise AssertionError(f"{what} exited")
+
+
 def sanitized():
     """True when mc-proxy was built with a sanitizer (bazel test --config=asan/ubsan)."""
     with open(binary("mc-proxy"), "rb") as f:
@@ -257,15 +270,7 @@ class Haproxy:
                                      stderr=subprocess.DEVNULL)
 
     def wait_listening(self, port):
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return self.proc.poll() is not None
-        wait_until(up, what="haproxy to listen")
-        if self.proc.poll() is not None:
-            raise AssertionError("haproxy exited")
+        wait_port(port, self.proc, what="haproxy")
 
     def close(self):
         self.proc.terminate()
@@ -414,6 +419,22 @@ def closed_by_peer(sock, timeout=10):
         return recv_all(sock, timeout) == b""
     except ConnectionResetError:
         return True
+
+
+def read_until_closed(tls, data=b""):
+    """Sends `data`, then reads until the peer closes; a reset or TLS error also ends it."""
+    received = b""
+    try:
+        if data:
+            tls.sendall(data)
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    except (ssl.SSLError, ConnectionError):
+        pass
+    return received
 
 
 def recv_all(sock, timeout=10):

@@ -180,13 +180,7 @@ class Nghttpd:
                                       "--address=127.0.0.1", "-d", directory, str(self.port), *tls],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        harness.wait_until(up, what="nghttpd")
+        harness.wait_port(self.port, self.proc, what="nghttpd")
 
     def close(self):
         self.proc.kill()
@@ -483,17 +477,8 @@ class L7AbuseAndDrainTest(L7TestCase):
             stream_id = 1 + 2 * i
             flood += self.frame(1, 0x5, stream_id, block)  # HEADERS, END_STREAM|END_HEADERS
             flood += self.frame(3, 0, stream_id, (8).to_bytes(4, "big"))  # RST_STREAM CANCEL
-        received = b""
         with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
-            try:
-                tls.sendall(bytes(flood))
-                while True:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        break
-                    received += chunk
-            except (ssl.SSLError, ConnectionError):
-                pass
+            received = harness.read_until_closed(tls, bytes(flood))
         # The proxy said GOAWAY (frame type 7) and hung up; nghttp2's reset rate limiter uses
         # INTERNAL_ERROR (2) as the code.
         goaway = received.find(bytes([0x07, 0x00, 0x00, 0x00, 0x00, 0x00]))
@@ -519,17 +504,8 @@ class L7AbuseAndDrainTest(L7TestCase):
         flood += self.frame(1, 0x1, 1, bytes([0x82, 0x87, 0x84]))  # END_STREAM, no END_HEADERS
         for _ in range(2000):
             flood += self.frame(9, 0, 1, bytes([0x40, 1]) + b"x" + bytes([1]) + b"y")  # CONTINUATION
-        received = b""
         with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
-            try:
-                tls.sendall(bytes(flood))
-                while True:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        break
-                    received += chunk
-            except (ssl.SSLError, ConnectionError):
-                pass
+            received = harness.read_until_closed(tls, bytes(flood))
         goaway = received.find(bytes([0x07, 0x00, 0x00, 0x00, 0x00, 0x00]))
         self.assertGreater(goaway, 0, "no GOAWAY")
         self.assertEqual(int.from_bytes(received[goaway + 10:goaway + 14], "big"), 0xb)  # CALM

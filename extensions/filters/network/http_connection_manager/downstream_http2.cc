@@ -149,24 +149,14 @@ ssize_t Http2DownstreamCodec::readResponseBody(nghttp2_session* session, int32_t
                                                uint8_t* buf, size_t length, uint32_t* flags,
                                                nghttp2_data_source* source, void*) {
   auto* stream = static_cast<ProxyStream*>(source->ptr);
-  const size_t n = std::min(length, stream->response_body.size());
-  if (n > 0) {
-    std::memcpy(buf, stream->response_body.data(), n);
-    stream->response_body.erase(0, n);
-    if (stream->upstream) stream->upstream->onResponseBodyConsumed(*stream, n);
+  // Trailers were stripped of hop-by-hop fields when they arrived.
+  const ssize_t n =
+      http::pullBody(session, stream_id, stream->response_body, stream->response_complete,
+                     stream->response_trailers, buf, length, flags);
+  if (n > 0 && stream->upstream) {
+    stream->upstream->onResponseBodyConsumed(*stream, static_cast<size_t>(n));
   }
-  if (stream->response_body.empty() && stream->response_complete) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!stream->response_trailers.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      // The list must outlive the nv pointers into it until nghttp2 has copied them.
-      const http::HeaderList trailers = http::forwardedResponseHeaders(stream->response_trailers);
-      const auto nv = http::toNghttp2(trailers);
-      nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size());
-    }
-    return static_cast<ssize_t>(n);
-  }
-  return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+  return n;
 }
 
 void Http2DownstreamCodec::submitResponse(ProxyStream& stream) {

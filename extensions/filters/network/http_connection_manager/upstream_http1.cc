@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "source/common/logging/logger.h"
+#include "source/common/network/connect.h"
 
 namespace mcproxy::extensions::http_connection_manager {
 namespace {
@@ -46,13 +47,12 @@ Http1UpstreamConnection::Http1UpstreamConnection(event::Dispatcher& dispatcher,
 }
 
 void Http1UpstreamConnection::connect() {
-  fd_.reset(::socket(backend_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd_.valid()) {
-    fail(502, std::string("socket: ") + std::strerror(errno));
+  network::ConnectResult connected = network::connectTcp(backend_);
+  if (connected.status == network::ConnectStatus::kFailed) {
+    fail(502, "connect to " + backend_key_ + ": " + std::strerror(connected.error));
     return;
   }
-  const int one = 1;
-  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  fd_ = std::move(connected.fd);
   read_event_ = std::make_unique<event::IoEvent>(
       dispatcher_, fd_.get(), event::IoEvent::Kind::kRead, [this] { onReadable(); });
   write_event_ = std::make_unique<event::IoEvent>(
@@ -61,9 +61,7 @@ void Http1UpstreamConnection::connect() {
           flush();
           return;
         }
-        int error = 0;
-        socklen_t len = sizeof(error);
-        ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+        const int error = network::connectError(fd_.get());
         if (error != 0) {
           fail(502, "connect to " + backend_key_ + ": " + std::strerror(error));
           return;
@@ -72,12 +70,8 @@ void Http1UpstreamConnection::connect() {
       });
   connect_timer_ = std::make_unique<event::Timer>(
       dispatcher_, [this] { fail(504, "connect to " + backend_key_ + " timed out"); });
-  if (::connect(fd_.get(), backend_.sockaddrPtr(), backend_.sockaddrLen()) == 0) {
+  if (connected.status == network::ConnectStatus::kConnected) {
     onConnected();
-    return;
-  }
-  if (errno != EINPROGRESS) {
-    fail(502, "connect to " + backend_key_ + ": " + std::strerror(errno));
     return;
   }
   write_event_->enable();

@@ -11,6 +11,7 @@
 
 #include "source/common/http/nghttp2_headers.h"
 #include "source/common/logging/logger.h"
+#include "source/common/network/connect.h"
 
 namespace mcproxy::extensions::http_connection_manager {
 namespace {
@@ -57,13 +58,12 @@ nghttp2_session_callbacks* Http2UpstreamConnection::callbacks() {
 }
 
 void Http2UpstreamConnection::connect() {
-  fd_.reset(::socket(backend_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd_.valid()) {
-    fail(502, std::string("socket: ") + std::strerror(errno));
+  network::ConnectResult connected = network::connectTcp(backend_);
+  if (connected.status == network::ConnectStatus::kFailed) {
+    fail(502, "connect to " + backend_key_ + ": " + std::strerror(connected.error));
     return;
   }
-  const int one = 1;
-  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  fd_ = std::move(connected.fd);
   read_event_ = std::make_unique<event::IoEvent>(
       dispatcher_, fd_.get(), event::IoEvent::Kind::kRead,
       [this] { state_ == State::kTlsHandshake ? handshake() : onReadable(); });
@@ -71,9 +71,7 @@ void Http2UpstreamConnection::connect() {
       dispatcher_, fd_.get(), event::IoEvent::Kind::kWrite, [this] {
         switch (state_) {
           case State::kConnecting: {
-            int error = 0;
-            socklen_t len = sizeof(error);
-            ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+            const int error = network::connectError(fd_.get());
             if (error != 0) {
               fail(502, "connect to " + backend_key_ + ": " + std::strerror(error));
               return;
@@ -107,12 +105,8 @@ void Http2UpstreamConnection::connect() {
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 
-  if (::connect(fd_.get(), backend_.sockaddrPtr(), backend_.sockaddrLen()) == 0) {
+  if (connected.status == network::ConnectStatus::kConnected) {
     afterTcpConnect();
-    return;
-  }
-  if (errno != EINPROGRESS) {
-    fail(502, "connect to " + backend_key_ + ": " + std::strerror(errno));
     return;
   }
   write_event_->enable();
@@ -281,22 +275,11 @@ ssize_t Http2UpstreamConnection::readRequestBody(nghttp2_session* session, int32
                                                  uint8_t* buf, size_t length, uint32_t* flags,
                                                  nghttp2_data_source* source, void*) {
   auto* stream = static_cast<ProxyStream*>(source->ptr);
-  const size_t n = std::min(length, stream->request_body.size());
-  if (n > 0) {
-    std::memcpy(buf, stream->request_body.data(), n);
-    stream->request_body.erase(0, n);
-    stream->downstream->onRequestBodyConsumed(*stream, n);
-  }
-  if (stream->request_body.empty() && stream->request_complete) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!stream->request_trailers.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const auto nv = http::toNghttp2(stream->request_trailers);
-      nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size());
-    }
-    return static_cast<ssize_t>(n);
-  }
-  return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+  const ssize_t n =
+      http::pullBody(session, stream_id, stream->request_body, stream->request_complete,
+                     stream->request_trailers, buf, length, flags);
+  if (n > 0) stream->downstream->onRequestBodyConsumed(*stream, static_cast<size_t>(n));
+  return n;
 }
 
 void Http2UpstreamConnection::onRequestData(ProxyStream& stream) {
@@ -369,6 +352,7 @@ int Http2UpstreamConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* 
       stream->downstream->onResponseHeaders(*stream);
     } else if (end) {
       stream->response_complete = true;  // trailers
+      stream->response_trailers = http::forwardedResponseHeaders(stream->response_trailers);
       stream->downstream->onResponseData(*stream);
     }
   } else if (frame->hd.type == NGHTTP2_DATA && end) {

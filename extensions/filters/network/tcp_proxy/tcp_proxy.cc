@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "source/common/logging/logger.h"
+#include "source/common/network/connect.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
 
@@ -28,15 +29,21 @@ network::FilterStatus TcpProxyFilter::onData(buffer::Buffer& data, bool end_stre
 
 void TcpProxyFilter::connectUpstream() {
   network::Connection& connection = callbacks_->connection();
-  upstream_.reset(
-      ::socket(route_->backend.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!upstream_.valid()) {
-    LOG_WARN << "connection " << connection.id() << ": socket() failed: " << std::strerror(errno);
-    connection.close(network::CloseReason::kInternalError);
+  network::ConnectResult connected = network::connectTcp(route_->backend);
+  if (connected.status == network::ConnectStatus::kFailed) {
+    errno = connected.error;
+    const bool out_of_resources =
+        errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+    if (out_of_resources) {
+      LOG_WARN << "connection " << connection.id()
+               << ": cannot open a backend socket: " << std::strerror(errno);
+      connection.close(network::CloseReason::kInternalError);
+    } else {
+      onConnectFailed(network::CloseReason::kUpstreamConnectFailed);
+    }
     return;
   }
-  const int one = 1;
-  ::setsockopt(upstream_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  upstream_ = std::move(connected.fd);
 
   event::Dispatcher& dispatcher = connection.dispatcher();
   using Kind = event::IoEvent::Kind;
@@ -57,13 +64,8 @@ void TcpProxyFilter::connectUpstream() {
   });
 
   connecting_ = true;
-  if (::connect(upstream_.get(), route_->backend.sockaddrPtr(), route_->backend.sockaddrLen()) ==
-      0) {
+  if (connected.status == network::ConnectStatus::kConnected) {
     onConnected();
-    return;
-  }
-  if (errno != EINPROGRESS) {
-    onConnectFailed(network::CloseReason::kUpstreamConnectFailed);
     return;
   }
   upstream_write_->enable();
@@ -75,9 +77,7 @@ void TcpProxyFilter::onUpstreamWritable() {
     to_upstream_->onSinkWritable();
     return;
   }
-  int error = 0;
-  socklen_t len = sizeof(error);
-  ::getsockopt(upstream_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+  const int error = network::connectError(upstream_.get());
   if (error != 0) {
     errno = error;
     onConnectFailed(network::CloseReason::kUpstreamConnectFailed);
