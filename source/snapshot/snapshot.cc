@@ -28,13 +28,18 @@ std::string routePath(size_t listener_index, int route_index) {
 
 ListenerStats makeListenerStats(stats::Store& store, const std::string& name) {
   const std::string prefix = "listener." + name + ".";
-  ListenerStats out{store.counter(prefix + "downstream_cx_total"),
-                    store.gauge(prefix + "downstream_cx_active"),
-                    store.counter(prefix + "downstream_cx_overflow"),
-                    {}};
+  auto metric = [&](const char* family) { return stats::MetricId{family, {{"listener", name}}}; };
+  ListenerStats out{
+      store.counter(prefix + "downstream_cx_total", metric("mcproxy_listener_connections_total")),
+      store.gauge(prefix + "downstream_cx_active", metric("mcproxy_listener_active_connections")),
+      store.counter(prefix + "downstream_cx_overflow",
+                    metric("mcproxy_listener_accept_overflow_total")),
+      {}};
   for (size_t i = 0; i < network::kCloseReasonCount; ++i) {
+    const char* reason = network::closeReasonName(static_cast<network::CloseReason>(i));
     out.closes.push_back(&store.counter(
-        prefix + "close." + network::closeReasonName(static_cast<network::CloseReason>(i))));
+        prefix + "close." + reason,
+        {"mcproxy_listener_closes_total", {{"listener", name}, {"reason", reason}}}));
   }
   return out;
 }
@@ -101,17 +106,24 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
 
   const std::string stat_prefix = "route." + listener_name + "." +
                                   (is_default ? std::string("default") : proto.hostname()) + ".";
+  const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
+  auto routeCounter = [&](const char* stat, const char* family) -> stats::Counter& {
+    return store.counter(stat_prefix + stat,
+                         {family, {{"listener", listener_name}, {"route", route_label}}});
+  };
   auto route = std::make_unique<router::Route>(router::Route{
       router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
       l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(), proto.tls_key(),
       proto.backend_tls(), proto.send_proxy_protocol(),
       proto.proxy_protocol_version() == 1 ? 1u : 2u,
       router::RouteStats{
-          store.counter(stat_prefix + "upstream_cx_total"), store.counter(stat_prefix + "rq_total"),
-          store.counter(stat_prefix + "rq_502"), store.counter(stat_prefix + "rq_504"),
-          store.counter(stat_prefix + "bytes_from_downstream"),
-          store.counter(stat_prefix + "bytes_to_downstream"),
-          store.counter(stat_prefix + "upstream_cx_connect_fail")},
+          routeCounter("upstream_cx_total", "mcproxy_route_connections_total"),
+          routeCounter("rq_total", "mcproxy_route_requests_total"),
+          routeCounter("rq_502", "mcproxy_route_responses_502_total"),
+          routeCounter("rq_504", "mcproxy_route_responses_504_total"),
+          routeCounter("bytes_from_downstream", "mcproxy_route_rx_bytes_total"),
+          routeCounter("bytes_to_downstream", "mcproxy_route_tx_bytes_total"),
+          routeCounter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total")},
       std::move(tls_context), std::move(backend_tls_context),
       proto.backend_protocol() == Route::HTTP1});
   return route;

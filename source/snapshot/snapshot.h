@@ -77,7 +77,8 @@ struct Snapshot {
 };
 
 struct CompileResult {
-  std::shared_ptr<const Snapshot> snapshot;
+  // Not const yet: the caller may still set its version before publishing it.
+  std::shared_ptr<Snapshot> snapshot;
   std::vector<std::string> warnings;  // to be logged or printed; never silent
 };
 

@@ -88,6 +88,7 @@ void normalizeFirewall(mcproxy::config::v1::Firewall& firewall) {
 
 Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   Bootstrap out = config;
+  out.clear_admin();  // process settings, not routing config: never versioned
   normalizeFirewall(*out.mutable_firewall());
   if (out.firewall().ByteSizeLong() == 0) out.clear_firewall();
   for (Listener& listener : *out.mutable_listeners()) {

@@ -31,18 +31,26 @@ class Gauge {
   std::atomic<int64_t> value_{0};
 };
 
+// How a stat is exported to Prometheus: a metric family and its labels.
+struct MetricId {
+  std::string family;  // e.g. "mcproxy_listener_connections_total"
+  std::vector<std::pair<std::string, std::string>> labels;
+};
+
 // Owns every counter and gauge of the process, by name. Lookups (which lock) happen when a
 // snapshot is compiled; the data path keeps references, which stay valid for the process'
 // lifetime, so counters carry on across snapshots.
 class Store {
  public:
-  Counter& counter(const std::string& name);
-  Gauge& gauge(const std::string& name);
+  // `metric` names the stat for /metrics; stats without one are not exported there.
+  Counter& counter(const std::string& name, const MetricId& metric = {});
+  Gauge& gauge(const std::string& name, const MetricId& metric = {});
 
   struct Sample {
     std::string name;
     int64_t value;
     bool is_gauge;
+    MetricId metric;
   };
   // Every stat, sorted by name.
   std::vector<Sample> samples() const;
@@ -51,6 +59,7 @@ class Store {
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Counter>> counters_;
   std::map<std::string, std::unique_ptr<Gauge>> gauges_;
+  std::map<std::string, MetricId> metrics_;
 };
 
 }  // namespace mcproxy::stats
