@@ -17,6 +17,8 @@ A TLS edge proxy: routes TLS connections by SNI to backends.
                           not re-applied (mcproxyctl compile does that). Changes written to
                           it by other processes are picked up.
   --db-poll-ms N          how often to look for database changes (default 1000)
+  --admin-socket PATH     serve the admin API on this Unix socket (overrides the config's
+                          admin { socket })
   --workers N             worker threads (default: one per core)
   --log-level LEVEL       debug, info, warn or error (default: info)
   --print-default-config  print the embedded default config and exit
@@ -64,6 +66,8 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       if (!takeValue(options.config_path)) return std::nullopt;
     } else if (arg == "--db") {
       if (!takeValue(options.db_path)) return std::nullopt;
+    } else if (arg == "--admin-socket") {
+      if (!takeValue(options.admin_socket)) return std::nullopt;
     } else if (arg == "--db-poll-ms") {
       std::string text;
       if (!takeValue(text)) return std::nullopt;

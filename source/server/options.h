@@ -10,8 +10,9 @@
 namespace mcproxy::server {
 
 struct Options {
-  std::string config_path;  // empty: the embedded default config
-  std::string db_path;      // empty: run from the config file alone
+  std::string config_path;   // empty: the embedded default config
+  std::string db_path;       // empty: run from the config file alone
+  std::string admin_socket;  // overrides the config's admin { socket }
   std::chrono::milliseconds db_poll_interval{1000};
   size_t workers = 0;  // 0: one per core
   logging::Level log_level = logging::Level::kInfo;

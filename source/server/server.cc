@@ -115,6 +115,16 @@ int Server::run() {
   }
   std::optional<snapshot::CompileResult> compiled = loadInitialSnapshot();
   if (!compiled) return 1;
+  // The admin section is a process setting: from the config file even when the database holds
+  // the routes.
+  mcproxy::config::v1::Admin admin;
+  try {
+    admin = options_.config_path.empty() && store_ ? mcproxy::config::v1::Admin()
+                                                   : loadConfigFile().admin();
+  } catch (const config::ConfigError&) {
+    // Reported by loadInitialSnapshot when it mattered; a DB-run proxy may have no file.
+  }
+  if (!options_.admin_socket.empty()) admin.set_socket(options_.admin_socket);
   for (const auto& warning : compiled->warnings) LOG_WARN << "config: " << warning;
   if (options_.config_path.empty() && !store_) {
     LOG_INFO << "no --config given: running the embedded default config (route localhost -> "
@@ -133,14 +143,79 @@ int Server::run() {
   if (store_) store_data_version_ = store_->dataVersion();
   watch_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onWatchTick(); });
   watch_timer_->arm(options_.db_poll_interval);
+  if (!startAdmin(admin)) return 1;
+  ready_ = true;
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
+  admin_.reset();
   for (auto& worker : workers_) worker->join();
   signal_events_.clear();
   LOG_INFO << "exited cleanly";
   dumpStats();
   return 0;
+}
+
+bool Server::startAdmin(const mcproxy::config::v1::Admin& admin) {
+  if (admin.socket().empty()) return true;
+  std::vector<uid_t> allowed(admin.allowed_uids().begin(), admin.allowed_uids().end());
+  admin_ = std::make_unique<AdminServer>(dispatcher_, *this, admin.socket(), std::move(allowed));
+  std::string error;
+  if (!admin_->start(error)) {
+    LOG_ERROR << error;
+    admin_.reset();
+    return false;
+  }
+  return true;
+}
+
+ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
+                                 const std::string& source) {
+  // Validate first: an invalid change throws here and touches neither the database nor the
+  // running routes.
+  snapshot::CompileResult compiled = snapshot::compile(config, stats_, 0);
+  const snapshot::WriteResult written = store_->write(compiled.snapshot->config, source);
+  if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
+    return {snapshot_->version, false};
+  }
+  for (const auto& warning : compiled.warnings) LOG_WARN << "config: " << warning;
+  compiled.snapshot->version = static_cast<uint64_t>(written.version);
+  store_data_version_ = store_->dataVersion();  // our own commit: no reload needed for it
+  if (!applySnapshot(compiled.snapshot)) {
+    throw config::ConfigError("listeners", "a listener of version " +
+                                               std::to_string(written.version) +
+                                               " cannot be bound; still running the previous one");
+  }
+  LOG_INFO << "admin: config version " << written.version << " (" << source << ") is running";
+  return {static_cast<uint64_t>(written.version), written.created};
+}
+
+ChangeResult Server::reloadCertificates() {
+  // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
+  snapshot::CompileResult compiled =
+      snapshot::compile(snapshot_->config, stats_, snapshot_->version);
+  applySnapshot(compiled.snapshot);
+  LOG_INFO << "admin: certificates reloaded for config version " << snapshot_->version;
+  return {snapshot_->version, true};
+}
+
+mcproxy::admin::v1::Status Server::status() const {
+  mcproxy::admin::v1::Status out;
+  out.set_version(versionText());
+  out.set_uptime_seconds(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                   std::chrono::steady_clock::now() - start_time_)
+                                                   .count()));
+  out.set_snapshot_version(snapshot_->version);
+  for (const auto& listener : snapshot_->listeners) {
+    auto* entry = out.add_listeners();
+    entry->set_name(listener->name);
+    entry->set_address(listener->address_text);
+    auto bound = bound_listeners_.find(listener->address_text);
+    if (bound != bound_listeners_.end()) entry->set_bound_address(bound->second.toString());
+    entry->set_active_connections(listener->stats.active.value());
+    entry->set_total_connections(listener->stats.connections.value());
+  }
+  return out;
 }
 
 void Server::installSignalHandlers() {

@@ -8,6 +8,8 @@
 
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/stats.h"
+#include "source/server/admin/admin_backend.h"
+#include "source/server/admin/admin_server.h"
 #include "source/server/options.h"
 #include "source/server/worker.h"
 #include "source/snapshot/snapshot.h"
@@ -19,16 +21,28 @@ namespace mcproxy::server {
 
 // The running process: the main thread's loop (signals, reload, database watch, drain) and
 // the workers.
-class Server {
+class Server : public AdminBackend {
  public:
   explicit Server(Options options);
-  ~Server();
+  ~Server() override;
 
   // Loads the config, binds the listeners, starts the workers and runs until drained.
   // Returns the process exit code.
   int run();
 
  private:
+  // AdminBackend
+  std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override { return snapshot_; }
+  snapshot::SnapshotStore* store() override { return store_.get(); }
+  ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config,
+                           const std::string& source) override;
+  ChangeResult reloadCertificates() override;
+  mcproxy::admin::v1::Status status() const override;
+  const stats::Store& stats() const override { return stats_; }
+  bool ready() const override { return ready_; }
+
+  // Starts the admin server when a socket is configured; false when it cannot.
+  bool startAdmin(const mcproxy::config::v1::Admin& admin);
   std::string configOrigin() const;
   mcproxy::config::v1::Bootstrap loadConfigFile() const;
   // The first snapshot: from the database (seeding an empty one) or from the config file.
@@ -61,6 +75,9 @@ class Server {
   std::chrono::steady_clock::time_point drain_deadline_;
   bool draining_ = false;
   bool forced_close_sent_ = false;
+  bool ready_ = false;
+  std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
+  std::unique_ptr<AdminServer> admin_;
 };
 
 }  // namespace mcproxy::server

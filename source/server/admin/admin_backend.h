@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "api/mcproxy/admin/v1/admin.pb.h"
+#include "source/common/stats/stats.h"
+#include "source/snapshot/snapshot.h"
+#include "source/snapshot/store.h"
+
+namespace mcproxy::server {
+
+struct ChangeResult {
+  uint64_t snapshot_version;
+  bool changed;
+};
+
+// What the admin API needs from the running proxy (the Server implements it). Called on the
+// main thread only.
+class AdminBackend {
+ public:
+  virtual ~AdminBackend() = default;
+  virtual std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const = 0;
+  // Null without --db: the admin API then only reads.
+  virtual snapshot::SnapshotStore* store() = 0;
+  // Validates `config`, stores it as a new version and runs it, in that order: an invalid one
+  // throws config::ConfigError and changes nothing.
+  virtual ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config,
+                                   const std::string& source) = 0;
+  // Compiles the running config again (certificates and keys are read anew) and runs it.
+  virtual ChangeResult reloadCertificates() = 0;
+  virtual mcproxy::admin::v1::Status status() const = 0;
+  virtual const stats::Store& stats() const = 0;
+  virtual bool ready() const = 0;
+};
+
+}  // namespace mcproxy::server

@@ -1,0 +1,294 @@
+#include "source/server/admin/admin_service.h"
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "source/common/config/config_error.h"
+#include "source/common/logging/logger.h"
+#include "source/common/router/hostname_matcher.h"
+
+namespace mcproxy::server {
+namespace {
+
+using mcproxy::admin::v1::ChangeResponse;
+using mcproxy::config::v1::Bootstrap;
+using mcproxy::config::v1::Firewall;
+using mcproxy::config::v1::Listener;
+
+GrpcReply error(GrpcCode code, std::string message) { return {code, std::move(message), ""}; }
+
+GrpcReply ok(const google::protobuf::Message& response) {
+  GrpcReply reply;
+  response.SerializeToString(&reply.response);
+  return reply;
+}
+
+GrpcReply changed(const ChangeResult& result) {
+  ChangeResponse response;
+  response.set_snapshot_version(result.snapshot_version);
+  response.set_changed(result.changed);
+  return ok(response);
+}
+
+bool matchesListener(const Listener& listener, const std::string& wanted) {
+  return listener.address() == wanted || listener.name() == wanted;
+}
+
+// The newest stored config: changes build on what is in the database, not only on what runs.
+Bootstrap baseConfig(AdminBackend& backend) {
+  auto latest = backend.store()->loadLatest();
+  return latest ? latest->config : backend.currentSnapshot()->config;
+}
+
+Listener* findListener(Bootstrap& config, const std::string& wanted) {
+  for (Listener& listener : *config.mutable_listeners()) {
+    if (matchesListener(listener, wanted)) return &listener;
+  }
+  return nullptr;
+}
+
+// Applies a change; maps a config error to INVALID_ARGUMENT (field path and reason).
+GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what) {
+  try {
+    return changed(backend.applyConfig(config, "api: " + what));
+  } catch (const config::ConfigError& e) {
+    return error(GrpcCode::kInvalidArgument, e.what());
+  } catch (const snapshot::StoreError& e) {
+    return error(GrpcCode::kInternal, e.what());
+  }
+}
+
+GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::ListRoutesRequest in;
+  in.ParseFromString(request);
+  mcproxy::admin::v1::ListRoutesResponse out;
+  for (const Listener& listener : backend.currentSnapshot()->config.listeners()) {
+    if (!in.listener().empty() && !matchesListener(listener, in.listener())) continue;
+    for (const auto& route : listener.routes()) {
+      auto* entry = out.add_routes();
+      entry->set_listener(listener.address());
+      *entry->mutable_route() = route;
+    }
+    if (listener.has_default_route()) {
+      auto* entry = out.add_routes();
+      entry->set_listener(listener.address());
+      *entry->mutable_route() = listener.default_route();
+    }
+  }
+  return ok(out);
+}
+
+GrpcReply addRoute(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::AddRouteRequest in;
+  if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
+  Bootstrap config = baseConfig(backend);
+  Listener* listener = findListener(config, in.listener());
+  if (listener == nullptr) {
+    return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+  }
+  const std::string hostname = router::toLowerAscii(in.route().hostname());
+  for (const auto& route : listener->routes()) {
+    if (router::toLowerAscii(route.hostname()) == hostname) {
+      return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
+                                                 "\" is already routed on " + in.listener());
+    }
+  }
+  *listener->add_routes() = in.route();
+  return apply(backend, config, "add route " + in.route().hostname());
+}
+
+GrpcReply removeRoute(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::RemoveRouteRequest in;
+  if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
+  Bootstrap config = baseConfig(backend);
+  Listener* listener = findListener(config, in.listener());
+  if (listener == nullptr) {
+    return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+  }
+  auto* routes = listener->mutable_routes();
+  const std::string hostname = router::toLowerAscii(in.hostname());
+  auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
+    return router::toLowerAscii(route.hostname()) == hostname;
+  });
+  if (it == routes->end()) {
+    return error(GrpcCode::kNotFound,
+                 "hostname: \"" + in.hostname() + "\" is not routed on " + in.listener());
+  }
+  routes->erase(it);
+  return apply(backend, config, "remove route " + in.hostname());
+}
+
+google::protobuf::RepeatedPtrField<std::string>* ruleList(
+    Firewall& firewall, const mcproxy::admin::v1::FirewallRule& rule, std::string& value) {
+  switch (rule.rule_case()) {
+    case mcproxy::admin::v1::FirewallRule::kIp:
+      value = rule.ip();
+      return firewall.mutable_blocked_ips();
+    case mcproxy::admin::v1::FirewallRule::kCidr:
+      value = rule.cidr();
+      return firewall.mutable_blocked_cidrs();
+    case mcproxy::admin::v1::FirewallRule::kCountry:
+      value = rule.country();
+      return firewall.mutable_blocked_countries();
+    default:
+      return nullptr;
+  }
+}
+
+GrpcReply changeFirewall(const std::string& request, AdminBackend& backend, bool add) {
+  mcproxy::admin::v1::FirewallRuleRequest in;
+  if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
+  Bootstrap config = baseConfig(backend);
+  Firewall* firewall = config.mutable_firewall();
+  if (!in.rule().listener().empty()) {
+    Listener* listener = findListener(config, in.rule().listener());
+    if (listener == nullptr) {
+      return error(GrpcCode::kNotFound,
+                   "rule.listener: no listener \"" + in.rule().listener() + "\"");
+    }
+    firewall = listener->mutable_firewall();
+  }
+  std::string value;
+  auto* list = ruleList(*firewall, in.rule(), value);
+  if (list == nullptr) return error(GrpcCode::kInvalidArgument, "rule: one of ip, cidr, country");
+  auto it = std::find(list->begin(), list->end(), value);
+  if (add) {
+    if (it != list->end()) return changed({backend.currentSnapshot()->version, false});
+    *list->Add() = value;
+  } else {
+    if (it == list->end()) return error(GrpcCode::kNotFound, "rule: \"" + value + "\" is not set");
+    list->erase(it);
+  }
+  return apply(backend, config, std::string(add ? "add" : "remove") + " firewall rule " + value);
+}
+
+GrpcReply listFirewall(AdminBackend& backend) {
+  mcproxy::admin::v1::ListFirewallRulesResponse out;
+  auto addAll = [&](const Firewall& firewall, const std::string& listener) {
+    for (const auto& ip : firewall.blocked_ips()) {
+      auto* rule = out.add_rules();
+      rule->set_listener(listener);
+      rule->set_ip(ip);
+    }
+    for (const auto& cidr : firewall.blocked_cidrs()) {
+      auto* rule = out.add_rules();
+      rule->set_listener(listener);
+      rule->set_cidr(cidr);
+    }
+    for (const auto& country : firewall.blocked_countries()) {
+      auto* rule = out.add_rules();
+      rule->set_listener(listener);
+      rule->set_country(country);
+    }
+  };
+  const Bootstrap& config = backend.currentSnapshot()->config;
+  addAll(config.firewall(), "");
+  for (const Listener& listener : config.listeners())
+    addAll(listener.firewall(), listener.address());
+  return ok(out);
+}
+
+GrpcReply listSnapshots(AdminBackend& backend) {
+  mcproxy::admin::v1::ListSnapshotsResponse out;
+  for (const auto& info : backend.store()->history()) {
+    auto* s = out.add_snapshots();
+    s->set_version(static_cast<uint64_t>(info.version));
+    s->set_created_at(info.created_at);
+    s->set_source(info.source);
+    s->set_content_hash(info.content_hash);
+    s->set_rollback_of(static_cast<uint64_t>(info.rollback_of));
+    s->set_listeners(static_cast<uint64_t>(info.listeners));
+    s->set_routes(static_cast<uint64_t>(info.routes));
+  }
+  return ok(out);
+}
+
+GrpcReply rollback(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::RollbackRequest in;
+  in.ParseFromString(request);
+  try {
+    const auto old = backend.store()->load(static_cast<int64_t>(in.version()));
+    return apply(backend, old.config, "rollback to version " + std::to_string(in.version()));
+  } catch (const snapshot::StoreError& e) {
+    return error(GrpcCode::kNotFound, e.what());
+  }
+}
+
+}  // namespace
+
+GrpcReply handleAdminCall(const std::string& method, const std::string& request,
+                          AdminBackend& backend) {
+  const bool changes = method == "AddRoute" || method == "RemoveRoute" ||
+                       method == "AddFirewallRule" || method == "RemoveFirewallRule" ||
+                       method == "Rollback" || method == "ListSnapshots";
+  if (changes && backend.store() == nullptr) {
+    return error(GrpcCode::kFailedPrecondition,
+                 "this proxy runs without --db; admin changes need the snapshot database");
+  }
+  if (method == "ListRoutes") return listRoutes(request, backend);
+  if (method == "AddRoute") return addRoute(request, backend);
+  if (method == "RemoveRoute") return removeRoute(request, backend);
+  if (method == "ListFirewallRules") return listFirewall(backend);
+  if (method == "AddFirewallRule") return changeFirewall(request, backend, true);
+  if (method == "RemoveFirewallRule") return changeFirewall(request, backend, false);
+  if (method == "GetStatus") return ok(backend.status());
+  if (method == "ListSnapshots") return listSnapshots(backend);
+  if (method == "Rollback") return rollback(request, backend);
+  if (method == "ReloadCertificates") {
+    try {
+      return changed(backend.reloadCertificates());
+    } catch (const config::ConfigError& e) {
+      return error(GrpcCode::kFailedPrecondition,
+                   std::string("refused, still running: ") + e.what());
+    }
+  }
+  return error(GrpcCode::kUnimplemented, "no method " + method);
+}
+
+std::string renderPrometheus(const stats::Store& stats, const AdminBackend& backend) {
+  auto escape = [](const std::string& value) {
+    std::string out;
+    for (char c : value) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";  // a newline inside a label value is written as \n
+        continue;
+      }
+      out += c;
+    }
+    return out;
+  };
+  // Group by family: one # TYPE line each, then its samples.
+  std::map<std::string, std::pair<bool, std::vector<std::string>>> families;
+  for (const auto& sample : stats.samples()) {
+    if (sample.metric.family.empty()) continue;
+    std::string line = sample.metric.family;
+    if (!sample.metric.labels.empty()) {
+      line += "{";
+      for (size_t i = 0; i < sample.metric.labels.size(); ++i) {
+        const auto& [name, value] = sample.metric.labels[i];
+        line += (i ? "," : "") + name + "=\"" + escape(value) + "\"";
+      }
+      line += "}";
+    }
+    line += " " + std::to_string(sample.value);
+    auto& family = families[sample.metric.family];
+    family.first = sample.is_gauge;
+    family.second.push_back(std::move(line));
+  }
+  std::ostringstream out;
+  out << "# HELP mcproxy_snapshot_version The config version new connections use.\n"
+      << "# TYPE mcproxy_snapshot_version gauge\n"
+      << "mcproxy_snapshot_version " << backend.currentSnapshot()->version << "\n"
+      << "# HELP mcproxy_uptime_seconds Seconds since the process started.\n"
+      << "# TYPE mcproxy_uptime_seconds gauge\n"
+      << "mcproxy_uptime_seconds " << backend.status().uptime_seconds() << "\n";
+  for (const auto& [family, entry] : families) {
+    out << "# TYPE " << family << (entry.first ? " gauge" : " counter") << "\n";
+    for (const auto& line : entry.second) out << line << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace mcproxy::server

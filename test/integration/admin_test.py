@@ -1,0 +1,305 @@
+"""The admin plane through the real binary: gRPC on the Unix socket (a stock grpcio client with
+stubs generated from api/mcproxy/admin/v1/admin.proto), the HTTP endpoints, and SO_PEERCRED."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import tempfile
+
+import grpc
+
+from test.integration import harness
+
+
+def short_socket_path(test, name):
+    """A Unix socket path under /tmp: Bazel's TEST_TMPDIR is longer than sun_path allows."""
+    directory = tempfile.mkdtemp(prefix="mcadm", dir="/tmp")  # mode 0700
+    test.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, name)
+
+
+def load_stubs(workdir):
+    """Generates the Python stubs from the same .proto files the proxy is built from."""
+    from grpc_tools import protoc
+    out = os.path.join(workdir, "stubs")
+    os.makedirs(out, exist_ok=True)
+    root = os.path.join(os.environ["TEST_SRCDIR"], "mcproxy")
+    rc = protoc.main(["protoc", f"-I{root}", "-I/usr/include", f"--python_out={out}",
+                      f"--grpc_python_out={out}", "api/mcproxy/config/v1/bootstrap.proto",
+                      "api/mcproxy/admin/v1/admin.proto"])
+    assert rc == 0, "protoc failed"
+    sys.path.insert(0, out)
+    from api.mcproxy.admin.v1 import admin_pb2, admin_pb2_grpc
+    from api.mcproxy.config.v1 import bootstrap_pb2
+    return admin_pb2, admin_pb2_grpc, bootstrap_pb2
+
+
+class AdminTest(harness.ProxyTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pb, cls.pb_grpc, cls.config_pb = load_stubs(cls.workdir)
+
+    def setUp(self):
+        self.backend_a = self.echo_backend(self.cert_a)
+        self.backend_b = self.echo_backend(self.cert_b)
+        self.db = os.path.join(self.workdir, f"admin-{time.monotonic_ns()}.db")
+        self.socket = short_socket_path(self, "admin.sock")
+        self.proxy = self.start_admin_proxy()
+
+    def start_admin_proxy(self, extra_admin=""):
+        return self.start_proxy(f"""
+            admin {{ socket: "{self.socket}" {extra_admin} }}
+            listeners {{ name: "edge" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{self.backend_a.address}" }} }}""",
+                                extra_args=("--db", self.db))
+
+    def stub(self):
+        # A pool of its own: grpc-python would otherwise reuse a connection to an earlier
+        # process on the same socket path.
+        channel = grpc.insecure_channel(f"unix://{self.socket}",
+                                        options=(("grpc.use_local_subchannel_pool", 1),))
+        self.addCleanup(channel.close)
+        return self.pb_grpc.AdminStub(channel)
+
+    def reaches(self, name, source=None):
+        ctx = self.certs.client_context()
+        ctx.check_hostname = False
+        try:
+            with harness.tls_connect(self.proxy.port(), name, ctx, source=source) as tls:
+                tls.sendall(b"ping")
+                return tls.recv(4) == b"ping"
+        except (ssl.SSLError, ConnectionError, socket.timeout):
+            return False
+
+    def route(self, hostname, backend, **fields):
+        return self.config_pb.Route(hostname=hostname, backend=backend, **fields)
+
+    def versions(self):
+        listing = harness.ctl("snapshots", "list", "--db", self.db, "--json")
+        return json.loads(listing.stdout)
+
+    def test_socket_is_private(self):
+        mode = stat.S_IMODE(os.stat(self.socket).st_mode)
+        self.assertEqual(mode, 0o600)
+
+    def test_routes_are_added_and_removed_through_the_database(self):
+        admin = self.stub()
+        self.assertFalse(self.reaches("b.test"))
+        reply = admin.AddRoute(self.pb.AddRouteRequest(
+            listener="edge", route=self.route("b.test", self.backend_b.address)))
+        self.assertTrue(reply.changed)
+        self.assertTrue(self.reaches("b.test"))  # published before the call returned
+        routes = admin.ListRoutes(self.pb.ListRoutesRequest()).routes
+        self.assertEqual(sorted(r.route.hostname for r in routes), ["a.test", "b.test"])
+        newest = self.versions()[0]
+        self.assertEqual(newest["version"], reply.snapshot_version)
+        self.assertIn("api: add route b.test", newest["source"])
+        removed = admin.RemoveRoute(self.pb.RemoveRouteRequest(listener="127.0.0.1:0", hostname="B.TEST"))
+        self.assertEqual(removed.snapshot_version, reply.snapshot_version + 1)
+        self.assertFalse(self.reaches("b.test"))
+
+    def test_bad_changes_are_refused_and_change_nothing(self):
+        admin = self.stub()
+        before = self.versions()
+        with self.assertRaises(grpc.RpcError) as bad:
+            admin.AddRoute(self.pb.AddRouteRequest(
+                listener="edge", route=self.route("c.test", "127.0.0.1:99999")))
+        self.assertEqual(bad.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("listeners[0].routes[1].backend: port must be a number", bad.exception.details())
+        with self.assertRaises(grpc.RpcError) as dup:
+            admin.AddRoute(self.pb.AddRouteRequest(
+                listener="edge", route=self.route("A.test", self.backend_b.address)))
+        self.assertEqual(dup.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        with self.assertRaises(grpc.RpcError) as missing:
+            admin.RemoveRoute(self.pb.RemoveRouteRequest(listener="edge", hostname="nope.test"))
+        self.assertEqual(missing.exception.code(), grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(grpc.RpcError) as no_listener:
+            admin.AddRoute(self.pb.AddRouteRequest(
+                listener="127.9.9.9:1", route=self.route("d.test", self.backend_b.address)))
+        self.assertEqual(no_listener.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(self.versions(), before)
+        self.assertTrue(self.reaches("a.test"))
+
+    def test_firewall_rules_and_status(self):
+        admin = self.stub()
+        self.assertTrue(self.reaches("a.test", source="127.0.0.40"))
+        admin.AddFirewallRule(self.pb.FirewallRuleRequest(rule=self.pb.FirewallRule(ip="127.0.0.40")))
+        self.assertFalse(self.reaches("a.test", source="127.0.0.40"))
+        self.assertTrue(self.reaches("a.test", source="127.0.0.41"))
+        admin.AddFirewallRule(self.pb.FirewallRuleRequest(
+            rule=self.pb.FirewallRule(listener="edge", cidr="127.0.1.0/24")))
+        rules = admin.ListFirewallRules(self.pb.ListFirewallRulesRequest()).rules
+        self.assertEqual(len(rules), 2)
+        admin.RemoveFirewallRule(self.pb.FirewallRuleRequest(rule=self.pb.FirewallRule(ip="127.0.0.40")))
+        self.assertTrue(self.reaches("a.test", source="127.0.0.40"))
+        with self.assertRaises(grpc.RpcError) as missing:
+            admin.RemoveFirewallRule(self.pb.FirewallRuleRequest(rule=self.pb.FirewallRule(country="NL")))
+        self.assertEqual(missing.exception.code(), grpc.StatusCode.NOT_FOUND)
+        status = admin.GetStatus(self.pb.GetStatusRequest())
+        self.assertRegex(status.version, r"^mc-proxy \d")
+        self.assertEqual(status.snapshot_version, self.versions()[0]["version"])
+        self.assertEqual(status.listeners[0].name, "edge")
+        self.assertGreaterEqual(status.listeners[0].total_connections, 4)
+        history = admin.ListSnapshots(self.pb.ListSnapshotsRequest()).snapshots
+        rolled = admin.Rollback(self.pb.RollbackRequest(version=1))
+        self.assertEqual(rolled.snapshot_version, history[0].version + 1)
+        self.assertEqual(list(admin.ListFirewallRules(self.pb.ListFirewallRulesRequest()).rules), [])
+
+    def test_hundred_concurrent_clients_lose_nothing_and_survive_a_restart(self):
+        errors = []
+
+        def client(i):
+            try:
+                channel = grpc.insecure_channel(f"unix://{self.socket}")
+                admin = self.pb_grpc.AdminStub(channel)
+                admin.AddRoute(self.pb.AddRouteRequest(
+                    listener="edge", route=self.route(f"h{i}.test", self.backend_b.address)),
+                    timeout=60)
+                if i % 2:
+                    admin.RemoveRoute(self.pb.RemoveRouteRequest(listener="edge",
+                                                                 hostname=f"h{i}.test"), timeout=60)
+                channel.close()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(100)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        self.assertEqual(errors, [])
+        expected = {"a.test"} | {f"h{i}.test" for i in range(0, 100, 2)}
+        running = {r.route.hostname for r in self.stub().ListRoutes(self.pb.ListRoutesRequest()).routes}
+        self.assertEqual(running, expected)
+        stored = subprocess.run(["sqlite3", self.db, "SELECT hostname FROM routes WHERE "
+                                 "snapshot_version = (SELECT max(version) FROM snapshots)"],
+                                capture_output=True, text=True, check=True).stdout.split()
+        self.assertEqual(set(stored), expected)
+        self.assertTrue(self.reaches("h42.test"))
+        # A restart runs what the API wrote.
+        self.assertEqual(self.proxy.terminate(), 0)
+        self.proxy = self.start_admin_proxy()
+        running = {r.route.hostname for r in self.stub().ListRoutes(self.pb.ListRoutesRequest()).routes}
+        self.assertEqual(running, expected)
+
+    def http(self, path):
+        result = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--unix-socket", self.socket,
+                                 "-w", "\n%{http_code}", f"http://admin{path}"],
+                                capture_output=True, text=True, timeout=20)
+        body, _, code = result.stdout.rpartition("\n")
+        return int(code), body
+
+    def test_operational_endpoints(self):
+        from prometheus_client.parser import text_string_to_metric_families
+        self.assertEqual(self.http("/healthz"), (200, "ok\n"))
+        self.assertEqual(self.http("/readyz")[0], 200)
+        code, dump = self.http("/config_dump")
+        self.assertEqual(code, 200)
+        config = json.loads(dump)
+        self.assertEqual(config["config"]["listeners"][0]["routes"][0]["hostname"], "a.test")
+
+        def metric(text, family, **labels):
+            for parsed in text_string_to_metric_families(text):  # strict: raises on bad format
+                for sample in parsed.samples:
+                    if sample.name in (family, family + "_total") and all(
+                            sample.labels.get(k) == v for k, v in labels.items()):
+                        return sample.value
+            return 0
+
+        code, before = self.http("/metrics")
+        self.assertEqual(code, 200)
+        self.assertTrue(self.reaches("a.test"))
+        self.assertFalse(self.reaches("nope.test"))
+        self.proxy.wait_stat("listener.edge.close.no_route")
+        code, after = self.http("/metrics")
+        self.assertEqual(
+            metric(after, "mcproxy_listener_connections", listener="edge") -
+            metric(before, "mcproxy_listener_connections", listener="edge"), 2)
+        self.assertEqual(metric(after, "mcproxy_listener_closes", listener="edge", reason="no_route"), 1)
+        self.assertGreater(metric(after, "mcproxy_route_rx_bytes", listener="edge", route="a.test"), 0)
+        self.assertEqual(self.http("/nope")[0], 404)
+
+    def test_peers_of_other_users_are_refused_unless_allowed(self):
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        if os.geteuid() != 0 or not os.path.exists(setpriv):
+            self.skipTest("needs root and setpriv to act as another user")
+        probe = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "true"],
+                               capture_output=True)
+        if probe.returncode != 0:  # e.g. a user namespace that maps only root
+            self.skipTest("cannot switch to uid 65534 here: " + probe.stderr.decode())
+        socket_dir = os.path.dirname(self.socket)
+        os.chmod(self.socket, 0o666)  # let the file mode pass, so SO_PEERCRED decides
+        os.chmod(socket_dir, 0o755)
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-sS",
+                     "--http2-prior-knowledge", "--unix-socket", self.socket, "http://admin/healthz"]
+        refused = subprocess.run(as_nobody, capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(refused.returncode, 0)
+        harness.wait_until(lambda: "refused a client with uid 65534" in self.proxy.log(),
+                           what="the refusal log line")
+        self.assertEqual(self.proxy.terminate(), 0)
+        os.chmod(socket_dir, 0o700)
+        self.proxy = self.start_admin_proxy(extra_admin="allowed_uids: 65534")
+        os.chmod(self.socket, 0o666)
+        os.chmod(socket_dir, 0o755)
+        allowed = subprocess.run(as_nobody, capture_output=True, text=True, timeout=20)
+        os.chmod(socket_dir, 0o700)
+        self.assertEqual(allowed.stdout, "ok\n", allowed.stderr)
+
+
+class CertificateReloadTest(harness.ProxyTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pb, cls.pb_grpc, cls.config_pb = load_stubs(cls.workdir)
+
+    def test_reload_certificates_keeps_the_old_pair_when_the_new_one_is_broken(self):
+        backend = self.echo_backend(self.cert_a)
+        cert = os.path.join(self.workdir, "live.crt")
+        key = os.path.join(self.workdir, "live.key")
+        shutil.copy(self.cert_a[0], cert)
+        shutil.copy(self.cert_a[1], key)
+        sock = short_socket_path(self, "reload.sock")
+        proxy = self.start_proxy(f"""
+            admin {{ socket: "{sock}" }}
+            listeners {{ name: "l7" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7
+                        tls_cert: "{cert}" tls_key: "{key}" }} }}""",
+                                 extra_args=("--db-poll-ms", "600000"))  # only the API reloads
+
+        def serial():
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+                return tls.getpeercert(binary_form=True)
+
+        first = serial()
+        new_cert, new_key = self.certs.leaf("a2", ["a.test"])
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        admin = self.pb_grpc.AdminStub(grpc.insecure_channel(f"unix://{sock}"))
+        admin.ReloadCertificates(self.pb.ReloadCertificatesRequest())
+        second = serial()
+        self.assertNotEqual(first, second)  # new handshakes get the new pair
+        with open(key, "w") as f:
+            f.write("not a key")
+        with self.assertRaises(grpc.RpcError) as broken:
+            admin.ReloadCertificates(self.pb.ReloadCertificatesRequest())
+        self.assertEqual(broken.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("tls_cert", broken.exception.details())
+        self.assertEqual(serial(), second)  # the old pair stays in use
+
+
+if __name__ == "__main__":
+    unittest.main()
