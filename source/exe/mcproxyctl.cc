@@ -1,5 +1,8 @@
 // mcproxyctl: the operator's command line for mc-proxy.
+#include <google/protobuf/util/json_util.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -7,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "api/mcproxy/admin/v1/admin.pb.h"
 #include "source/common/config/config_error.h"
 #include "source/common/stats/stats.h"
+#include "source/server/admin/admin_client.h"
 #include "source/snapshot/config_loader.h"
 #include "source/snapshot/migrations.h"
 #include "source/snapshot/snapshot.h"
@@ -31,17 +36,26 @@ Config:
                                      .json) without writing anything; prints warnings
   compile --config FILE --db DB      validate, then store it as the newest snapshot version
                                      (nothing is written when invalid or unchanged)
-Snapshots:
-  snapshots list --db DB [--json]    every version, newest first
+Running proxy (admin API on --socket S; default $MCPROXY_ADMIN_SOCKET or /run/mc-proxy/admin.sock):
+  routes list [--listener L] [--json]
+  routes add --listener L --hostname H --backend B --mode l4|l7 [--tls-cert F --tls-key F]
+             [--backend-tls] [--send-proxy-protocol]
+  routes remove --listener L --hostname H
+  firewall list [--json]
+  firewall add|remove (--ip X | --cidr C | --country CC) [--listener L]
+  status [--json]
+Snapshots (with --db DB: the database file directly; without: the running proxy):
+  snapshots list [--json]            every version, newest first
   snapshots diff A B --db DB         what changed from version A to version B
-  snapshots rollback N --db DB       make version N's config the newest version again
+  snapshots rollback N               make version N's config the newest version again
   snapshots verify --db DB           recompute every version's content hash from its rows
 Database:
   db migrate --db DB [--to N]        upgrade the schema (mc-proxy also does this at start)
 Other:
   version
 
-Exit codes: 0 ok, 1 invalid config or request (nothing changed), 2 usage, 3 database error.
+Exit codes: 0 ok, 1 invalid config or request (nothing changed: bad field, unknown or
+duplicate route), 2 usage, 3 cannot reach the proxy or the database.
 A running mc-proxy --db DB picks up new versions by itself.
 )";
 
@@ -51,8 +65,22 @@ struct Args {
 };
 
 bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& error) {
-  static const std::map<std::string, bool> kKnown = {
-      {"--config", true}, {"--db", true}, {"--to", true}, {"--json", false}};
+  static const std::map<std::string, bool> kKnown = {{"--config", true},
+                                                     {"--db", true},
+                                                     {"--to", true},
+                                                     {"--json", false},
+                                                     {"--socket", true},
+                                                     {"--listener", true},
+                                                     {"--hostname", true},
+                                                     {"--backend", true},
+                                                     {"--mode", true},
+                                                     {"--tls-cert", true},
+                                                     {"--tls-key", true},
+                                                     {"--backend-tls", false},
+                                                     {"--send-proxy-protocol", false},
+                                                     {"--ip", true},
+                                                     {"--cidr", true},
+                                                     {"--country", true}};
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string arg = raw[i];
     if (!arg.starts_with("--")) {
@@ -161,12 +189,15 @@ int compileCommand(const Args& args) {
   return kOk;
 }
 
+int snapshotsViaSocket(const Args& args);
+
 int snapshotsCommand(const Args& args) {
   auto db = args.flags.find("--db");
-  if (args.positional.empty() || db == args.flags.end()) {
-    std::cerr << "mcproxyctl snapshots: list|diff|rollback|verify and --db DB are required\n";
+  if (args.positional.empty()) {
+    std::cerr << "mcproxyctl snapshots: list|diff|rollback|verify\n";
     return kUsage;
   }
+  if (db == args.flags.end()) return snapshotsViaSocket(args);
   const std::string& action = args.positional[0];
   SnapshotStore store(db->second);
   auto versionArg = [&](size_t index, int64_t& out) {
@@ -260,6 +291,221 @@ int snapshotsCommand(const Args& args) {
   return kUsage;
 }
 
+std::string socketPath(const Args& args) {
+  if (auto it = args.flags.find("--socket"); it != args.flags.end()) return it->second;
+  if (const char* env = std::getenv("MCPROXY_ADMIN_SOCKET")) return env;
+  return "/run/mc-proxy/admin.sock";
+}
+
+std::string flag(const Args& args, const std::string& name) {
+  auto it = args.flags.find(name);
+  return it == args.flags.end() ? "" : it->second;
+}
+
+std::string toJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+// Calls the running proxy; prints the error and returns the exit code when the call failed.
+int call(const Args& args, const std::string& method, const google::protobuf::Message& request,
+         google::protobuf::Message& response) {
+  const auto result = mcproxy::server::callAdmin(socketPath(args), method, request, response);
+  if (result.grpc_status == 0) return kOk;
+  std::cerr << "mcproxyctl: " << (result.message.empty() ? method + " failed" : result.message)
+            << "\n";
+  // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION: the request was refused
+  // and nothing changed.
+  const int status = result.grpc_status;
+  return (status == 3 || status == 5 || status == 6 || status == 9) ? kInvalid : kFailed;
+}
+
+int printChange(const mcproxy::admin::v1::ChangeResponse& response, const Args& args) {
+  if (args.flags.count("--json")) {
+    std::cout << toJson(response);
+  } else {
+    std::cout << (response.changed() ? "ok: running config version " : "unchanged: version ")
+              << response.snapshot_version() << "\n";
+  }
+  return kOk;
+}
+
+int routesCommand(const Args& args) {
+  const std::string action = args.positional.empty() ? "" : args.positional[0];
+  namespace v1 = mcproxy::admin::v1;
+  if (action == "list") {
+    v1::ListRoutesRequest request;
+    request.set_listener(flag(args, "--listener"));
+    v1::ListRoutesResponse response;
+    if (int rc = call(args, "ListRoutes", request, response); rc != kOk) return rc;
+    if (args.flags.count("--json")) {
+      std::cout << toJson(response);
+      return kOk;
+    }
+    std::cout << std::left << std::setw(24) << "LISTENER" << std::setw(32) << "HOSTNAME"
+              << std::setw(26) << "BACKEND"
+              << "MODE\n";
+    for (const auto& entry : response.routes()) {
+      const auto& route = entry.route();
+      std::cout << std::setw(24) << entry.listener() << std::setw(32)
+                << (route.hostname().empty() ? "(default)" : route.hostname()) << std::setw(26)
+                << route.backend() << (route.mode() == mcproxy::config::v1::Route::L7 ? "l7" : "l4")
+                << (route.send_proxy_protocol() ? " proxy-protocol" : "")
+                << (route.backend_tls() ? " backend-tls" : "") << "\n";
+    }
+    return kOk;
+  }
+  if (action == "add" || action == "remove") {
+    const std::string listener = flag(args, "--listener");
+    const std::string hostname = flag(args, "--hostname");
+    if (listener.empty() || hostname.empty()) {
+      std::cerr << "mcproxyctl routes " << action << ": --listener and --hostname are required\n";
+      return kUsage;
+    }
+    v1::ChangeResponse response;
+    if (action == "remove") {
+      v1::RemoveRouteRequest request;
+      request.set_listener(listener);
+      request.set_hostname(hostname);
+      if (int rc = call(args, "RemoveRoute", request, response); rc != kOk) return rc;
+      return printChange(response, args);
+    }
+    const std::string mode = flag(args, "--mode").empty() ? "l4" : flag(args, "--mode");
+    if (mode != "l4" && mode != "l7") {
+      std::cerr << "mcproxyctl routes add: --mode is l4 or l7\n";
+      return kUsage;
+    }
+    v1::AddRouteRequest request;
+    request.set_listener(listener);
+    auto* route = request.mutable_route();
+    route->set_hostname(hostname);
+    route->set_backend(flag(args, "--backend"));
+    route->set_mode(mode == "l7" ? mcproxy::config::v1::Route::L7 : mcproxy::config::v1::Route::L4);
+    route->set_tls_cert(flag(args, "--tls-cert"));
+    route->set_tls_key(flag(args, "--tls-key"));
+    route->set_backend_tls(args.flags.count("--backend-tls") > 0);
+    route->set_send_proxy_protocol(args.flags.count("--send-proxy-protocol") > 0);
+    if (int rc = call(args, "AddRoute", request, response); rc != kOk) return rc;
+    return printChange(response, args);
+  }
+  std::cerr << "mcproxyctl routes: list, add or remove\n";
+  return kUsage;
+}
+
+int firewallCommand(const Args& args) {
+  const std::string action = args.positional.empty() ? "" : args.positional[0];
+  namespace v1 = mcproxy::admin::v1;
+  if (action == "list") {
+    v1::ListFirewallRulesResponse response;
+    if (int rc = call(args, "ListFirewallRules", v1::ListFirewallRulesRequest(), response);
+        rc != kOk) {
+      return rc;
+    }
+    if (args.flags.count("--json")) {
+      std::cout << toJson(response);
+      return kOk;
+    }
+    std::cout << std::left << std::setw(24) << "LISTENER" << std::setw(9) << "KIND"
+              << "VALUE\n";
+    for (const auto& rule : response.rules()) {
+      const bool ip = rule.has_ip();
+      const bool cidr = rule.has_cidr();
+      std::cout << std::setw(24) << (rule.listener().empty() ? "(all)" : rule.listener())
+                << std::setw(9)
+                << (ip     ? "ip"
+                    : cidr ? "cidr"
+                           : "country")
+                << (ip     ? rule.ip()
+                    : cidr ? rule.cidr()
+                           : rule.country())
+                << "\n";
+    }
+    return kOk;
+  }
+  if (action == "add" || action == "remove") {
+    v1::FirewallRuleRequest request;
+    auto* rule = request.mutable_rule();
+    rule->set_listener(flag(args, "--listener"));
+    const int given = static_cast<int>(args.flags.count("--ip") + args.flags.count("--cidr") +
+                                       args.flags.count("--country"));
+    if (given != 1) {
+      std::cerr << "mcproxyctl firewall " << action << ": exactly one of --ip, --cidr, --country\n";
+      return kUsage;
+    }
+    if (args.flags.count("--ip")) rule->set_ip(flag(args, "--ip"));
+    if (args.flags.count("--cidr")) rule->set_cidr(flag(args, "--cidr"));
+    if (args.flags.count("--country")) rule->set_country(flag(args, "--country"));
+    v1::ChangeResponse response;
+    if (int rc = call(args, action == "add" ? "AddFirewallRule" : "RemoveFirewallRule", request,
+                      response);
+        rc != kOk) {
+      return rc;
+    }
+    return printChange(response, args);
+  }
+  std::cerr << "mcproxyctl firewall: list, add or remove\n";
+  return kUsage;
+}
+
+int statusCommand(const Args& args) {
+  mcproxy::admin::v1::Status status;
+  if (int rc = call(args, "GetStatus", mcproxy::admin::v1::GetStatusRequest(), status); rc != kOk) {
+    return rc;
+  }
+  if (args.flags.count("--json")) {
+    std::cout << toJson(status);
+    return kOk;
+  }
+  std::cout << status.version() << ", up " << status.uptime_seconds() << " s, config version "
+            << status.snapshot_version() << "\n";
+  std::cout << std::left << std::setw(24) << "LISTENER" << std::setw(26) << "BOUND" << std::setw(10)
+            << "ACTIVE"
+            << "TOTAL\n";
+  for (const auto& listener : status.listeners()) {
+    std::cout << std::setw(24) << listener.name() << std::setw(26) << listener.bound_address()
+              << std::setw(10) << listener.active_connections() << listener.total_connections()
+              << "\n";
+  }
+  return kOk;
+}
+
+// snapshots list/rollback without --db: through the running proxy.
+int snapshotsViaSocket(const Args& args) {
+  namespace v1 = mcproxy::admin::v1;
+  const std::string& action = args.positional[0];
+  if (action == "list") {
+    v1::ListSnapshotsResponse response;
+    if (int rc = call(args, "ListSnapshots", v1::ListSnapshotsRequest(), response); rc != kOk) {
+      return rc;
+    }
+    if (args.flags.count("--json")) {
+      std::cout << toJson(response);
+      return kOk;
+    }
+    std::cout << std::left << std::setw(8) << "VERSION" << std::setw(26) << "CREATED (UTC)"
+              << std::setw(8) << "ROUTES"
+              << "SOURCE\n";
+    for (const auto& s : response.snapshots()) {
+      std::cout << std::setw(8) << s.version() << std::setw(26) << s.created_at() << std::setw(8)
+                << s.routes() << s.source() << "\n";
+    }
+    return kOk;
+  }
+  if (action == "rollback" && args.positional.size() == 2) {
+    v1::RollbackRequest request;
+    request.set_version(std::stoull(args.positional[1]));
+    v1::ChangeResponse response;
+    if (int rc = call(args, "Rollback", request, response); rc != kOk) return rc;
+    return printChange(response, args);
+  }
+  std::cerr << "mcproxyctl snapshots " << action << ": needs --db DB (or: list, rollback N)\n";
+  return kUsage;
+}
+
 int dbCommand(const Args& args) {
   auto db = args.flags.find("--db");
   if (args.positional.empty() || args.positional[0] != "migrate" || db == args.flags.end()) {
@@ -282,14 +528,27 @@ int main(int argc, char** argv) {
     std::cout << kUsageText;
     return argc < 2 ? kUsage : kOk;
   }
-  const std::string command = argv[1];
+  // Global options may come before the command: mcproxyctl --socket S routes list.
+  std::vector<std::string> words(argv + 1, argv + argc);
+  std::vector<std::string> global;
+  while (words.size() >= 2 && words[0] == "--socket") {
+    global = {words[0], words[1]};
+    words.erase(words.begin(), words.begin() + 2);
+  }
+  if (words.empty()) {
+    std::cout << kUsageText;
+    return kUsage;
+  }
+  const std::string command = words[0];
+  words.erase(words.begin());
+  words.insert(words.end(), global.begin(), global.end());
   if (command == "version" || command == "--version") {
     std::cout << "mcproxyctl 0.1.0\n";
     return kOk;
   }
   Args args;
   std::string error;
-  if (!parseArgs(std::vector<std::string>(argv + 2, argv + argc), args, error)) {
+  if (!parseArgs(words, args, error)) {
     std::cerr << "mcproxyctl " << command << ": " << error << "\n";
     return kUsage;
   }
@@ -298,6 +557,9 @@ int main(int argc, char** argv) {
     if (command == "compile") return compileCommand(args);
     if (command == "snapshots") return snapshotsCommand(args);
     if (command == "db") return dbCommand(args);
+    if (command == "routes") return routesCommand(args);
+    if (command == "firewall") return firewallCommand(args);
+    if (command == "status") return statusCommand(args);
   } catch (const mcproxy::snapshot::StoreError& e) {
     std::cerr << "mcproxyctl " << command << ": " << e.what() << "\n";
     return kFailed;

@@ -193,6 +193,33 @@ class AdminTest(harness.ProxyTestCase):
         running = {r.route.hostname for r in self.stub().ListRoutes(self.pb.ListRoutesRequest()).routes}
         self.assertEqual(running, expected)
 
+    def test_mcproxyctl_scripting_contract(self):
+        def ctl(*args):
+            return harness.ctl("--socket", self.socket, *args, check=False)
+
+        added = ctl("routes", "add", "--listener", "127.0.0.1:0", "--hostname", "b.test",
+                    "--backend", self.backend_b.address, "--mode", "l4")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        self.assertTrue(self.reaches("b.test"))
+        listed = json.loads(ctl("routes", "list", "--json").stdout)
+        self.assertEqual(sorted(r["route"]["hostname"] for r in listed["routes"]), ["a.test", "b.test"])
+        bad = ctl("routes", "add", "--listener", "edge", "--hostname", "c.test", "--backend",
+                  "127.0.0.1:99999", "--mode", "l4")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("listeners[0].routes[2].backend: port must be a number", bad.stderr)
+        self.assertEqual(ctl("routes", "remove", "--listener", "edge", "--hostname", "x.test").returncode, 1)
+        self.assertEqual(ctl("firewall", "add", "--ip", "127.0.0.44").returncode, 0)
+        self.assertFalse(self.reaches("a.test", source="127.0.0.44"))
+        self.assertIn("127.0.0.44", ctl("firewall", "list").stdout)
+        self.assertEqual(ctl("firewall", "remove", "--ip", "127.0.0.44").returncode, 0)
+        self.assertEqual(ctl("routes", "remove", "--listener", "edge", "--hostname", "b.test").returncode, 0)
+        self.assertFalse(self.reaches("b.test"))
+        status = json.loads(ctl("status", "--json").stdout)
+        self.assertEqual(status["listeners"][0]["name"], "edge")
+        self.assertEqual(ctl("routes", "add", "--listener", "edge").returncode, 2)  # usage
+        unreachable = harness.ctl("--socket", self.socket + ".missing", "status", check=False)
+        self.assertEqual(unreachable.returncode, 3)
+
     def http(self, path):
         result = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--unix-socket", self.socket,
                                  "-w", "\n%{http_code}", f"http://admin{path}"],
