@@ -123,7 +123,10 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
           routeCounter("rq_504", "mcproxy_route_responses_504_total"),
           routeCounter("bytes_from_downstream", "mcproxy_route_rx_bytes_total"),
           routeCounter("bytes_to_downstream", "mcproxy_route_tx_bytes_total"),
-          routeCounter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total")},
+          routeCounter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total"),
+          store.latencyHistogram(stat_prefix + "rq_latency",
+                                 {"mcproxy_route_request_duration_seconds",
+                                  {{"listener", listener_name}, {"route", route_label}}})},
       std::move(tls_context), std::move(backend_tls_context),
       proto.backend_protocol() == Route::HTTP1});
   return route;

@@ -257,6 +257,31 @@ class AdminTest(harness.ProxyTestCase):
         self.assertGreater(metric(after, "mcproxy_route_rx_bytes", listener="edge", route="a.test"), 0)
         self.assertEqual(self.http("/nope")[0], 404)
 
+        # L7 requests feed the per-route latency histogram.
+        www = os.path.join(self.workdir, "www-metrics")
+        os.makedirs(www, exist_ok=True)
+        with open(os.path.join(www, "small.html"), "w") as f:
+            f.write("hi\n")
+        web = harness.Nghttpd(www)
+        self.addCleanup(web.close)
+        self.stub().AddRoute(self.pb.AddRouteRequest(listener="edge", route=self.route(
+            "b.test", web.address, mode=self.config_pb.Route.L7, tls_cert=self.cert_b[0],
+            tls_key=self.cert_b[1])))
+        port = self.proxy.port()
+        for _ in range(3):
+            result = subprocess.run(["curl", "-sS", "--cacert", self.certs.ca_cert, "--resolve",
+                                     f"b.test:{port}:127.0.0.1", f"https://b.test:{port}/small.html"],
+                                    capture_output=True, text=True, timeout=20)
+            self.assertEqual(result.stdout, "hi\n", result.stderr)
+        code, text = self.http("/metrics")
+        histogram = [f for f in text_string_to_metric_families(text)
+                     if f.name == "mcproxy_route_request_duration_seconds"]
+        self.assertEqual(histogram[0].type, "histogram")
+        counts = {s.name: s.value for s in histogram[0].samples
+                  if s.labels.get("route") == "b.test" and s.labels.get("le") in (None, "+Inf")}
+        self.assertEqual(counts["mcproxy_route_request_duration_seconds_count"], 3)
+        self.assertEqual(counts["mcproxy_route_request_duration_seconds_bucket"], 3)
+
     def test_peers_of_other_users_are_refused_unless_allowed(self):
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
         if os.geteuid() != 0 or not os.path.exists(setpriv):
@@ -326,6 +351,40 @@ class CertificateReloadTest(harness.ProxyTestCase):
         self.assertEqual(broken.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("tls_cert", broken.exception.details())
         self.assertEqual(serial(), second)  # the old pair stays in use
+
+
+class CertificateFileWatchTest(harness.ProxyTestCase):
+    def test_changed_certificate_files_are_picked_up_and_a_broken_pair_is_refused(self):
+        backend = self.echo_backend(self.cert_a)
+        cert = os.path.join(self.workdir, "watched.crt")
+        key = os.path.join(self.workdir, "watched.key")
+        shutil.copy(self.cert_a[0], cert)
+        shutil.copy(self.cert_a[1], key)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "w" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7
+                        tls_cert: "{cert}" tls_key: "{key}" }} }}""",
+                                 extra_args=("--db-poll-ms", "100"))
+
+        def served():
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
+                return tls.getpeercert(binary_form=True)
+
+        first = served()
+        new_cert, new_key = self.certs.leaf("a3", ["a.test"])
+        time.sleep(0.05)
+        shutil.copy(new_key, key)
+        shutil.copy(new_cert, cert)
+        harness.wait_until(lambda: served() != first, what="the new certificate")
+        second = served()
+        with open(cert, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+        harness.wait_until(lambda: "reload refused" in proxy.log(), what="the refusal")
+        self.assertIn("tls_cert", proxy.log())
+        self.assertEqual(served(), second)  # the last good pair stays in use
 
 
 if __name__ == "__main__":

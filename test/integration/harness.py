@@ -281,6 +281,25 @@ class Haproxy:
             self.proc.wait(5)
 
 
+class Nghttpd:
+    """nghttpd serving a directory: h2c (prior knowledge), or h2 over TLS with `cert_key`."""
+
+    def __init__(self, directory, cert_key=None):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        executable = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+        tls = [cert_key[1], cert_key[0]] if cert_key else []
+        self.proc = subprocess.Popen([executable, *([] if cert_key else ["--no-tls"]),
+                                      "--address=127.0.0.1", "-d", directory, str(self.port), *tls],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        wait_port(self.port, self.proc, what="nghttpd")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(5)
+
+
 class Proxy:
     """The real mc-proxy binary on a config, with its log collected."""
 

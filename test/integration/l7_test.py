@@ -168,25 +168,6 @@ class Http1Backend:
         self.server.server_close()
 
 
-class Nghttpd:
-    """nghttpd serving a directory: h2c (prior knowledge), or h2 over TLS with `cert_key`."""
-
-    def __init__(self, directory, cert_key=None):
-        self.port = harness.free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        executable = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
-        tls = [cert_key[1], cert_key[0]] if cert_key else []
-        self.proc = subprocess.Popen([executable, *([] if cert_key else ["--no-tls"]),
-                                      "--address=127.0.0.1", "-d", directory, str(self.port), *tls],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        harness.wait_port(self.port, self.proc, what="nghttpd")
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait(5)
-
-
 class L7TestCase(harness.ProxyTestCase):
     """Backends, clients and route config shared by the L7 tests."""
 
@@ -202,7 +183,7 @@ class L7TestCase(harness.ProxyTestCase):
             f.write(cls.big)
 
     def nghttpd(self, cert_key=None):
-        server = Nghttpd(self.www, cert_key)
+        server = harness.Nghttpd(self.www, cert_key)
         self.addCleanup(server.close)
         return server
 

@@ -20,6 +20,7 @@ struct RouteStats {
   stats::Counter& bytes_from_downstream;  // client -> backend
   stats::Counter& bytes_to_downstream;    // backend -> client
   stats::Counter& upstream_connect_failed;
+  stats::Histogram& request_latency;  // L7: seconds from request headers to response end
 };
 
 // A compiled route: immutable, owned by a snapshot.

@@ -31,6 +31,25 @@ class Gauge {
   std::atomic<int64_t> value_{0};
 };
 
+// A distribution over fixed upper bounds (e.g. request latency in seconds). Observing is a few
+// relaxed atomic adds: no lock.
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void observe(double value);
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Cumulative counts per bound (Prometheus "le" buckets), then +Inf.
+  std::vector<uint64_t> cumulativeCounts() const;
+  double sum() const;
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1 (the last is +Inf)
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_micros_{0};  // sum kept in millionths, as an integer
+};
+
 // How a stat is exported to Prometheus: a metric family and its labels.
 struct MetricId {
   std::string family;  // e.g. "mcproxy_listener_connections_total"
@@ -45,6 +64,14 @@ class Store {
   // `metric` names the stat for /metrics; stats without one are not exported there.
   Counter& counter(const std::string& name, const MetricId& metric = {});
   Gauge& gauge(const std::string& name, const MetricId& metric = {});
+  // Request latency in seconds, 1 ms to 30 s.
+  Histogram& latencyHistogram(const std::string& name, const MetricId& metric);
+
+  struct HistogramSample {
+    MetricId metric;
+    const Histogram* histogram;  // lives as long as the store
+  };
+  std::vector<HistogramSample> histograms() const;
 
   struct Sample {
     std::string name;
@@ -60,6 +87,7 @@ class Store {
   std::map<std::string, std::unique_ptr<Counter>> counters_;
   std::map<std::string, std::unique_ptr<Gauge>> gauges_;
   std::map<std::string, MetricId> metrics_;
+  std::map<std::string, std::pair<MetricId, std::unique_ptr<Histogram>>> histograms_;
 };
 
 }  // namespace mcproxy::stats

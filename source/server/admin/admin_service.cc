@@ -288,6 +288,32 @@ std::string renderPrometheus(const stats::Store& stats, const AdminBackend& back
     out << "# TYPE " << family << (entry.first ? " gauge" : " counter") << "\n";
     for (const auto& line : entry.second) out << line << "\n";
   }
+  std::map<std::string, std::vector<stats::Store::HistogramSample>> histograms;
+  for (const auto& sample : stats.histograms()) histograms[sample.metric.family].push_back(sample);
+  for (const auto& [family, samples] : histograms) {
+    out << "# TYPE " << family << " histogram\n";
+    for (const auto& sample : samples) {
+      std::string labels;
+      for (const auto& [name, value] : sample.metric.labels) {
+        labels += name + "=\"" + escape(value) + "\",";
+      }
+      const auto counts = sample.histogram->cumulativeCounts();
+      const auto& bounds = sample.histogram->bounds();
+      for (size_t i = 0; i < counts.size(); ++i) {
+        std::ostringstream le;
+        if (i < bounds.size()) {
+          le << bounds[i];
+        } else {
+          le << "+Inf";
+        }
+        out << family << "_bucket{" << labels << "le=\"" << le.str() << "\"} " << counts[i] << "\n";
+      }
+      const std::string plain =
+          labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
+      out << family << "_sum" << plain << " " << sample.histogram->sum() << "\n";
+      out << family << "_count" << plain << " " << sample.histogram->count() << "\n";
+    }
+  }
   return out.str();
 }
 

@@ -20,6 +20,8 @@ class DownstreamConnection {
   virtual event::Dispatcher& dispatcher() = 0;
   // A request got a 502 or 504 from the proxy (counted per route).
   virtual void onUpstreamFailed(int status) = 0;
+  // A request ended (its response was sent or its stream closed): latency is recorded.
+  virtual void onRequestFinished(const ProxyStream& stream) = 0;
 };
 
 // One client connection's HTTP protocol (HTTP/2 or HTTP/1.1), as bytes in and bytes out: the

@@ -301,6 +301,7 @@ void Http1DownstreamCodec::finishResponse() {
     keep_alive_ = false;
   }
   if (stream_ && stream_->upstream) stream_->upstream->cancel(*stream_);
+  if (stream_) connection_.onRequestFinished(*stream_);
   stream_.reset();
   if (!keep_alive_) {
     finished_ = true;

@@ -140,6 +140,7 @@ int Http2DownstreamCodec::onStreamClose(nghttp2_session*, int32_t stream_id, uin
   if (it == self->streams_.end()) return 0;
   ProxyStream& stream = *it->second;
   if (stream.upstream) stream.upstream->cancel(stream);
+  if (stream.response_started) self->connection_.onRequestFinished(stream);
   self->header_bytes_.erase(stream_id);
   self->streams_.erase(it);
   return 0;

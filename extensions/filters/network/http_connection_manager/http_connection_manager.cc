@@ -218,6 +218,7 @@ void HttpConnectionManagerFilter::flush() {
 void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   network::StreamInfo& info = callbacks_->connection().streamInfo();
   route_->stats.requests.inc();
+  stream.started = dispatcher().now();
   stream.request_headers =
       http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https",
                                     route_->backend_tls_context ? "https" : "http");
@@ -244,6 +245,11 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
       .connectionFor(route_->backend, config_.upstream, proxy_header, route_->backend_tls_context,
                      info.requested_server_name)
       .attach(stream);
+}
+
+void HttpConnectionManagerFilter::onRequestFinished(const ProxyStream& stream) {
+  route_->stats.request_latency.observe(
+      std::chrono::duration<double>(dispatcher().now() - stream.started).count());
 }
 
 void HttpConnectionManagerFilter::onUpstreamFailed(int status) {

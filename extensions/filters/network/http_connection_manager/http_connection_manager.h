@@ -49,6 +49,7 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void startUpstream(ProxyStream& stream) override;
   event::Dispatcher& dispatcher() override { return callbacks_->connection().dispatcher(); }
   void onUpstreamFailed(int status) override;
+  void onRequestFinished(const ProxyStream& stream) override;
 
  private:
   void doHandshake();

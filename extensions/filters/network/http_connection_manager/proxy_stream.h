@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,7 +62,8 @@ class ProxyStream {
   UpstreamSide* upstream = nullptr;  // null until attached, and after detaching
   int32_t downstream_id = 0;
   int32_t upstream_id = 0;
-  std::unique_ptr<event::Timer> response_timer;  // 504 when no response headers come in time
+  std::unique_ptr<event::Timer> response_timer;   // 504 when no response headers come in time
+  std::chrono::steady_clock::time_point started;  // when the request headers were complete
 };
 
 }  // namespace mcproxy::extensions::http_connection_manager
