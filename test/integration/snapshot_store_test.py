@@ -234,12 +234,13 @@ class ReloadSoakTest(StoreTestCase):
         # quarantine, so there RSS says nothing; LeakSanitizer judges at exit instead (below).
         if not harness.sanitized():
             self.assertLess(rss_after - rss_before, 2048, f"RSS {rss_before} -> {rss_after} KiB")
-        # Every replaced snapshot was freed: only the current one is left.
+        proxy_idle = lambda: proxy.stats().get("listener.s.downstream_cx_active", 0) == 0
+        harness.wait_until(proxy_idle, what="every connection to close", interval=0.2)
+        # With no connection left holding an older one, every replaced snapshot was freed: only
+        # the current one is alive.
         stats = proxy.stats()
         self.assertEqual(stats["server.snapshots_alive"], 1)
         self.assertEqual(stats["listener.s.downstream_cx_total"], connections[0])
-        proxy_idle = lambda: proxy.stats().get("listener.s.downstream_cx_active", 0) == 0
-        harness.wait_until(proxy_idle, what="every connection to close", interval=0.2)
         self.assertEqual(proxy.terminate(), 0, proxy.log()[-3000:])  # LeakSanitizer exits 23
 
 
