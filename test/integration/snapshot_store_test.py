@@ -238,9 +238,10 @@ class ReloadSoakTest(StoreTestCase):
         harness.wait_until(proxy_idle, what="every connection to close", interval=0.2)
         # With no connection left holding an older one, every replaced snapshot was freed: only
         # the current one is alive.
-        stats = proxy.stats()
-        self.assertEqual(stats["server.snapshots_alive"], 1)
-        self.assertEqual(stats["listener.s.downstream_cx_total"], connections[0])
+        # (A closed connection is destroyed one event-loop turn later, hence the short wait.)
+        harness.wait_until(lambda: proxy.stats()["server.snapshots_alive"] == 1, timeout=5,
+                           interval=0.1, what="one live snapshot")
+        self.assertEqual(proxy.stats()["listener.s.downstream_cx_total"], connections[0])
         self.assertEqual(proxy.terminate(), 0, proxy.log()[-3000:])  # LeakSanitizer exits 23
 
 
