@@ -44,6 +44,15 @@ def load_stubs(workdir):
     return admin_pb2, admin_pb2_grpc, bootstrap_pb2
 
 
+def served_certificate(port):
+    """The certificate (DER) the proxy presents for a.test right now."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with harness.tls_connect(port, "a.test", ctx) as tls:
+        return tls.getpeercert(binary_form=True)
+
+
 class AdminTest(harness.ProxyTestCase):
     @classmethod
     def setUpClass(cls):
@@ -330,11 +339,7 @@ class CertificateReloadTest(harness.ProxyTestCase):
                                  extra_args=("--db-poll-ms", "600000"))  # only the API reloads
 
         def serial():
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
-                return tls.getpeercert(binary_form=True)
+            return served_certificate(proxy.port())
 
         first = serial()
         new_cert, new_key = self.certs.leaf("a2", ["a.test"])
@@ -367,11 +372,7 @@ class CertificateFileWatchTest(harness.ProxyTestCase):
                                  extra_args=("--db-poll-ms", "100"))
 
         def served():
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            with harness.tls_connect(proxy.port(), "a.test", ctx) as tls:
-                return tls.getpeercert(binary_form=True)
+            return served_certificate(proxy.port())
 
         first = served()
         new_cert, new_key = self.certs.leaf("a3", ["a.test"])
