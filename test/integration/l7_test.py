@@ -400,6 +400,24 @@ class L7Test(L7TestCase):
             self.assertEqual(body.decode(),
                              f"size={len(data)} sha={harness.sha256(data)} xff=127.0.0.1")
 
+    def test_upstream_flow_control_window_is_never_leaked(self):
+        """Responses that end upstream before the client took them must still give their
+        bytes back to the pooled connection's window: 600 x 64 KiB is more than twice the
+        16 MiB connection window, so a leak would wedge the connection part-way."""
+        with open(os.path.join(self.www, "64k.bin"), "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "win" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""",
+                                 workers=1)
+        port = proxy.port()
+        h2load = subprocess.run(["h2load", "-n", "600", "-c", "2", "-m", "10",
+                                 f"--connect-to=127.0.0.1:{port}", f"https://a.test:{port}/64k.bin"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertIn("600 succeeded, 0 failed", h2load.stdout, h2load.stdout[-500:])
+        code, body, meta, err = self.curl(port, "/small.html", "a.test", "--http2")
+        self.assertEqual(meta, "200 2", err)  # and the pooled connection still serves
+
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there
         silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers

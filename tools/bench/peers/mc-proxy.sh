@@ -1,7 +1,7 @@
 #!/bin/bash
 # peerbench adapter for mc-proxy (contract: ../shared/peerbench/README.md, "Adding a peer").
 #   l4: TLS passthrough, SNI routing (tls_inspector -> router -> tcp_proxy with splice)
-# L7 arrives with the http_connection_manager; until then only l4 is offered.
+#   l7: TLS termination (ALPN h2, http/1.1) -> h2c upstream (http_connection_manager)
 set -euo pipefail
 
 MC_PROXY_BIN=${MC_PROXY_BIN:-mc-proxy}
@@ -12,7 +12,7 @@ version)
     "$MC_PROXY_BIN" --version 2>&1 | head -n1
     ;;
 modes)
-    echo "l4"
+    echo "l4 l7"
     ;;
 notes)
     echo "mc-proxy l4 relays with splice(2) through a 64 KiB pipe per direction (MC_PROXY_DISABLE_SPLICE=1 copies through user space)."
@@ -20,13 +20,24 @@ notes)
 describe)
     case "${2:-}" in
     l4) echo "TLS passthrough, SNI route (tls_inspector, router, tcp_proxy) -> TLS nginx" ;;
+    l7) echo "TLS terminate (h2+h1) -> pooled h2c upstream (http_connection_manager) -> nghttpd" ;;
     esac
     ;;
 start)
     cfg="$PB_WORKDIR/mc-proxy.textproto"
-    splice=""
-    if [ -n "${MC_PROXY_DISABLE_SPLICE:-}" ]; then splice="disable_splice: true"; fi
-    cat >"$cfg" <<CFG
+    if [ "$PB_MODE" = l7 ]; then
+        cat >"$cfg" <<CFG
+listeners {
+  name: "bench"
+  address: "${PB_LISTEN_ADDR}:${PB_LISTEN_PORT}"
+  routes { hostname: "${PB_SNI_A}" backend: "${PB_BACKEND_H2C}" mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
+  routes { hostname: "${PB_SNI_B}" backend: "${PB_BACKEND_H2C}" mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
+}
+CFG
+    else
+        splice=""
+        if [ -n "${MC_PROXY_DISABLE_SPLICE:-}" ]; then splice="disable_splice: true"; fi
+        cat >"$cfg" <<CFG
 listeners {
   name: "bench"
   address: "${PB_LISTEN_ADDR}:${PB_LISTEN_PORT}"
@@ -38,6 +49,7 @@ listeners {
     typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy] { ${splice} } } }
 }
 CFG
+    fi
     exec "$MC_PROXY_BIN" --config "$cfg" --workers "${PB_THREADS:-1}" --log-level warn
     ;;
 *)

@@ -125,10 +125,12 @@ int Http2DownstreamCodec::onDataChunkRecv(nghttp2_session* session, uint8_t, int
   auto* self = static_cast<Http2DownstreamCodec*>(user_data);
   ProxyStream* stream = self->find(stream_id);
   if (stream == nullptr || stream->response_complete) {
-    nghttp2_session_consume(session, stream_id, len);  // nobody will read it
+    nghttp2_session_consume_connection(session, len);  // nobody will read it
+    if (stream != nullptr) nghttp2_session_consume_stream(session, stream_id, len);
     return 0;
   }
   stream->request_body.append(reinterpret_cast<const char*>(data), len);
+  stream->request_unacked += len;
   if (stream->upstream) stream->upstream->onRequestData(*stream);
   return 0;
 }
@@ -140,6 +142,11 @@ int Http2DownstreamCodec::onStreamClose(nghttp2_session*, int32_t stream_id, uin
   if (it == self->streams_.end()) return 0;
   ProxyStream& stream = *it->second;
   if (stream.upstream) stream.upstream->cancel(stream);
+  if (stream.request_unacked > 0) {
+    // Request bytes the upstream never took: the connection's window gets them back.
+    nghttp2_session_consume_connection(self->session_, stream.request_unacked);
+    stream.request_unacked = 0;
+  }
   if (stream.response_started) self->connection_.onRequestFinished(stream);
   self->header_bytes_.erase(stream_id);
   self->streams_.erase(it);
@@ -202,6 +209,8 @@ void Http2DownstreamCodec::onUpstreamFailure(ProxyStream& stream, int status,
 }
 
 void Http2DownstreamCodec::onRequestBodyConsumed(ProxyStream& stream, size_t bytes) {
+  bytes = std::min(bytes, stream.request_unacked);
+  stream.request_unacked -= bytes;
   nghttp2_session_consume(session_, stream.downstream_id, bytes);
   connection_.scheduleFlush();
 }

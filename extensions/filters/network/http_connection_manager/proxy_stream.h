@@ -64,6 +64,11 @@ class ProxyStream {
   int32_t upstream_id = 0;
   std::unique_ptr<event::Timer> response_timer;   // 504 when no response headers come in time
   std::chrono::steady_clock::time_point started;  // when the request headers were complete
+  // HTTP/2 flow control: bytes received and not yet acknowledged (WINDOW_UPDATE) to the side
+  // that sent them. When a stream ends with bytes still owed, they are returned to the
+  // connection's window; otherwise every such stream would shrink it for good.
+  size_t response_unacked = 0;  // from the upstream
+  size_t request_unacked = 0;   // from the client
 };
 
 }  // namespace mcproxy::extensions::http_connection_manager

@@ -290,11 +290,24 @@ void Http2UpstreamConnection::onRequestData(ProxyStream& stream) {
 
 void Http2UpstreamConnection::onResponseBodyConsumed(ProxyStream& stream, size_t bytes) {
   if (closed_ || stream.upstream_id <= 0) return;
+  bytes = std::min(bytes, stream.response_unacked);
+  stream.response_unacked -= bytes;
   nghttp2_session_consume(session_, stream.upstream_id, bytes);
   scheduleFlush();
 }
 
+void Http2UpstreamConnection::releaseUnacked(ProxyStream& stream) {
+  // The stream is over for this connection: what the client has not taken yet stays in our
+  // buffer (bounded by the stream window), but the connection's window gets it back now.
+  if (!closed_ && stream.response_unacked > 0) {
+    nghttp2_session_consume_connection(session_, stream.response_unacked);
+    scheduleFlush();
+  }
+  stream.response_unacked = 0;
+}
+
 void Http2UpstreamConnection::cancel(ProxyStream& stream) {
+  releaseUnacked(stream);
   stream.upstream = nullptr;
   std::erase(waiting_, &stream);
   if (stream.upstream_id > 0) {
@@ -367,10 +380,11 @@ int Http2UpstreamConnection::onDataChunkRecv(nghttp2_session* session, uint8_t, 
   auto* self = static_cast<Http2UpstreamConnection*>(user_data);
   ProxyStream* stream = self->streamById(stream_id);
   if (stream == nullptr) {
-    nghttp2_session_consume(session, stream_id, len);  // a cancelled stream: discard
+    nghttp2_session_consume_connection(session, len);  // a cancelled stream: discard
     return 0;
   }
   stream->response_body.append(reinterpret_cast<const char*>(data), len);
+  stream->response_unacked += len;
   stream->downstream->onResponseData(*stream);
   return 0;
 }
@@ -381,6 +395,7 @@ int Http2UpstreamConnection::onStreamClose(nghttp2_session*, int32_t stream_id, 
   ProxyStream* stream = self->streamById(stream_id);
   if (stream == nullptr) return 0;
   self->streams_.erase(stream_id);
+  self->releaseUnacked(*stream);
   stream->upstream = nullptr;
   stream->upstream_id = 0;
   if (!stream->response_complete) {

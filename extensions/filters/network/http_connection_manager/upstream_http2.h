@@ -73,6 +73,8 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   // Fails every stream (502/504) and leaves the pool.
   void fail(int status, const std::string& reason);
   ProxyStream* streamById(int32_t id);
+  // Returns the bytes `stream` still owes to this connection's flow-control window.
+  void releaseUnacked(ProxyStream& stream);
 
   event::Dispatcher& dispatcher_;
   network::Address backend_;
