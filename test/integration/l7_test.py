@@ -783,6 +783,26 @@ class Http1Test(L7TestCase):
             self.assertLess(time.monotonic() - started, 5)
         proxy.wait_stat("listener.slow.close.idle_timeout")
 
+    def test_many_http1_requests_never_reset_finished_upstream_streams(self):
+        """Each HTTP/1.1 exchange ends while its upstream HTTP/2 stream is closing; resetting
+        such streams made nghttpd (nghttp2's rapid-reset limit) answer GOAWAY after 1,000 of
+        them, turning in-flight requests into 502s."""
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "many" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""",
+                                 workers=1)
+        lua = os.path.join(self.workdir, "resolve.lua")
+        with open(lua, "w") as f:
+            f.write('wrk.resolve = function(host, service)\n'
+                    '  wrk.addrs = wrk.lookup("127.0.0.1", service)\nend\n')
+        result = subprocess.run(["wrk", "-t", "1", "-c", "8", "-d", "3s", "-s", lua,
+                                 f"https://a.test:{proxy.port()}/small.html"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertNotIn("Non-2xx", result.stdout, result.stdout)
+        stats = proxy.stats()
+        self.assertGreater(stats["route.many.a.test.rq_total"], 3000)
+        self.assertEqual(stats.get("route.many.a.test.rq_502", 0), 0)
+
     def test_http1_gets_502(self):
         proxy = self.start_proxy(f"""
             listeners {{ name: "h1" address: "127.0.0.1:0"

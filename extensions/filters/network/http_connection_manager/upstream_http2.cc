@@ -312,7 +312,12 @@ void Http2UpstreamConnection::cancel(ProxyStream& stream) {
   std::erase(waiting_, &stream);
   if (stream.upstream_id > 0) {
     streams_.erase(stream.upstream_id);
-    if (!closed_) {
+    // A stream whose exchange finished both ways is just forgotten: resetting it would be a
+    // pointless RST_STREAM, and backends (nghttp2's own rapid-reset limit among them) answer
+    // a stream of those with GOAWAY.
+    const bool finished = stream.response_complete && stream.request_complete &&
+                          stream.request_body.empty();
+    if (!closed_ && !finished) {
       nghttp2_session_set_stream_user_data(session_, stream.upstream_id, nullptr);
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.upstream_id, NGHTTP2_CANCEL);
       scheduleFlush();
