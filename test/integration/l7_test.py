@@ -418,6 +418,86 @@ class L7Test(L7TestCase):
         code, body, meta, err = self.curl(port, "/small.html", "a.test", "--http2")
         self.assertEqual(meta, "200 2", err)  # and the pooled connection still serves
 
+    def raw_backend(self, serve):
+        """A one-connection-at-a-time TCP backend running serve(conn) per connection."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+
+        def loop():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    try:
+                        serve(conn)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"127.0.0.1:{listener.getsockname()[1]}"
+
+    def test_h2_backend_informational_response_before_the_final_one(self):
+        def frame(kind, flags, stream, payload=b""):
+            return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+        def serve(conn):
+            data = b""
+            stream = None
+            while stream is None:  # preface, then frames until the request's HEADERS
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+                offset = 24 if data.startswith(b"PRI * HTTP/2.0") else 0
+                while len(data) - offset >= 9:
+                    length = int.from_bytes(data[offset:offset + 3], "big")
+                    if data[offset + 3] == 1:
+                        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff
+                    offset += 9 + length
+            early = bytes([0x08, 3]) + b"103"  # :status 103 (literal, indexed name)
+            final = bytes([0x88, 0x00, 7]) + b"x-final" + bytes([3]) + b"yes"  # :status 200
+            conn.sendall(frame(4, 0, 0) + frame(4, 1, 0) + frame(1, 4, stream, early) +
+                         frame(1, 4, stream, final) + frame(0, 1, stream, b"final body"))
+            time.sleep(0.5)
+
+        backend = self.raw_backend(serve)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "hints" address: "127.0.0.1:0" {self.l7_route("a.test", backend, self.cert_a)} }}""")
+        code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http2", "-D",
+                                          os.path.join(self.workdir, "hints-headers.txt"))
+        self.assertEqual((meta, body), ("200 2", b"final body"), err)
+        with open(os.path.join(self.workdir, "hints-headers.txt")) as f:
+            self.assertIn("x-final: yes", f.read())
+
+    def test_http1_backend_header_names_split_across_reads(self):
+        def serve(conn):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Split-Name: yes\r\n\r\nhello":
+                conn.sendall(bytes([byte]))  # one byte at a time: every name arrives in pieces
+                time.sleep(0.002)
+            time.sleep(0.3)
+
+        backend = self.raw_backend(serve)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "split" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{backend}" mode: L7 backend_protocol: HTTP1
+                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }} }}""")
+        headers_file = os.path.join(self.workdir, "split-headers.txt")
+        code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http2", "-D", headers_file)
+        self.assertEqual((meta, body), ("200 2", b"hello"), err)
+        with open(headers_file) as f:
+            headers = f.read()
+        self.assertIn("content-length: 5", headers)
+        self.assertIn("x-split-name: yes", headers)
+
     def test_502_when_the_backend_refuses_and_504_when_it_times_out(self):
         closed = harness.free_port()  # nothing listens there
         silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers

@@ -158,7 +158,7 @@ int Http1UpstreamConnection::onHeaderField(http_parser* parser, const char* at, 
   std::string piece(at, len);
   std::transform(piece.begin(), piece.end(), piece.begin(),
                  [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  if (c->last_was_value_ || headers.size() <= 1) {
+  if (c->last_was_value_ || headers.empty()) {
     headers.push_back({piece, ""});
   } else {
     headers.back().name += piece;

@@ -315,8 +315,8 @@ void Http2UpstreamConnection::cancel(ProxyStream& stream) {
     // A stream whose exchange finished both ways is just forgotten: resetting it would be a
     // pointless RST_STREAM, and backends (nghttp2's own rapid-reset limit among them) answer
     // a stream of those with GOAWAY.
-    const bool finished = stream.response_complete && stream.request_complete &&
-                          stream.request_body.empty();
+    const bool finished =
+        stream.response_complete && stream.request_complete && stream.request_body.empty();
     if (!closed_ && !finished) {
       nghttp2_session_set_stream_user_data(session_, stream.upstream_id, nullptr);
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.upstream_id, NGHTTP2_CANCEL);
@@ -338,16 +338,12 @@ int Http2UpstreamConnection::onHeader(nghttp2_session*, const nghttp2_frame* fra
   if (stream == nullptr || frame->hd.type != NGHTTP2_HEADERS) return 0;
   http::Header header{std::string(reinterpret_cast<const char*>(name), namelen),
                       std::string(reinterpret_cast<const char*>(value), valuelen)};
-  if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+  // Until the final response went to the client, a HEADERS block is the response (nghttp2
+  // files a final response that follows a 1xx under NGHTTP2_HCAT_HEADERS); after it, trailers.
+  if (!stream->response_started) {
     stream->response_headers.push_back(std::move(header));
-  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
-    // A second HEADERS block: 1xx informational responses are dropped; trailers are kept.
-    const std::string* status = http::find(stream->response_headers, ":status");
-    if (status != nullptr && (*status)[0] == '1') {
-      stream->response_headers.push_back(std::move(header));
-    } else {
-      stream->response_trailers.push_back(std::move(header));
-    }
+  } else {
+    stream->response_trailers.push_back(std::move(header));
   }
   return 0;
 }
