@@ -129,6 +129,7 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
                                   {{"listener", listener_name}, {"route", route_label}}})},
       std::move(tls_context), std::move(backend_tls_context),
       proto.backend_protocol() == Route::HTTP1});
+  route->backend_key = route->backend.toString();
   return route;
 }
 

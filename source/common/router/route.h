@@ -41,6 +41,8 @@ struct Route {
   std::shared_ptr<ssl_ctx_st> backend_tls_context;
   // L7: HTTP/1.1 to the backend instead of HTTP/2.
   bool backend_http1 = false;
+  // backend.toString(), made once here: upstream pools are keyed by it on every request.
+  std::string backend_key;
 };
 
 }  // namespace mcproxy::router

@@ -238,12 +238,11 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
                                   : std::string();
   if (route_->backend_http1) {
     Http1UpstreamPool::forThisThread(dispatcher())
-        .send(stream, route_->backend, config_.upstream, proxy_header);
+        .send(stream, *route_, config_.upstream, proxy_header);
     return;
   }
   UpstreamPool::forThisThread(dispatcher())
-      .connectionFor(route_->backend, config_.upstream, proxy_header, route_->backend_tls_context,
-                     info.requested_server_name)
+      .connectionFor(*route_, config_.upstream, proxy_header, info.requested_server_name)
       .attach(stream);
 }
 

@@ -319,9 +319,10 @@ Http1UpstreamPool& Http1UpstreamPool::forThisThread(event::Dispatcher& dispatche
   return *pool;
 }
 
-void Http1UpstreamPool::send(ProxyStream& stream, const network::Address& backend,
+void Http1UpstreamPool::send(ProxyStream& stream, const router::Route& route,
                              const UpstreamSettings& settings, const std::string& proxy_header) {
-  const std::string key = backend.toString() + (proxy_header.empty() ? "" : "|" + proxy_header);
+  const std::string key =
+      proxy_header.empty() ? route.backend_key : route.backend_key + "|" + proxy_header;
   auto& idle = idle_[key];
   while (!idle.empty()) {
     std::unique_ptr<Http1UpstreamConnection> connection = std::move(idle.back());
@@ -335,8 +336,8 @@ void Http1UpstreamPool::send(ProxyStream& stream, const network::Address& backen
     raw.attach(stream);
     return;
   }
-  busy_.push_back(std::make_unique<Http1UpstreamConnection>(dispatcher_, backend, key, proxy_header,
-                                                            settings, *this));
+  busy_.push_back(std::make_unique<Http1UpstreamConnection>(dispatcher_, route.backend, key,
+                                                            proxy_header, settings, *this));
   Http1UpstreamConnection& connection = *busy_.back();
   connection.attach(stream);
   connection.connect();

@@ -84,7 +84,7 @@ class Http1UpstreamPool {
   explicit Http1UpstreamPool(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
 
   // Sends `stream` on an idle connection to `backend`, or a new one.
-  void send(ProxyStream& stream, const network::Address& backend, const UpstreamSettings& settings,
+  void send(ProxyStream& stream, const router::Route& route, const UpstreamSettings& settings,
             const std::string& proxy_header);
   // The request on `connection` is done and it may carry another.
   void release(Http1UpstreamConnection& connection);

@@ -502,19 +502,26 @@ UpstreamPool& UpstreamPool::forThisThread(event::Dispatcher& dispatcher) {
   return *pool;
 }
 
-Http2UpstreamConnection& UpstreamPool::connectionFor(const network::Address& backend,
+Http2UpstreamConnection& UpstreamPool::connectionFor(const router::Route& route,
                                                      const UpstreamSettings& settings,
                                                      const std::string& proxy_header,
-                                                     std::shared_ptr<ssl_ctx_st> tls_context,
                                                      const std::string& sni) {
-  const std::string key = backend.toString() + (tls_context ? "|tls:" + sni : "") +
-                          (proxy_header.empty() ? "" : "|" + proxy_header);
-  auto& list = connections_[key];
+  const bool tls = route.backend_tls_context != nullptr;
+  // The usual case (no TLS, no PROXY header) looks the route's precomputed key up as it is.
+  std::string composite;
+  const std::string* key = &route.backend_key;
+  if (tls || !proxy_header.empty()) {
+    composite = route.backend_key + (tls ? "|tls:" + sni : "") +
+                (proxy_header.empty() ? "" : "|" + proxy_header);
+    key = &composite;
+  }
+  auto& list = connections_[*key];
   for (auto& connection : list) {
     if (connection->acceptsStreams()) return *connection;
   }
-  list.push_back(std::make_unique<Http2UpstreamConnection>(
-      dispatcher_, backend, key, proxy_header, std::move(tls_context), sni, settings, *this));
+  list.push_back(std::make_unique<Http2UpstreamConnection>(dispatcher_, route.backend, *key,
+                                                           proxy_header, route.backend_tls_context,
+                                                           sni, settings, *this));
   Http2UpstreamConnection& connection = *list.back();
   connection.connect();
   return connection;

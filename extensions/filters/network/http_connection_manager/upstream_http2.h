@@ -12,6 +12,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/address.h"
 #include "source/common/network/fd.h"
+#include "source/common/router/route.h"
 #include "source/common/tls/server_context.h"
 
 namespace mcproxy::extensions::http_connection_manager {
@@ -114,11 +115,9 @@ class UpstreamPool {
   // A connection to `backend` that can take one more stream. With a `proxy_header`, only
   // connections opened with that same header (the same client) are shared; with TLS, only those
   // for the same SNI.
-  Http2UpstreamConnection& connectionFor(const network::Address& backend,
+  Http2UpstreamConnection& connectionFor(const router::Route& route,
                                          const UpstreamSettings& settings,
-                                         const std::string& proxy_header = "",
-                                         std::shared_ptr<ssl_ctx_st> tls_context = nullptr,
-                                         const std::string& sni = "");
+                                         const std::string& proxy_header, const std::string& sni);
   // A failed or closed connection leaves the pool (destroyed after the current callback).
   void remove(Http2UpstreamConnection& connection);
 
