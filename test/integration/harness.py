@@ -402,6 +402,16 @@ def filter_chain(tls_inspector="", tcp_proxy=""):
         typed_config {{ [{api}.tcp_proxy.v1.TcpProxy] {{ {tcp_proxy} }} }} }}"""
 
 
+def hcm_chain(settings):
+    """An L7 chain (tls_inspector, router, http_connection_manager) with HCM `settings`."""
+    api = "type.googleapis.com/mcproxy.extensions.filters.network"
+    return f"""
+      filters {{ name: "mcproxy.filters.network.tls_inspector" }}
+      filters {{ name: "mcproxy.filters.network.router" }}
+      filters {{ name: "mcproxy.filters.network.http_connection_manager"
+        typed_config {{ [{api}.http_connection_manager.v1.HttpConnectionManager] {{ {settings} }} }} }}"""
+
+
 def tls_connect(port, server_name, ctx, host="127.0.0.1", timeout=10, source=None):
     """TLS to host:port; `source` picks the client's own address (any 127.x works on loopback)."""
     raw = socket.create_connection((host, port), timeout=timeout,

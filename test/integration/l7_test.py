@@ -509,10 +509,7 @@ class L7Test(L7TestCase):
             listeners {{ name: "err" address: "127.0.0.1:0"
               {self.l7_route("a.test", f"127.0.0.1:{closed}", self.cert_a)}
               {self.l7_route("b.test", f"127.0.0.1:{silent.getsockname()[1]}", self.cert_b)}
-              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.http_connection_manager"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.http_connection_manager.v1.HttpConnectionManager] {{ response_timeout_ms: 500 }} }} }} }}""")
+              {harness.hcm_chain("response_timeout_ms: 500")} }}""")
         code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http2")
         self.assertEqual(meta, "502 2", err)
         self.assertIn(b"Connection refused", body)
@@ -598,10 +595,7 @@ class L7AbuseAndDrainTest(L7TestCase):
         proxy = self.start_proxy(f"""
             listeners {{ name: "mcs" address: "127.0.0.1:0"
               {self.l7_route("a.test", backend.address, self.cert_a)}
-              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.http_connection_manager"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.http_connection_manager.v1.HttpConnectionManager] {{ max_concurrent_streams: 5 }} }} }} }}""")
+              {harness.hcm_chain("max_concurrent_streams: 5")} }}""")
         ctx = self.certs.client_context()
         ctx.set_alpn_protocols(["h2"])
         # POST /test.Echo/Chat without END_STREAM: each stream stays open. 20 of them at once.
@@ -827,10 +821,7 @@ class Http1Test(L7TestCase):
         proxy = self.start_proxy(f"""
             listeners {{ name: "slow" address: "127.0.0.1:0"
               {self.l7_route("a.test", backend.address, self.cert_a)}
-              filters {{ name: "mcproxy.filters.network.tls_inspector" }}
-              filters {{ name: "mcproxy.filters.network.router" }}
-              filters {{ name: "mcproxy.filters.network.http_connection_manager"
-                typed_config {{ [type.googleapis.com/mcproxy.extensions.filters.network.http_connection_manager.v1.HttpConnectionManager] {{ request_header_timeout_ms: 600 idle_timeout_ms: 1500 }} }} }} }}""")
+              {harness.hcm_chain("request_header_timeout_ms: 600 idle_timeout_ms: 1500")} }}""")
         ctx = self.certs.client_context()
         ctx.set_alpn_protocols(["http/1.1"])
         # Slowloris: a header byte every 150 ms is activity, but never a complete request.
