@@ -101,7 +101,9 @@ class LiveChangeTest(StoreTestCase):
                                  socket.has_ipv6 else "127.0.0.2:0")
         harness.ctl("compile", "--config", self.write_config("l2.textproto", two), "--db", db)
         harness.wait_until(lambda: "listener two listening on" in proxy.log(), what="listener two")
-        self.assertIn("reload done: config version 2", proxy.log())
+        # Logged just after the listener line, once the snapshot is published.
+        harness.wait_until(lambda: "reload done: config version 2" in proxy.log(),
+                           what="reload of version 2")
         harness.ctl("compile", "--config", self.write_config("l3.textproto", one), "--db", db)
         harness.wait_until(lambda: "closed; its open connections continue" in proxy.log(),
                            what="listener two to close")
