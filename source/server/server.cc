@@ -1,9 +1,11 @@
 #include "source/server/server.h"
 
 #include <event2/event.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <thread>
 
@@ -348,7 +350,26 @@ void Server::onWatchTick() {
       LOG_ERROR << "database poll: " << e.what();
     }
   }
+  trimHeapAfterLoadDrop();
   if (!draining_) watch_timer_->arm(options_.db_poll_interval);
+}
+
+void Server::trimHeapAfterLoadDrop() {
+  // glibc keeps freed heap for the process: after 5,000 connections have come and gone, or a
+  // few clients' large buffers, that is memory an operator sees as used for nothing. Once the
+  // heap in use has dropped by kTrimAfterFreed from its peak since the last trim, hand the free
+  // pages back. A steady load never trims; the check is one mallinfo2() a tick on this thread.
+  constexpr size_t kTrimAfterFreed = 16 << 20;
+  const size_t in_use = mallinfo2().uordblks;
+  heap_in_use_.set(static_cast<int64_t>(in_use));
+  heap_peak_since_trim_ = std::max(heap_peak_since_trim_, in_use);
+  if (heap_peak_since_trim_ >= in_use + kTrimAfterFreed) {
+    malloc_trim(0);
+    heap_trims_.inc();
+    LOG_DEBUG << "heap trimmed: " << in_use << " bytes in use, " << heap_peak_since_trim_
+              << " at the peak";
+    heap_peak_since_trim_ = in_use;
+  }
 }
 
 void Server::onTerminate(const char* signal_name) {

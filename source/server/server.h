@@ -56,6 +56,8 @@ class Server : public AdminBackend {
   void reload(const std::string& why);
   // Every --db-poll-ms: database commits by other processes and changed watched files.
   void onWatchTick();
+  // Gives freed heap back to the system once a spike of connections has mostly gone.
+  void trimHeapAfterLoadDrop();
   void onTerminate(const char* signal_name);
   void onDrainTick();
   void shutdown();
@@ -69,6 +71,10 @@ class Server : public AdminBackend {
   std::unique_ptr<snapshot::SnapshotStore> store_;  // with --db only
   int64_t store_data_version_ = 0;
   std::unique_ptr<event::Timer> watch_timer_;
+  size_t heap_peak_since_trim_ = 0;
+  stats::Gauge& heap_in_use_ =
+      stats_.gauge("server.heap_in_use_bytes", {"mcproxy_heap_in_use_bytes", {}});
+  stats::Counter& heap_trims_ = stats_.counter("server.heap_trims");
   std::map<std::string, network::Address> bound_listeners_;  // configured address -> bound
   std::vector<std::unique_ptr<struct event, void (*)(struct event*)>> signal_events_;
   std::unique_ptr<event::Timer> drain_timer_;

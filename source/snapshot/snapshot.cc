@@ -61,6 +61,17 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
   if (!backend) throw ConfigError(path + ".backend", error);
   if (backend->port() == 0) throw ConfigError(path + ".backend", "port 0 cannot be connected to");
 
+  // Text format and JSON take any number for an enum (proto3 enums are open): refuse the ones
+  // that name nothing rather than treat them as the default.
+  if (!Route::Mode_IsValid(proto.mode())) {
+    throw ConfigError(path + ".mode",
+                      "unknown mode " + std::to_string(proto.mode()) + "; expected L4 or L7");
+  }
+  if (!Route::BackendProtocol_IsValid(proto.backend_protocol())) {
+    throw ConfigError(path + ".backend_protocol", "unknown backend protocol " +
+                                                      std::to_string(proto.backend_protocol()) +
+                                                      "; expected H2 or HTTP1");
+  }
   const bool l7 = proto.mode() == Route::L7;
   std::shared_ptr<SSL_CTX> tls_context;
   std::shared_ptr<SSL_CTX> backend_tls_context;

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
       std::stringstream bytes;
       bytes << in.rdbuf();
       const std::string input = bytes.str();
+      // Named before it runs: if it crashes, the log's last line says which entry did.
+      std::fprintf(stderr, "%s\n", entry->d_name);
       LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
       ++replayed;
     }

@@ -29,6 +29,14 @@ def binary(name):
     return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "source", "exe", name)
 
 
+def tool(name):
+    """Path of a helper built under tools/ (tools/bench/loadgen, ...), like binary()."""
+    override = os.environ.get("MC_PROXY_BIN_DIR")
+    if override:
+        return os.path.join(override, os.path.basename(name))
+    return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "tools", name)
+
+
 def wait_port(port, process=None, what="a listener"):
     """Waits until 127.0.0.1:port accepts connections (or `process` exited)."""
     def up():
@@ -47,6 +55,16 @@ def sanitized():
     with open(binary("mc-proxy"), "rb") as f:
         data = f.read()
     return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
+                              r"SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)")
+
+
+def sanitizer_report(log):
+    """The first sanitizer report in a process's output (with what follows it), or ''."""
+    match = SANITIZER_REPORT.search(log)
+    return log[max(0, match.start() - 200):match.start() + 4000] if match else ""
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
@@ -284,8 +302,8 @@ class Haproxy:
 class Nghttpd:
     """nghttpd serving a directory: h2c (prior knowledge), or h2 over TLS with `cert_key`."""
 
-    def __init__(self, directory, cert_key=None):
-        self.port = free_port()
+    def __init__(self, directory, cert_key=None, port=None):
+        self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         executable = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
         tls = [cert_key[1], cert_key[0]] if cert_key else []
@@ -303,13 +321,16 @@ class Nghttpd:
 class Proxy:
     """The real mc-proxy binary on a config, with its log collected."""
 
-    def __init__(self, config_text, workdir, workers=2, extra_args=(), expect_ready=True):
+    def __init__(self, config_text, workdir, workers=2, extra_args=(), expect_ready=True,
+                 command_prefix=()):
         self.config_path = os.path.join(workdir, f"mc-proxy-{time.monotonic_ns()}.textproto")
         with open(self.config_path, "w") as f:
             f.write(config_text)
         self.lines = []
         self.lock = threading.Lock()
-        args = [binary("mc-proxy"), "--config", self.config_path, "--workers", str(workers),
+        # command_prefix: e.g. ("prlimit", "--nofile=40:40") to run the proxy under a limit.
+        args = [*command_prefix, binary("mc-proxy"), "--config", self.config_path,
+                "--workers", str(workers),
                 "--log-level", os.environ.get("MC_PROXY_TEST_LOG_LEVEL", "info"), *extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True)
@@ -367,9 +388,20 @@ class Proxy:
         return self.proc.wait(timeout)
 
     def kill(self):
+        """Stops the proxy (test cleanup) and fails the test if it crashed or a sanitizer spoke.
+
+        SIGTERM first, so that a sanitized build gets to run LeakSanitizer at exit; SIGKILL when
+        it is still draining a few seconds later."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        # Killed by anything but our SIGTERM/SIGKILL (SIGSEGV, SIGABRT, ...): it crashed.
+        crashed = self.proc.returncode < 0 and \
+            -self.proc.returncode not in (signal.SIGKILL, signal.SIGTERM)
         self.reader.join(5)
         self.proc.stdout.close()
         # Bazel keeps this directory (outputs.zip in the test logs), so a failure in CI leaves
@@ -379,6 +411,12 @@ class Proxy:
             name = os.path.basename(self.config_path).replace(".textproto", ".log")
             with open(os.path.join(outputs, name), "w") as f:
                 f.write(self.log())
+        report = sanitizer_report(self.log())
+        if report:
+            raise AssertionError("mc-proxy's sanitizer reported:\n" + report)
+        if crashed:
+            raise AssertionError(f"mc-proxy died of signal {-self.proc.returncode}:\n"
+                                 + self.log()[-3000:])
 
 
 def ctl(*args, check=True, timeout=120):
@@ -514,6 +552,28 @@ class ProxyTestCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.loop.stop()
         shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    @classmethod
+    def make_www(cls, files):
+        """A document root for nghttpd under the class's temp dir: small.html plus `files`
+        (name -> bytes, or an int for a sparse file of that size)."""
+        www = os.path.join(cls.workdir, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "small.html"), "w") as f:
+            f.write("hello from nghttpd\n")
+        for name, content in files.items():
+            with open(os.path.join(www, name), "wb") as f:
+                if isinstance(content, int):
+                    f.truncate(content)
+                else:
+                    f.write(content)
+        return www
+
+    def nghttpd(self, cert_key=None, port=None):
+        """nghttpd serving the class's `www` (see make_www), stopped when the test ends."""
+        server = Nghttpd(self.www, cert_key, port=port)
+        self.addCleanup(server.close)
+        return server
 
     def write_config(self, name, text):
         path = os.path.join(self.workdir, name)

@@ -53,6 +53,30 @@ class TransferTest(harness.ProxyTestCase):
         self.assertGreater(stats["route.t.a.test.bytes_from_downstream"], TEN_MB)
         self.assertGreater(stats["route.t.a.test.bytes_to_downstream"], TEN_MB)
 
+    def test_idle_connections_hold_no_pipes_or_buffers(self):
+        """A pipe (or buffer) is taken from the worker's pool only while bytes are in flight:
+        an idle passthrough connection costs its two sockets, not six descriptors."""
+        for filters in ("", harness.filter_chain(tcp_proxy="disable_splice: true")):
+            proxy = self.proxy_to(self.echo_backend(self.cert_a), filters)
+            base = len(os.listdir(f"/proc/{proxy.proc.pid}/fd"))
+            ctx = self.certs.client_context()
+            clients = []
+            self.addCleanup(lambda: [c.close() for c in clients])
+            for i in range(40):
+                tls = harness.tls_connect(proxy.port(), "a.test", ctx)
+                tls.sendall(b"ping %d\n" % i)
+                self.assertEqual(harness.read_line(tls), "ping %d\n" % i)
+                clients.append(tls)
+            held = len(os.listdir(f"/proc/{proxy.proc.pid}/fd")) - base
+            # Two sockets per connection, plus the few idle pipes a worker's pool keeps.
+            self.assertLessEqual(held, 2 * 40 + 8, f"{held} descriptors for 40 idle connections")
+            for tls in clients:  # and they still work after idling
+                tls.sendall(b"again\n")
+                self.assertEqual(harness.read_line(tls), "again\n")
+            for tls in clients:
+                tls.close()
+            clients.clear()
+
     def test_ten_megabytes_both_ways_byte_identical_through_user_space(self):
         proxy = self.proxy_to(self.echo_backend(self.cert_a),
                               harness.filter_chain(tcp_proxy="disable_splice: true buffer_bytes: 16384"))

@@ -174,18 +174,8 @@ class L7TestCase(harness.ProxyTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.www = os.path.join(cls.workdir, "www")
-        os.makedirs(cls.www)
-        with open(os.path.join(cls.www, "small.html"), "w") as f:
-            f.write("hello from nghttpd\n")
         cls.big = os.urandom(1024 * 1024)
-        with open(os.path.join(cls.www, "1m.bin"), "wb") as f:
-            f.write(cls.big)
-
-    def nghttpd(self, cert_key=None):
-        server = harness.Nghttpd(self.www, cert_key)
-        self.addCleanup(server.close)
-        return server
+        cls.www = cls.make_www({"1m.bin": cls.big})
 
     def grpc_backend(self):
         backend = GrpcBackend()
@@ -521,6 +511,27 @@ class L7Test(L7TestCase):
         self.assertEqual(stats["route.err.a.test.rq_502"], 1)
         self.assertEqual(stats["route.err.b.test.rq_504"], 1)
 
+    def test_a_slow_upload_is_not_a_response_timeout(self):
+        """The backend's time to answer starts when the request has fully arrived: an upload
+        that takes three times response_timeout_ms still gets the backend's 200."""
+        backend = Http1Backend({})
+        self.addCleanup(backend.close)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "slowup" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7 backend_protocol: HTTP1
+                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }}
+              {harness.hcm_chain("response_timeout_ms: 700")} }}""")
+        upload = os.path.join(self.workdir, "slow-upload.bin")
+        with open(upload, "wb") as f:
+            f.write(b"u" * 200_000)
+        for version in ("--http2", "--http1.1"):
+            started = time.monotonic()
+            code, body, meta, err = self.curl(proxy.port(), "/up", "a.test", version,
+                                              "--limit-rate", "100K", "--data-binary", "@" + upload)
+            self.assertGreater(time.monotonic() - started, 1.4)
+            self.assertEqual(meta.split()[0], "200", f"{version}: {body!r} {err}")
+            self.assertTrue(body.startswith(b"size=200000 "), body)
+
     def test_dead_pooled_backend_connection_gives_502_and_the_proxy_stays_up(self):
         backend = self.nghttpd()
         proxy = self.start_proxy(f"""
@@ -805,6 +816,11 @@ class Http1Test(L7TestCase):
             "other_coding": b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n",
             "huge_header": b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n",
             "no_host": b"GET / HTTP/1.1\r\n\r\n",
+            # libhttp-parser checks a value's bytes only after its first one, and passes these
+            # on; a backend must never see them (found by fuzzing).
+            "nul_in_value": b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A:\x00b\r\n\r\n",
+            "control_in_value": b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: \x01b\r\n\r\n",
+            "space_in_host": b"GET / HTTP/1.1\r\nHost: a.test evil\r\n\r\n",
         }
         for name, request in cases.items():
             response = self.send_raw(port, request)

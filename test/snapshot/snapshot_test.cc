@@ -88,6 +88,13 @@ TEST(SnapshotCompileTest, ErrorsNameTheFieldPath) {
       "listeners[0].routes[0].backend: port 0");
   expectError(R"(listeners { address: "127.0.0.1:1" filters { name: "no.such.filter" } })",
               "listeners[0].filters[0].name: unknown filter \"no.such.filter\"");
+  // Enums take numbers in text format; one that names nothing is not quietly L4 (fuzzing).
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  routes { hostname: "a.test" backend: "127.0.0.1:1" mode: 7 } })",
+              "listeners[0].routes[0].mode: unknown mode 7");
+  expectError(R"(listeners { address: "127.0.0.1:1"
+                  default_route { backend: "127.0.0.1:1" backend_protocol: 5 } })",
+              "listeners[0].default_route.backend_protocol: unknown backend protocol 5");
 }
 
 TEST(SnapshotCompileTest, L7RoutesNeedALoadableCertificate) {
@@ -129,6 +136,9 @@ TEST(SnapshotCompileTest, ProxyProtocolAndFirewallErrorsNameTheField) {
       "firewall.blocked_cidrs[0]: \"2001:db8::/129\": prefix length");
   expectError(R"(listeners { address: "127.0.0.1:1" firewall { blocked_ips: "10.0.0.0/8" } })",
               "listeners[0].firewall.blocked_ips[0]: a network belongs in blocked_cidrs");
+  // The store's schema wants ADDRESS/LENGTH; the compiler said yes to less (fuzzing).
+  expectError(R"(firewall { blocked_cidrs: "2001:db8::132" } listeners { address: "127.0.0.1:1" })",
+              "firewall.blocked_cidrs[0]: \"2001:db8::132\" has no /LENGTH");
   expectError(R"(listeners { address: "127.0.0.1:1" firewall { blocked_ips: "nope" } })",
               "listeners[0].firewall.blocked_ips[0]: \"nope\" is not an IP address");
   expectError(R"(firewall { blocked_countries: "nl" } listeners { address: "127.0.0.1:1" })",
@@ -213,6 +223,24 @@ TEST(SnapshotCompileTest, TypedFilterConfigIsValidated) {
         typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.tls_inspector.v1.TlsInspector] { } } } })",
               "listeners[0].filters[0].typed_config: expected "
               "mcproxy.extensions.filters.network.tcp_proxy.v1.TcpProxy");
+}
+
+TEST(SnapshotCompileTest, StringsMustBeUtf8) {
+  // Text format takes any bytes in a string; protobuf would then log an error on every
+  // serialization of the config (found by fuzzing).
+  for (const std::string bytes : {"\\377", "\\300\\200", "\\355\\240\\200"}) {
+    try {
+      parseTextConfig(R"(listeners { address: "127.0.0.1:1"
+                         routes { hostname: "a.test" backend: "127.0.0.1:1" tls_cert: "x)" +
+                          bytes + R"(" } })",
+                      "f.textproto");
+      FAIL() << "parsed " << bytes;
+    } catch (const config::ConfigError& e) {
+      EXPECT_STREQ(e.what(), "f.textproto: listeners[0].routes[0].tls_cert: is not valid UTF-8");
+    }
+  }
+  EXPECT_NO_THROW(parseTextConfig(
+      R"(listeners { name: "caf\303\251 \360\237\230\200" address: "127.0.0.1:1" })", "f"));
 }
 
 TEST(SnapshotCompileTest, SyntaxErrorsGiveLineAndColumn) {

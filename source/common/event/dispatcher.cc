@@ -46,6 +46,8 @@ void Timer::arm(std::chrono::milliseconds after) {
   evtimer_add(event_, &tv);
 }
 
+void Timer::fireSoon() { event_active(event_, EV_TIMEOUT, 0); }
+
 void Timer::cancel() { evtimer_del(event_); }
 
 bool Timer::armed() const { return evtimer_pending(event_, nullptr) != 0; }

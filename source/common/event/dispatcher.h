@@ -52,6 +52,10 @@ class Timer {
   Timer& operator=(const Timer&) = delete;
 
   void arm(std::chrono::milliseconds after);
+  // Fires once the callback that is running now returns, in this same turn of the loop: after
+  // the other events already ready in this turn, without a wait for I/O or the timer heap. For
+  // work that should batch over one turn (a flush), where a 0 ms timer would add a turn.
+  void fireSoon();
   void cancel();
   bool armed() const;
 

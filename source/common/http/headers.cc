@@ -1,5 +1,7 @@
 #include "source/common/http/headers.h"
 
+#include <nghttp2/nghttp2.h>
+
 #include <array>
 
 namespace mcproxy::http {
@@ -21,12 +23,37 @@ const std::string* find(const HeaderList& headers, std::string_view name) {
   return nullptr;
 }
 
-HeaderList forwardedRequestHeaders(const HeaderList& request, const std::string& client_ip,
+namespace {
+
+const uint8_t* bytes(std::string_view text) {
+  return reinterpret_cast<const uint8_t*>(text.data());
+}
+
+}  // namespace
+
+bool validHeaderName(std::string_view name) {
+  return !name.empty() && nghttp2_check_header_name(bytes(name), name.size()) != 0;
+}
+
+bool validHeaderValue(std::string_view value) {
+  return nghttp2_check_header_value(bytes(value), value.size()) != 0;
+}
+
+bool validPath(std::string_view path) {
+  return !path.empty() && nghttp2_check_path(bytes(path), path.size()) != 0;
+}
+
+bool validAuthority(std::string_view authority) {
+  return !authority.empty() && nghttp2_check_authority(bytes(authority), authority.size()) != 0;
+}
+
+HeaderList forwardedRequestHeaders(HeaderList request, const std::string& client_ip,
                                    std::string_view proto, std::string_view upstream_scheme) {
-  HeaderList out;
-  out.reserve(request.size() + 3);
+  // Rewritten in place: the fields move, nothing is copied.
   std::string forwarded_for;
-  for (const Header& header : request) {
+  size_t kept = 0;
+  for (size_t i = 0; i < request.size(); ++i) {
+    Header& header = request[i];
     if (isHopByHop(header.name, header.value)) continue;
     if (header.name == "x-forwarded-for") {
       forwarded_for += (forwarded_for.empty() ? "" : ", ") + header.value;
@@ -36,17 +63,16 @@ HeaderList forwardedRequestHeaders(const HeaderList& request, const std::string&
     // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies;
     // a backend asked again would send a 100 nobody waits for.
     if (header.name == "expect") continue;
-    if (header.name == ":scheme") {
-      out.push_back({":scheme", std::string(upstream_scheme)});
-      continue;
-    }
-    out.push_back(header);
+    if (header.name == ":scheme") header.value = upstream_scheme;
+    if (kept != i) request[kept] = std::move(header);
+    ++kept;
   }
+  request.resize(kept);
   forwarded_for += (forwarded_for.empty() ? "" : ", ") + client_ip;
-  out.push_back({"x-forwarded-for", forwarded_for});
-  out.push_back({"x-forwarded-proto", std::string(proto)});
-  out.push_back({"x-real-ip", client_ip});
-  return out;
+  request.push_back({"x-forwarded-for", std::move(forwarded_for)});
+  request.push_back({"x-forwarded-proto", std::string(proto)});
+  request.push_back({"x-real-ip", client_ip});
+  return request;
 }
 
 HeaderList forwardedResponseHeaders(const HeaderList& response) {

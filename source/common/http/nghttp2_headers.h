@@ -11,18 +11,32 @@
 
 namespace mcproxy::http {
 
-// nghttp2's view of `headers`: pointers into it, so `headers` must outlive the returned vector
-// until nghttp2 has copied the fields (nghttp2_submit_* do so before returning).
-inline std::vector<nghttp2_nv> toNghttp2(const HeaderList& headers) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(headers.size());
-  for (const auto& header : headers) {
-    nv.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.name.data())),
-                  const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.value.data())),
-                  header.name.size(), header.value.size(), NGHTTP2_NV_FLAG_NONE});
+// nghttp2's view of a HeaderList: pointers into it, so the list must outlive this until nghttp2
+// has copied the fields (nghttp2_submit_* do so before returning). Up to kInline headers live
+// on the stack: a request or response costs no allocation for this.
+class NvList {
+ public:
+  explicit NvList(const HeaderList& headers) : size_(headers.size()) {
+    if (size_ > kInline) heap_.resize(size_);
+    nghttp2_nv* out = data();
+    for (const auto& header : headers) {
+      *out++ = {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.name.data())),
+                const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.value.data())),
+                header.name.size(), header.value.size(), NGHTTP2_NV_FLAG_NONE};
+    }
   }
-  return nv;
-}
+  NvList(const NvList&) = delete;
+  NvList& operator=(const NvList&) = delete;
+
+  nghttp2_nv* data() { return size_ > kInline ? heap_.data() : inline_; }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kInline = 32;
+  size_t size_;
+  nghttp2_nv inline_[kInline];
+  std::vector<nghttp2_nv> heap_;
+};
 
 // An nghttp2 data-source read: moves up to `length` bytes of `body` (what the other side sent
 // and nobody took yet) into `buf`. At the end of a `complete` body it sets EOF, and submits
@@ -40,7 +54,7 @@ inline ssize_t pullBody(nghttp2_session* session, int32_t stream_id, std::string
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!trailers.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const auto nv = toNghttp2(trailers);
+      NvList nv(trailers);
       nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size());
     }
     return static_cast<ssize_t>(n);

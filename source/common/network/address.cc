@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <string_view>
 
 namespace mcproxy::network {
 namespace {
@@ -38,8 +39,10 @@ bool splitHostPort(const std::string& text, std::string& host, uint16_t& port, b
   unsigned value = 0;
   const auto [end, ec] =
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      value > 65535) {
+  // At most five digits and no leading zero: "8443", not "08443" or "000000000008443".
+  const bool canonical = port_text.size() <= 5 && (port_text.size() == 1 || port_text[0] != '0');
+  if (port_text.empty() || !canonical || ec != std::errc() ||
+      end != port_text.data() + port_text.size() || value > 65535) {
     error = "port must be a number from 0 to 65535, got \"" + port_text + "\"";
     return false;
   }
@@ -92,6 +95,27 @@ std::optional<Address> Address::resolveHostPort(const std::string& text, std::st
   uint16_t port = 0;
   bool bracketed = false;
   if (!splitHostPort(text, host, port, bracketed, error)) return std::nullopt;
+  // getaddrinfo() reads up to a NUL and takes legacy numeric forms ("064.0.0.1" is octal, so
+  // 52.0.0.1): what it would resolve is not what the operator wrote. Names are letters, digits,
+  // '-', '.' and '_'; numbers are strict dotted quads (parsed above).
+  static constexpr std::string_view kNameBytes =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._";
+  if (bracketed || host.empty() || host.find_first_not_of(kNameBytes) != std::string::npos) {
+    error = "\"" + host + "\" is not an IP address or a host name";
+    return std::nullopt;
+  }
+  // A name whose last label is a number (decimal or 0x-hex) is an IPv4 address in a legacy
+  // spelling ("127.1", "0x7f.1"), as URL parsers treat it too.
+  const std::string_view last_label = std::string_view(host).substr(host.rfind('.') + 1);
+  const bool hex = last_label.size() > 2 &&
+                   (last_label.starts_with("0x") || last_label.starts_with("0X")) &&
+                   last_label.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos;
+  if (hex ||
+      (!last_label.empty() && last_label.find_first_not_of("0123456789") == std::string::npos)) {
+    error =
+        "\"" + host + "\" is not an IPv4 address (four decimal numbers 0-255, no leading zeros)";
+    return std::nullopt;
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

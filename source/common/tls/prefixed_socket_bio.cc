@@ -12,6 +12,7 @@ struct State {
   int fd;
   std::string prefix;
   size_t offset = 0;
+  bool drained = false;  // the last recv() returned less than asked for
 };
 
 State* state(BIO* bio) { return static_cast<State*>(BIO_get_data(bio)); }
@@ -30,6 +31,7 @@ int bioRead(BIO* bio, char* out, int len) {
   }
   const ssize_t n = ::recv(s->fd, out, static_cast<size_t>(len), 0);
   if (n < 0 && retryable(errno)) BIO_set_retry_read(bio);
+  s->drained = n < len;
   return static_cast<int>(n);
 }
 
@@ -68,6 +70,8 @@ BIO_METHOD* method() {
 }
 
 }  // namespace
+
+bool prefixedSocketBioDrained(BIO* bio) { return state(bio)->drained; }
 
 BIO* newPrefixedSocketBio(int fd, std::string prefix) {
   BIO* bio = BIO_new(method());

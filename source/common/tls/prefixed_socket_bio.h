@@ -11,4 +11,9 @@ namespace mcproxy::tls {
 // reading anything twice. Writes go straight to the socket. The BIO does not own the fd.
 BIO* newPrefixedSocketBio(int fd, std::string prefix);
 
+// True when the BIO's last read from the socket returned less than OpenSSL asked for: the
+// socket was empty then, so another read would only return EAGAIN (level-triggered readiness
+// calls again when more arrives). With read-ahead, OpenSSL asks for a whole buffer at a time.
+bool prefixedSocketBioDrained(BIO* bio);
+
 }  // namespace mcproxy::tls

@@ -98,7 +98,7 @@ AdminCallResult callAdmin(const std::string& socket_path, const std::string& met
                                     {":authority", "localhost"},
                                     {"content-type", "application/grpc"},
                                     {"te", "trailers"}};
-  const auto nv = http::toNghttp2(headers);
+  http::NvList nv(headers);
   nghttp2_data_provider provider{};
   provider.source.ptr = &call.request;
   provider.read_callback = &readRequest;

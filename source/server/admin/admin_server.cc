@@ -187,7 +187,7 @@ class AdminConnection : public event::DeferredDeletable {
   }
 
   void submit(int32_t id, const http::HeaderList& headers, nghttp2_data_provider* provider) {
-    const auto nv = http::toNghttp2(headers);
+    http::NvList nv(headers);
     nghttp2_submit_response(session_, id, nv.data(), nv.size(), provider);
   }
 

@@ -41,5 +41,25 @@ TEST(AddressTest, ResolvesHostnames) {
   EXPECT_NE(error.find("cannot resolve"), std::string::npos);
 }
 
+TEST(AddressTest, RefusesWhatGetaddrinfoWouldReadDifferently) {
+  // Found by fuzzing the config compiler: getaddrinfo() stops at a NUL ("254" is 0.0.0.254)
+  // and reads legacy numeric forms ("064" is octal).
+  std::string error;
+  EXPECT_FALSE(Address::resolveHostPort(std::string("254\0.0.1:1", 10), error));
+  EXPECT_NE(error.find("is not an IP address or a host name"), std::string::npos) << error;
+  EXPECT_FALSE(Address::resolveHostPort("064.0.0.1:2", error));
+  EXPECT_NE(error.find("is not an IPv4 address"), std::string::npos) << error;
+  EXPECT_FALSE(Address::resolveHostPort("0x7f.1:2", error));
+  EXPECT_FALSE(Address::resolveHostPort("127.1:2", error));
+  EXPECT_FALSE(Address::resolveHostPort("local host:2", error));
+  EXPECT_TRUE(Address::resolveHostPort("localhost:2", error)) << error;
+  // The store keeps ports as at most five digits; the parser said yes to more (fuzzing).
+  EXPECT_FALSE(Address::parseIpPort("127.0.0.1:0000000000000000000000", error));
+  EXPECT_NE(error.find("port must be a number from 0 to 65535"), std::string::npos) << error;
+  EXPECT_FALSE(Address::parseIpPort("127.0.0.1:08443", error));
+  EXPECT_TRUE(Address::parseIpPort("127.0.0.1:0", error)) << error;
+  EXPECT_TRUE(Address::resolveHostPort("127.0.0.1:2", error)) << error;
+}
+
 }  // namespace
 }  // namespace mcproxy::network

@@ -1,5 +1,5 @@
 #!/bin/bash
-# peerbench adapter for mc-proxy (contract: ../shared/peerbench/README.md, "Adding a peer").
+# Bench adapter for mc-proxy (contract: tools/bench/README.md, the same as peerbench's).
 #   l4: TLS passthrough, SNI routing (tls_inspector -> router -> tcp_proxy with splice)
 #   l7: TLS termination (ALPN h2, http/1.1) -> h2c upstream (http_connection_manager)
 set -euo pipefail
@@ -15,7 +15,7 @@ modes)
     echo "l4 l7"
     ;;
 notes)
-    echo "mc-proxy l4 relays with splice(2) through a 64 KiB pipe per direction (MC_PROXY_DISABLE_SPLICE=1 copies through user space)."
+    echo "l4 relays with splice(2) through 64 KiB pipes a worker lends a connection while bytes are in flight (MC_PROXY_DISABLE_SPLICE=1 copies through user space)."
     ;;
 describe)
     case "${2:-}" in

@@ -66,6 +66,14 @@ class FirewallConfigFactory : public network::TypedNetworkFilterConfigFactory<Pr
         }
       }
       addAll(config->blocked_cidrs, firewall->blocked_cidrs(), path + ".blocked_cidrs");
+      for (int i = 0; i < firewall->blocked_cidrs_size(); ++i) {
+        if (firewall->blocked_cidrs(i).find('/') == std::string::npos) {
+          throw config::ConfigError(
+              path + ".blocked_cidrs[" + std::to_string(i) + "]",
+              "\"" + firewall->blocked_cidrs(i) +
+                  "\" has no /LENGTH; a single address belongs in blocked_ips");
+        }
+      }
       for (int i = 0; i < firewall->blocked_countries_size(); ++i) {
         const std::string& code = firewall->blocked_countries(i);
         if (code.size() != 2 || !std::isupper(static_cast<unsigned char>(code[0])) ||

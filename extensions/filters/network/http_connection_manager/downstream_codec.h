@@ -17,6 +17,8 @@ class DownstreamConnection {
   virtual void scheduleFlush() = 0;
   // A request's headers are complete: route it to an upstream.
   virtual void startUpstream(ProxyStream& stream) = 0;
+  // A started request's body (or its trailers) ended: the backend's time to answer starts now.
+  virtual void onRequestComplete(ProxyStream& stream) = 0;
   virtual event::Dispatcher& dispatcher() = 0;
   // A request got a 502 or 504 from the proxy (counted per route).
   virtual void onUpstreamFailed(int status) = 0;

@@ -9,6 +9,10 @@
 namespace mcproxy::extensions::http_connection_manager {
 namespace {
 
+void lowerInPlace(std::string& text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
+
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -85,6 +89,7 @@ int Http1DownstreamCodec::onMessageBegin(http_parser* parser) {
   Http1DownstreamCodec* codec = self(parser);
   codec->stream_ = std::make_unique<ProxyStream>();
   codec->stream_->downstream = codec;
+  codec->stream_->request_headers.reserve(16);
   codec->url_.clear();
   codec->field_.clear();
   codec->last_was_value_ = false;
@@ -128,15 +133,21 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
   Http1DownstreamCodec* codec = self(parser);
   ProxyStream& stream = *codec->stream_;
   // As HTTP/2 sees it: lower-case names, pseudo-headers first, Host as :authority.
-  http::HeaderList headers = {
-      {":method", http_method_str(static_cast<http_method>(parser->method))},
-      {":scheme", "https"},
-      {":path", codec->url_}};
+  if (!http::validPath(codec->url_)) return codec->refuse("invalid request target");
+  http::HeaderList headers;
+  headers.reserve(stream.request_headers.size() + 8);  // + pseudo-headers and forwarding ones
+  headers.push_back({":method", http_method_str(static_cast<http_method>(parser->method))});
+  headers.push_back({":scheme", "https"});
+  headers.push_back({":path", std::move(codec->url_)});
   std::string authority;
   int content_lengths = 0;
   bool expects_continue = false;
   for (auto& header : stream.request_headers) {
-    header.name = lower(header.name);
+    lowerInPlace(header.name);
+    if (!http::validHeaderName(header.name)) return codec->refuse("invalid header name");
+    if (!http::validHeaderValue(header.value)) {
+      return codec->refuse("invalid character in a header value");
+    }
     if (header.name == "host") {
       authority = header.value;
       continue;
@@ -155,6 +166,7 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
   }
   if (content_lengths > 1) return codec->refuse("more than one Content-Length");
   if (authority.empty()) return codec->refuse("no Host header");
+  if (!http::validAuthority(authority)) return codec->refuse("invalid Host header");
   if (parser->method == HTTP_CONNECT || parser->upgrade) {
     return codec->refuse("CONNECT and Upgrade are not proxied");
   }
@@ -183,6 +195,7 @@ int Http1DownstreamCodec::onMessageComplete(http_parser* parser) {
   Http1DownstreamCodec* codec = self(parser);
   ProxyStream& stream = *codec->stream_;
   stream.request_complete = true;
+  codec->connection_.onRequestComplete(stream);
   if (stream.upstream) stream.upstream->onRequestData(stream);
   // One request at a time: the next one (pipelined) waits until this response is done.
   http_parser_pause(parser, 1);
@@ -198,13 +211,19 @@ bool Http1DownstreamCodec::receive(const char* data, size_t len) {
 bool Http1DownstreamCodec::parse() {
   if (input_.empty() || finished_) return true;
   if (stream_ && stream_->request_complete) return true;  // paused until the response is done
+  parsing_ = true;
   const size_t parsed = http_parser_execute(&parser_, &settings_, input_.data(), input_.size());
+  parsing_ = false;
   const http_errno error = HTTP_PARSER_ERRNO(&parser_);
   if (error != HPE_OK && error != HPE_PAUSED) {
     badRequest(refusal_.empty() ? http_errno_description(error) : refusal_);
     return true;  // the 400 is the answer; the connection closes after it
   }
   input_.erase(0, parsed);
+  if (finish_after_parse_) {
+    finish_after_parse_ = false;
+    finishResponse();
+  }
   return true;
 }
 
@@ -248,14 +267,17 @@ void Http1DownstreamCodec::onResponseHeaders(ProxyStream& stream) {
   chunked_response_ = !bodyless && length == nullptr;
   if (chunked_response_ && parser_.http_minor == 0)
     keep_alive_ = false;  // HTTP/1.0: close-delimited
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reasonPhrase(status) + "\r\n";
-  for (const auto& header : http::forwardedResponseHeaders(stream.response_headers)) {
+  // Appended piece by piece: no temporary strings per header.
+  output_.append("HTTP/1.1 ").append(std::to_string(status)).append(" ");
+  output_.append(reasonPhrase(status)).append("\r\n");
+  // Hop-by-hop fields were dropped when the upstream received the headers.
+  for (const auto& header : stream.response_headers) {
     if (header.name[0] == ':') continue;
-    head += header.name + ": " + header.value + "\r\n";
+    output_.append(header.name).append(": ").append(header.value).append("\r\n");
   }
-  if (chunked_response_ && parser_.http_minor > 0) head += "transfer-encoding: chunked\r\n";
-  if (!keep_alive_) head += "connection: close\r\n";
-  output_ += head + "\r\n";
+  if (chunked_response_ && parser_.http_minor > 0) output_.append("transfer-encoding: chunked\r\n");
+  if (!keep_alive_) output_.append("connection: close\r\n");
+  output_.append("\r\n");
   if (bodyless) {
     stream.response_body.clear();
     body_done_ = true;
@@ -295,6 +317,14 @@ void Http1DownstreamCodec::onResponseData(ProxyStream& stream) {
 }
 
 void Http1DownstreamCodec::finishResponse() {
+  if (parsing_) {
+    // The response ended from inside a parser callback (an upstream that failed at once, e.g.
+    // socket() hit EMFILE): the parser still holds this request, so it stops here and the
+    // request is let go once http_parser_execute has returned (parse()).
+    finish_after_parse_ = true;
+    http_parser_pause(&parser_, 1);
+    return;
+  }
   if (!stream_ || !stream_->request_complete) {
     // The response ended before the request did: the rest of the body cannot be skipped
     // safely, so this connection ends with the response.
@@ -314,7 +344,7 @@ void Http1DownstreamCodec::finishResponse() {
 
 void Http1DownstreamCodec::onUpstreamFailure(ProxyStream& stream, int status,
                                              const std::string& reason) {
-  if (stream.response_timer) stream.response_timer->cancel();
+  stream.stopResponseTimeout();
   connection_.onUpstreamFailed(status);
   if (stream.response_started) {
     // Part of the response went out: HTTP/1.1 can only say so by closing the connection.
@@ -337,6 +367,10 @@ void Http1DownstreamCodec::onRequestBodyConsumed(ProxyStream&, size_t) {
 }
 
 void Http1DownstreamCodec::produce(std::string& out, size_t max) {
+  if (out.empty() && output_.size() <= max) {
+    out.swap(output_);  // the usual case: hand the whole response over without a copy
+    return;
+  }
   const size_t n = std::min(max > out.size() ? max - out.size() : 0, output_.size());
   out.append(output_, 0, n);
   output_.erase(0, n);

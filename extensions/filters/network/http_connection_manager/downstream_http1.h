@@ -72,6 +72,8 @@ class Http1DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   bool head_request_ = false;
   bool body_done_ = false;  // the response body (and its end) went into output_
   bool finished_ = false;
+  bool parsing_ = false;             // inside http_parser_execute (its callbacks may run)
+  bool finish_after_parse_ = false;  // finishResponse() waits for the parser to return
   // Set while no complete request header section has arrived for the next request.
   std::optional<std::chrono::steady_clock::time_point> waiting_since_;
 };

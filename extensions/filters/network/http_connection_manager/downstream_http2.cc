@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "source/common/http/nghttp2_headers.h"
+#include "source/common/http/nghttp2_memory.h"
 #include "source/common/logging/logger.h"
 
 namespace mcproxy::extensions::http_connection_manager {
@@ -29,7 +30,7 @@ Http2DownstreamCodec::Http2DownstreamCodec(DownstreamConnection& connection,
   nghttp2_option_set_max_deflate_dynamic_table_size(option, kHpackTableBytes);
   nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetsPerSecond);
   nghttp2_option_set_max_continuations(option, kMaxContinuations);
-  nghttp2_session_server_new2(&session_, callbacks(), this, option);
+  nghttp2_session_server_new3(&session_, callbacks(), this, option, http::lazyPagesAllocator());
   nghttp2_option_del(option);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
@@ -61,8 +62,8 @@ nghttp2_session_callbacks* Http2DownstreamCodec::callbacks() {
 }
 
 ProxyStream* Http2DownstreamCodec::find(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  std::unique_ptr<ProxyStream>* stream = streams_.find(id);
+  return stream != nullptr ? stream->get() : nullptr;
 }
 
 int Http2DownstreamCodec::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame,
@@ -72,8 +73,8 @@ int Http2DownstreamCodec::onBeginHeaders(nghttp2_session*, const nghttp2_frame* 
   auto stream = std::make_unique<ProxyStream>();
   stream->downstream = self;
   stream->downstream_id = frame->hd.stream_id;
-  self->streams_[frame->hd.stream_id] = std::move(stream);
-  self->header_bytes_[frame->hd.stream_id] = 0;
+  stream->request_headers.reserve(16);  // one allocation for a typical request's headers
+  self->streams_.insert(frame->hd.stream_id, std::move(stream));
   return 0;
 }
 
@@ -83,9 +84,8 @@ int Http2DownstreamCodec::onHeader(nghttp2_session* session, const nghttp2_frame
   auto* self = static_cast<Http2DownstreamCodec*>(user_data);
   ProxyStream* stream = self->find(frame->hd.stream_id);
   if (stream == nullptr) return 0;
-  size_t& bytes = self->header_bytes_[frame->hd.stream_id];
-  bytes += namelen + valuelen + 32;  // RFC 9113 §6.5.2 accounting
-  if (bytes > self->limits_.max_header_list_bytes) {
+  stream->request_header_bytes += namelen + valuelen + 32;  // RFC 9113 §6.5.2 accounting
+  if (stream->request_header_bytes > self->limits_.max_header_list_bytes) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_ENHANCE_YOUR_CALM);
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -107,7 +107,7 @@ int Http2DownstreamCodec::onFrameRecv(nghttp2_session*, const nghttp2_frame* fra
   if (stream == nullptr) return 0;
   const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    self->header_bytes_.erase(frame->hd.stream_id);
+    stream->request_header_bytes = 0;  // trailers count from zero
     stream->request_complete = end;
     // Started after the whole received batch is processed (receive()), so a stream the client
     // resets in the same batch never costs the backend anything: the rapid-reset attack
@@ -115,6 +115,7 @@ int Http2DownstreamCodec::onFrameRecv(nghttp2_session*, const nghttp2_frame* fra
     self->pending_starts_.push_back(frame->hd.stream_id);
   } else if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) && end) {
     stream->request_complete = true;
+    self->connection_.onRequestComplete(*stream);
     if (stream->upstream) stream->upstream->onRequestData(*stream);
   }
   return 0;
@@ -138,9 +139,9 @@ int Http2DownstreamCodec::onDataChunkRecv(nghttp2_session* session, uint8_t, int
 int Http2DownstreamCodec::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t,
                                         void* user_data) {
   auto* self = static_cast<Http2DownstreamCodec*>(user_data);
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end()) return 0;
-  ProxyStream& stream = *it->second;
+  ProxyStream* found = self->find(stream_id);
+  if (found == nullptr) return 0;
+  ProxyStream& stream = *found;
   if (stream.upstream) stream.upstream->cancel(stream);
   if (stream.request_unacked > 0) {
     // Request bytes the upstream never took: the connection's window gets them back.
@@ -148,8 +149,7 @@ int Http2DownstreamCodec::onStreamClose(nghttp2_session*, int32_t stream_id, uin
     stream.request_unacked = 0;
   }
   if (stream.response_started) self->connection_.onRequestFinished(stream);
-  self->header_bytes_.erase(stream_id);
-  self->streams_.erase(it);
+  self->streams_.take(stream_id);  // destroys the stream
   return 0;
 }
 
@@ -169,8 +169,8 @@ ssize_t Http2DownstreamCodec::readResponseBody(nghttp2_session* session, int32_t
 
 void Http2DownstreamCodec::submitResponse(ProxyStream& stream) {
   stream.response_started = true;
-  const http::HeaderList headers = http::forwardedResponseHeaders(stream.response_headers);
-  const auto nv = http::toNghttp2(headers);
+  // Hop-by-hop fields were dropped when the upstream received the headers.
+  http::NvList nv(stream.response_headers);
   nghttp2_data_provider provider{};
   provider.source.ptr = &stream;
   provider.read_callback = &readResponseBody;
@@ -191,7 +191,7 @@ void Http2DownstreamCodec::onResponseData(ProxyStream& stream) {
 
 void Http2DownstreamCodec::onUpstreamFailure(ProxyStream& stream, int status,
                                              const std::string& reason) {
-  if (stream.response_timer) stream.response_timer->cancel();
+  stream.stopResponseTimeout();
   connection_.onUpstreamFailed(status);
   if (stream.response_started) {
     // Part of the response went out already: all we can say is that the stream broke.
@@ -270,9 +270,9 @@ void Http2DownstreamCodec::drain() {
 }
 
 void Http2DownstreamCodec::abort() {
-  for (auto& [id, stream] : streams_) {
+  streams_.forEach([](int32_t, std::unique_ptr<ProxyStream>& stream) {
     if (stream->upstream) stream->upstream->cancel(*stream);
-  }
+  });
 }
 
 }  // namespace mcproxy::extensions::http_connection_manager

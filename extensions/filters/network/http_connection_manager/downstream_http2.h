@@ -2,11 +2,11 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include <map>
 #include <memory>
 #include <vector>
 
 #include "extensions/filters/network/http_connection_manager/downstream_codec.h"
+#include "source/common/http/stream_table.h"
 
 namespace mcproxy::extensions::http_connection_manager {
 
@@ -55,9 +55,8 @@ class Http2DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   DownstreamConnection& connection_;
   const Http2Limits limits_;
   nghttp2_session* session_ = nullptr;
-  std::map<int32_t, std::unique_ptr<ProxyStream>> streams_;
-  std::map<int32_t, size_t> header_bytes_;  // per stream, while its header block arrives
-  std::vector<int32_t> pending_starts_;     // requests whose headers completed in this batch
+  http::StreamTable<std::unique_ptr<ProxyStream>> streams_;
+  std::vector<int32_t> pending_starts_;  // requests whose headers completed in this batch
   bool failed_ = false;
 };
 

@@ -161,6 +161,11 @@ void HttpConnectionManagerFilter::onReadable() {
         beginLingeringClose();
         return;
       }
+      // Nothing buffered in OpenSSL and the socket was empty at the last read: skip the read
+      // that would only say EAGAIN.
+      if (!SSL_has_pending(ssl_.get()) && tls::prefixedSocketBioDrained(SSL_get_rbio(ssl_.get()))) {
+        break;
+      }
       continue;
     }
     const int error = SSL_get_error(ssl_.get(), n);
@@ -176,7 +181,7 @@ void HttpConnectionManagerFilter::onReadable() {
 
 void HttpConnectionManagerFilter::scheduleFlush() {
   if (!closing_ && flush_timer_ && !flush_timer_->armed()) {
-    flush_timer_->arm(std::chrono::milliseconds(0));
+    flush_timer_->fireSoon();
   }
 }
 
@@ -202,6 +207,8 @@ void HttpConnectionManagerFilter::flush() {
     close(network::CloseReason::kDownstreamReset);
     return;
   }
+  // All sent: an idle connection keeps no big buffer from its last large response.
+  if (pending_out_.capacity() > kReadChunk) std::string().swap(pending_out_);
   write_event_->disable();
   if (codec_->finished()) {
     beginLingeringClose();
@@ -220,18 +227,22 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   route_->stats.requests.inc();
   stream.started = dispatcher().now();
   stream.request_headers =
-      http::forwardedRequestHeaders(stream.request_headers, info.real_client.ip(), "https",
-                                    route_->backend_tls_context ? "https" : "http");
+      http::forwardedRequestHeaders(std::move(stream.request_headers), info.real_client.ip(),
+                                    "https", route_->backend_tls_context ? "https" : "http");
   if (route_->backend_http1) {
     // HTTP/1.1 backends cannot carry trailers; a client asking for them (gRPC) will not get them.
     std::erase_if(stream.request_headers, [](const http::Header& h) { return h.name == "te"; });
   }
-  stream.response_timer = std::make_unique<event::Timer>(dispatcher(), [&stream] {
-    UpstreamSide* upstream = stream.upstream;
-    if (upstream) upstream->cancel(stream);
-    stream.downstream->onUpstreamFailure(stream, 504, "upstream response timeout");
-  });
-  stream.response_timer->arm(config_.response_timeout);
+  stream.routed = true;
+  if (!response_timeouts_) {  // made with the first request: an idle connection has no timer
+    response_timeouts_ = std::make_unique<ResponseTimeouts>(
+        dispatcher(), config_.response_timeout, [](ProxyStream& expired) {
+          if (expired.upstream != nullptr) expired.upstream->cancel(expired);
+          expired.downstream->onUpstreamFailure(expired, 504, "upstream response timeout");
+        });
+  }
+  // A backend's time to answer runs from the end of the request: a long upload is not late.
+  if (stream.request_complete) response_timeouts_->start(stream);
   // With PROXY protocol, an upstream connection speaks for this one client connection.
   const std::string proxy_header =
       route_->send_proxy_protocol ? proxy_protocol::encodeFor(info, route_->proxy_protocol_version)
@@ -244,6 +255,10 @@ void HttpConnectionManagerFilter::startUpstream(ProxyStream& stream) {
   UpstreamPool::forThisThread(dispatcher())
       .connectionFor(*route_, config_.upstream, proxy_header, info.requested_server_name)
       .attach(stream);
+}
+
+void HttpConnectionManagerFilter::onRequestComplete(ProxyStream& stream) {
+  if (stream.routed && !stream.response_started) response_timeouts_->start(stream);
 }
 
 void HttpConnectionManagerFilter::onRequestFinished(const ProxyStream& stream) {

@@ -47,6 +47,7 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   // DownstreamConnection
   void scheduleFlush() override;
   void startUpstream(ProxyStream& stream) override;
+  void onRequestComplete(ProxyStream& stream) override;
   event::Dispatcher& dispatcher() override { return callbacks_->connection().dispatcher(); }
   void onUpstreamFailed(int status) override;
   void onRequestFinished(const ProxyStream& stream) override;
@@ -73,6 +74,8 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   std::unique_ptr<event::Timer> linger_timer_;
   std::unique_ptr<event::Timer> timeout_timer_;
   std::chrono::steady_clock::time_point last_activity_;
+  // Before codec_: its streams leave the queue when the codec destroys them.
+  std::unique_ptr<ResponseTimeouts> response_timeouts_;
   std::unique_ptr<DownstreamCodec> codec_;
   std::string pending_out_;
   bool handshake_done_ = false;

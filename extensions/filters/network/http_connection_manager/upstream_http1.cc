@@ -184,12 +184,10 @@ int Http1UpstreamConnection::onHeadersComplete(http_parser* parser) {
   }
   auto& headers = c->stream_->response_headers;
   headers.insert(headers.begin(), {":status", std::to_string(parser->status_code)});
-  // Transfer-Encoding and Connection describe this hop only.
-  std::erase_if(headers, [](const http::Header& h) {
-    return h.name == "transfer-encoding" || h.name == "connection" || h.name == "keep-alive";
-  });
+  // Transfer-Encoding, Connection and the like describe this hop only.
+  std::erase_if(headers, [](const http::Header& h) { return http::isHopByHop(h.name, h.value); });
   c->keep_alive_ = http_should_keep_alive(parser) != 0;
-  if (c->stream_->response_timer) c->stream_->response_timer->cancel();
+  c->stream_->stopResponseTimeout();
   c->stream_->downstream->onResponseHeaders(*c->stream_);
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "source/common/http/nghttp2_headers.h"
+#include "source/common/http/nghttp2_memory.h"
 #include "source/common/logging/logger.h"
 #include "source/common/network/connect.h"
 
@@ -97,7 +98,7 @@ void Http2UpstreamConnection::connect() {
   nghttp2_option* option;
   nghttp2_option_new(&option);
   nghttp2_option_set_no_auto_window_update(option, 1);  // windows open as the client takes data
-  nghttp2_session_client_new2(&session_, callbacks(), this, option);
+  nghttp2_session_client_new3(&session_, callbacks(), this, option, http::lazyPagesAllocator());
   nghttp2_option_del(option);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -254,7 +255,7 @@ void Http2UpstreamConnection::attach(ProxyStream& stream) {
 }
 
 void Http2UpstreamConnection::submit(ProxyStream& stream) {
-  const auto nv = http::toNghttp2(stream.request_headers);
+  http::NvList nv(stream.request_headers);
   nghttp2_data_provider provider{};
   provider.source.ptr = &stream;
   provider.read_callback = &readRequestBody;
@@ -268,7 +269,7 @@ void Http2UpstreamConnection::submit(ProxyStream& stream) {
     return;
   }
   stream.upstream_id = id;
-  streams_[id] = &stream;
+  streams_.insert(id, &stream);
 }
 
 ssize_t Http2UpstreamConnection::readRequestBody(nghttp2_session* session, int32_t stream_id,
@@ -311,7 +312,7 @@ void Http2UpstreamConnection::cancel(ProxyStream& stream) {
   stream.upstream = nullptr;
   std::erase(waiting_, &stream);
   if (stream.upstream_id > 0) {
-    streams_.erase(stream.upstream_id);
+    streams_.take(stream.upstream_id);
     // A stream whose exchange finished both ways is just forgotten: resetting it would be a
     // pointless RST_STREAM, and backends (nghttp2's own rapid-reset limit among them) answer
     // a stream of those with GOAWAY.
@@ -326,8 +327,8 @@ void Http2UpstreamConnection::cancel(ProxyStream& stream) {
 }
 
 ProxyStream* Http2UpstreamConnection::streamById(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second;
+  ProxyStream** stream = streams_.find(id);
+  return stream != nullptr ? *stream : nullptr;
 }
 
 int Http2UpstreamConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame,
@@ -336,15 +337,15 @@ int Http2UpstreamConnection::onHeader(nghttp2_session*, const nghttp2_frame* fra
   auto* self = static_cast<Http2UpstreamConnection*>(user_data);
   ProxyStream* stream = self->streamById(frame->hd.stream_id);
   if (stream == nullptr || frame->hd.type != NGHTTP2_HEADERS) return 0;
-  http::Header header{std::string(reinterpret_cast<const char*>(name), namelen),
-                      std::string(reinterpret_cast<const char*>(value), valuelen)};
+  const std::string_view name_view(reinterpret_cast<const char*>(name), namelen);
+  const std::string_view value_view(reinterpret_cast<const char*>(value), valuelen);
+  if (http::isHopByHop(name_view, value_view)) return 0;  // this hop's business only
   // Until the final response went to the client, a HEADERS block is the response (nghttp2
   // files a final response that follows a 1xx under NGHTTP2_HCAT_HEADERS); after it, trailers.
-  if (!stream->response_started) {
-    stream->response_headers.push_back(std::move(header));
-  } else {
-    stream->response_trailers.push_back(std::move(header));
-  }
+  http::HeaderList& list =
+      stream->response_started ? stream->response_trailers : stream->response_headers;
+  if (list.empty()) list.reserve(12);
+  list.push_back({std::string(name_view), std::string(value_view)});
   return 0;
 }
 
@@ -362,11 +363,10 @@ int Http2UpstreamConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* 
     }
     if (!stream->response_started) {
       stream->response_complete = end;
-      if (stream->response_timer) stream->response_timer->cancel();
+      stream->stopResponseTimeout();
       stream->downstream->onResponseHeaders(*stream);
     } else if (end) {
       stream->response_complete = true;  // trailers
-      stream->response_trailers = http::forwardedResponseHeaders(stream->response_trailers);
       stream->downstream->onResponseData(*stream);
     }
   } else if (frame->hd.type == NGHTTP2_DATA && end) {
@@ -393,9 +393,8 @@ int Http2UpstreamConnection::onDataChunkRecv(nghttp2_session* session, uint8_t, 
 int Http2UpstreamConnection::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
                                            void* user_data) {
   auto* self = static_cast<Http2UpstreamConnection*>(user_data);
-  ProxyStream* stream = self->streamById(stream_id);
+  ProxyStream* stream = self->streams_.take(stream_id);
   if (stream == nullptr) return 0;
-  self->streams_.erase(stream_id);
   self->releaseUnacked(*stream);
   stream->upstream = nullptr;
   stream->upstream_id = 0;
@@ -421,7 +420,11 @@ void Http2UpstreamConnection::onReadable() {
         return;
       }
       if (closed_) return;
-      if (static_cast<size_t>(n) < sizeof(buffer)) break;
+      // A short read emptied the socket; but with TLS, OpenSSL may hold further records it
+      // read ahead, and the socket will not say so.
+      if (static_cast<size_t>(n) < sizeof(buffer) && !(ssl_ && SSL_has_pending(ssl_.get()))) {
+        break;
+      }
       continue;
     }
     if (n == 0) {
@@ -437,7 +440,7 @@ void Http2UpstreamConnection::onReadable() {
 
 void Http2UpstreamConnection::scheduleFlush() {
   if (closed_ || !connected_ || flush_timer_->armed()) return;
-  flush_timer_->arm(std::chrono::milliseconds(0));
+  flush_timer_->fireSoon();
 }
 
 void Http2UpstreamConnection::flush() {
@@ -483,7 +486,7 @@ void Http2UpstreamConnection::fail(int status, const std::string& reason) {
   if (connect_timer_) connect_timer_->cancel();
   if (flush_timer_) flush_timer_->cancel();
   std::vector<ProxyStream*> affected = waiting_;
-  for (const auto& [id, stream] : streams_) affected.push_back(stream);
+  streams_.forEach([&](int32_t, ProxyStream* stream) { affected.push_back(stream); });
   waiting_.clear();
   streams_.clear();
   for (ProxyStream* stream : affected) {

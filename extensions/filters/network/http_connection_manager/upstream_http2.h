@@ -10,6 +10,7 @@
 
 #include "extensions/filters/network/http_connection_manager/proxy_stream.h"
 #include "source/common/event/dispatcher.h"
+#include "source/common/http/stream_table.h"
 #include "source/common/network/address.h"
 #include "source/common/network/fd.h"
 #include "source/common/router/route.h"
@@ -101,7 +102,7 @@ class Http2UpstreamConnection : public UpstreamSide, public event::DeferredDelet
   int failure_status_ = 502;  // why it closed, for streams that attach too late
   std::string failure_reason_;
   std::vector<ProxyStream*> waiting_;        // attached before the connection was up
-  std::map<int32_t, ProxyStream*> streams_;  // by upstream stream id
+  http::StreamTable<ProxyStream*> streams_;  // by upstream stream id
 };
 
 // The upstream connections of one worker, by backend address. Connections are reused and

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "source/common/logging/logger.h"
+
 namespace mcproxy::extensions::tcp_proxy {
 namespace {
 
@@ -21,26 +23,52 @@ bool wouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK || e
 Relay::Relay(const Sockets& sockets, RelayCallbacks& callbacks)
     : sockets_(sockets), callbacks_(callbacks) {}
 
-bool Relay::init(bool use_splice, size_t capacity, std::string& error) {
-  use_splice_ = use_splice;
-  capacity_ = capacity;
-  if (!use_splice_) {
-    buffer_ = std::make_unique_for_overwrite<char[]>(capacity_);
-    return true;
+TransferPool& TransferPool::forThisThread() {
+  thread_local TransferPool pool;
+  return pool;
+}
+
+std::unique_ptr<TransferSpace> TransferPool::acquire(bool splice, size_t capacity,
+                                                     std::string& error) {
+  auto& idle = splice ? pipes_ : buffers_;
+  std::unique_ptr<TransferSpace> space;
+  if (!idle.empty()) {
+    space = std::move(idle.back());
+    idle.pop_back();
+  } else {
+    space = std::make_unique<TransferSpace>();
   }
-  int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    error = std::string("pipe2: ") + std::strerror(errno);
-    return false;
+  if (space->capacity == capacity) return space;
+  if (!splice) {
+    space->buffer = std::make_unique_for_overwrite<char[]>(capacity);
+    space->capacity = capacity;
+    return space;
   }
-  pipe_read_.reset(fds[0]);
-  pipe_write_.reset(fds[1]);
+  if (!space->pipe_write.valid()) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      error = std::string("pipe2: ") + std::strerror(errno);
+      return nullptr;
+    }
+    space->pipe_read.reset(fds[0]);
+    space->pipe_write.reset(fds[1]);
+  }
   // The kernel rounds up to whole pages and may refuse sizes above pipe-max-size; the pipe's
   // real size is what bounds the bytes in flight.
-  ::fcntl(pipe_write_.get(), F_SETPIPE_SZ, static_cast<int>(capacity_));
-  const int actual = ::fcntl(pipe_write_.get(), F_GETPIPE_SZ);
-  if (actual > 0) capacity_ = static_cast<size_t>(actual);
-  return true;
+  ::fcntl(space->pipe_write.get(), F_SETPIPE_SZ, static_cast<int>(capacity));
+  const int actual = ::fcntl(space->pipe_write.get(), F_GETPIPE_SZ);
+  space->capacity = actual > 0 ? static_cast<size_t>(actual) : capacity;
+  return space;
+}
+
+void TransferPool::release(std::unique_ptr<TransferSpace> space) {
+  auto& idle = space->pipe_write.valid() ? pipes_ : buffers_;
+  if (idle.size() < kMaxIdle) idle.push_back(std::move(space));
+}
+
+void Relay::init(bool use_splice, size_t capacity) {
+  use_splice_ = use_splice;
+  capacity_ = capacity;
 }
 
 void Relay::start() {
@@ -48,13 +76,24 @@ void Relay::start() {
   updateInterest();
 }
 
-ssize_t Relay::pull() {
-  if (use_splice_) {
-    return ::splice(sockets_.source, nullptr, pipe_write_.get(), nullptr, capacity_,
-                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+bool Relay::pull(ssize_t& result) {
+  if (!space_) {
+    std::string error;
+    space_ = TransferPool::forThisThread().acquire(use_splice_, capacity_, error);
+    if (!space_) {
+      LOG_WARN << "relay: " << error;
+      callbacks_.onRelayError(network::CloseReason::kInternalError);
+      return false;
+    }
   }
-  buffer_offset_ = 0;
-  return ::recv(sockets_.source, buffer_.get(), capacity_, 0);
+  if (use_splice_) {
+    result = ::splice(sockets_.source, nullptr, space_->pipe_write.get(), nullptr, space_->capacity,
+                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  } else {
+    buffer_offset_ = 0;
+    result = ::recv(sockets_.source, space_->buffer.get(), space_->capacity, 0);
+  }
+  return true;
 }
 
 bool Relay::push() {
@@ -75,10 +114,10 @@ bool Relay::push() {
     prefix_sent_ = 0;
   }
   while (buffered_ > 0) {
-    const ssize_t n = use_splice_ ? ::splice(pipe_read_.get(), nullptr, sockets_.sink, nullptr,
-                                             buffered_, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-                                  : ::send(sockets_.sink, buffer_.get() + buffer_offset_, buffered_,
-                                           MSG_NOSIGNAL);
+    const ssize_t n = use_splice_ ? ::splice(space_->pipe_read.get(), nullptr, sockets_.sink,
+                                             nullptr, buffered_, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                  : ::send(sockets_.sink, space_->buffer.get() + buffer_offset_,
+                                           buffered_, MSG_NOSIGNAL);
     if (n < 0) {
       if (wouldBlock(errno)) return true;
       callbacks_.onRelayError(sockets_.sink_error);
@@ -88,18 +127,22 @@ bool Relay::push() {
     buffer_offset_ += static_cast<size_t>(n);
     callbacks_.onRelayBytes(*this, static_cast<size_t>(n));
   }
+  // Empty: back to the pool until the next bytes arrive.
+  if (space_) TransferPool::forThisThread().release(std::move(space_));
   return true;
 }
 
 void Relay::onSourceReadable() {
   for (int round = 0; round < kMaxRoundsPerEvent && pending() == 0 && !source_ended_; ++round) {
-    const ssize_t n = pull();
+    ssize_t n;
+    if (!pull(n)) return;
     if (n > 0) {
       buffered_ = static_cast<size_t>(n);
+      const size_t asked = space_->capacity;
       if (!push()) return;
       // A read shorter than asked for drained the socket: another try would only return
       // EAGAIN. Level-triggered readiness brings us back when more (or the FIN) arrives.
-      if (static_cast<size_t>(n) < capacity_) break;
+      if (static_cast<size_t>(n) < asked) break;
     } else if (n == 0) {
       source_ended_ = true;
     } else if (wouldBlock(errno)) {

@@ -3,12 +3,40 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/close_reason.h"
 #include "source/common/network/fd.h"
 
 namespace mcproxy::extensions::tcp_proxy {
+
+// Where a relay's bytes wait between reading one socket and writing the other: a kernel pipe
+// (splice) or user-space memory. A relay holds one only while bytes are in flight: it takes one
+// from its worker's pool when it reads and gives it back once it is empty, so an idle
+// connection costs no pipe descriptors and no buffer (as HAProxy's pipe pool does).
+struct TransferSpace {
+  network::UniqueFd pipe_read;
+  network::UniqueFd pipe_write;
+  std::unique_ptr<char[]> buffer;
+  size_t capacity = 0;
+};
+
+// A worker's idle TransferSpaces (thread-local: a worker's relays only).
+class TransferPool {
+ public:
+  static TransferPool& forThisThread();
+  // A pipe (`splice`) or buffer of about `capacity` bytes; nullptr with `error` (e.g. EMFILE).
+  std::unique_ptr<TransferSpace> acquire(bool splice, size_t capacity, std::string& error);
+  // `space` must be empty.
+  void release(std::unique_ptr<TransferSpace> space);
+  size_t idle() const { return pipes_.size() + buffers_.size(); }
+
+ private:
+  static constexpr size_t kMaxIdle = 64;  // per kind; enough for a worker's bursts
+  std::vector<std::unique_ptr<TransferSpace>> pipes_;
+  std::vector<std::unique_ptr<TransferSpace>> buffers_;
+};
 
 class RelayCallbacks {
  public:
@@ -39,8 +67,9 @@ class Relay {
 
   Relay(const Sockets& sockets, RelayCallbacks& callbacks);
 
-  // Allocates the pipe (or buffer). False with `error` on failure (e.g. out of descriptors).
-  bool init(bool use_splice, size_t capacity, std::string& error);
+  // Moves bytes through a pipe (`use_splice`) or a user-space buffer, at most `capacity` at a
+  // time. Neither exists until bytes arrive.
+  void init(bool use_splice, size_t capacity);
   // Bytes sent to the sink before anything read from the source (the peeked ClientHello).
   void setPrefix(std::string prefix) { prefix_ = std::move(prefix); }
   // The source already ended before the relay started.
@@ -55,7 +84,8 @@ class Relay {
  private:
   size_t pending() const { return prefix_.size() - prefix_sent_ + buffered_; }
   // Reads from the source into the empty pipe/buffer: >0 bytes, 0 at end, -1 with errno.
-  ssize_t pull();
+  // Takes a TransferSpace from the pool first; false (callbacks told) if none can be had.
+  bool pull(ssize_t& result);
   // Writes what is pending to the sink; false if the sink failed (callbacks were told).
   bool push();
   // Decides which of source-read / sink-write to wait for; finishes the relay at source end.
@@ -65,9 +95,7 @@ class Relay {
   RelayCallbacks& callbacks_;
   bool use_splice_ = true;
   size_t capacity_ = 0;
-  network::UniqueFd pipe_read_;
-  network::UniqueFd pipe_write_;
-  std::unique_ptr<char[]> buffer_;  // user-space mode only
+  std::unique_ptr<TransferSpace> space_;  // only while bytes are in flight
   size_t buffer_offset_ = 0;
   size_t buffered_ = 0;  // bytes read from the source and not yet written to the sink
   std::string prefix_;

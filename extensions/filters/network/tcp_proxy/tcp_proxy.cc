@@ -101,13 +101,8 @@ void TcpProxyFilter::onConnected() {
       Relay::Sockets{upstream_.get(), downstream, *upstream_read_, *downstream_write_,
                      network::CloseReason::kUpstreamReset, network::CloseReason::kDownstreamReset},
       *this);
-  std::string error;
-  if (!to_upstream_->init(config_.use_splice, config_.buffer_bytes, error) ||
-      !to_downstream_->init(config_.use_splice, config_.buffer_bytes, error)) {
-    LOG_WARN << "connection " << connection.id() << ": " << error;
-    connection.close(network::CloseReason::kInternalError);
-    return;
-  }
+  to_upstream_->init(config_.use_splice, config_.buffer_bytes);
+  to_downstream_->init(config_.use_splice, config_.buffer_bytes);
   if (route_->send_proxy_protocol) {
     std::string header =
         proxy_protocol::encodeFor(connection.streamInfo(), route_->proxy_protocol_version);

@@ -1,0 +1,105 @@
+#include "source/common/http/nghttp2_memory.h"
+
+#include <malloc.h>
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+namespace mcproxy::http {
+namespace {
+
+// Blocks from one page on are mapped; smaller ones come from malloc.
+constexpr size_t kPage = 4096;
+constexpr size_t kMapThreshold = kPage;
+
+// The sizes of the mapped blocks. Mapped blocks carry no header: a header would be written into
+// their first page, and an untouched page is the point. Only a page-aligned pointer can be one
+// of them, so most frees never look here. One table for the process, behind a mutex: a session
+// may be freed on another thread than the one that made it (a worker's leftovers are destroyed
+// by the main thread at exit), and the lock is taken only around mmap()/munmap(), which take
+// the kernel's lock on the address space anyway: a few times per HTTP/2 session, never per
+// request.
+struct MappedBlocks {
+  std::mutex mutex;
+  std::unordered_map<void*, size_t> sizes;
+};
+
+MappedBlocks& mappedBlocks() {
+  static MappedBlocks blocks;
+  return blocks;
+}
+
+bool pageAligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & (kPage - 1)) == 0; }
+
+// The mapped size of `ptr`, or 0 when it came from malloc.
+size_t mappedSize(void* ptr) {
+  if (!pageAligned(ptr)) return 0;
+  MappedBlocks& blocks = mappedBlocks();
+  std::lock_guard<std::mutex> lock(blocks.mutex);
+  auto it = blocks.sizes.find(ptr);
+  return it == blocks.sizes.end() ? 0 : it->second;
+}
+
+void* allocate(size_t size, void*) {
+  if (size < kMapThreshold) return std::malloc(size);
+  void* mapped = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return nullptr;
+  MappedBlocks& blocks = mappedBlocks();
+  std::lock_guard<std::mutex> lock(blocks.mutex);
+  blocks.sizes.emplace(mapped, size);
+  return mapped;
+}
+
+void release(void* ptr, void*) {
+  if (ptr == nullptr) return;
+  if (pageAligned(ptr)) {
+    MappedBlocks& blocks = mappedBlocks();
+    std::unique_lock<std::mutex> lock(blocks.mutex);
+    auto it = blocks.sizes.find(ptr);
+    if (it != blocks.sizes.end()) {
+      const size_t size = it->second;
+      blocks.sizes.erase(it);
+      lock.unlock();
+      munmap(ptr, size);
+      return;
+    }
+  }
+  std::free(ptr);
+}
+
+void* allocateZeroed(size_t count, size_t size, void* user_data) {
+  if (size != 0 && count > SIZE_MAX / size) return nullptr;
+  const size_t total = count * size;
+  if (total < kMapThreshold) return std::calloc(count, size);
+  return allocate(total, user_data);  // fresh mappings read as zero without being touched
+}
+
+void* reallocate(void* ptr, size_t size, void* user_data) {
+  if (ptr == nullptr) return allocate(size, user_data);
+  if (size == 0) {
+    release(ptr, user_data);
+    return nullptr;
+  }
+  const size_t old_mapped = mappedSize(ptr);
+  if (old_mapped == 0 && size < kMapThreshold) return std::realloc(ptr, size);
+  const size_t old_size = old_mapped != 0 ? old_mapped : malloc_usable_size(ptr);
+  void* moved = allocate(size, user_data);
+  if (moved == nullptr) return nullptr;
+  std::memcpy(moved, ptr, old_size < size ? old_size : size);
+  release(ptr, user_data);
+  return moved;
+}
+
+}  // namespace
+
+nghttp2_mem* lazyPagesAllocator() {
+  static nghttp2_mem allocator{nullptr, &allocate, &release, &allocateZeroed, &reallocate};
+  return &allocator;
+}
+
+}  // namespace mcproxy::http
