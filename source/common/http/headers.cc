@@ -75,13 +75,4 @@ HeaderList forwardedRequestHeaders(HeaderList request, const std::string& client
   return request;
 }
 
-HeaderList forwardedResponseHeaders(const HeaderList& response) {
-  HeaderList out;
-  out.reserve(response.size());
-  for (const Header& header : response) {
-    if (!isHopByHop(header.name, header.value)) out.push_back(header);
-  }
-  return out;
-}
-
 }  // namespace mcproxy::http

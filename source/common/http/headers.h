@@ -32,7 +32,4 @@ bool validAuthority(std::string_view authority);
 HeaderList forwardedRequestHeaders(HeaderList request, const std::string& client_ip,
                                    std::string_view proto, std::string_view upstream_scheme);
 
-// Response (or trailer) headers with hop-by-hop ones removed.
-HeaderList forwardedResponseHeaders(const HeaderList& response);
-
 }  // namespace mcproxy::http

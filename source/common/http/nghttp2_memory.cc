@@ -36,13 +36,17 @@ MappedBlocks& mappedBlocks() {
 
 bool pageAligned(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & (kPage - 1)) == 0; }
 
-// The mapped size of `ptr`, or 0 when it came from malloc.
-size_t mappedSize(void* ptr) {
+// The mapped size of `ptr`, or 0 when it came from malloc. With `forget`, the block also leaves
+// the table (it is about to be unmapped).
+size_t mappedSize(void* ptr, bool forget = false) {
   if (!pageAligned(ptr)) return 0;
   MappedBlocks& blocks = mappedBlocks();
   std::lock_guard<std::mutex> lock(blocks.mutex);
   auto it = blocks.sizes.find(ptr);
-  return it == blocks.sizes.end() ? 0 : it->second;
+  if (it == blocks.sizes.end()) return 0;
+  const size_t size = it->second;
+  if (forget) blocks.sizes.erase(it);
+  return size;
 }
 
 void* allocate(size_t size, void*) {
@@ -57,17 +61,9 @@ void* allocate(size_t size, void*) {
 
 void release(void* ptr, void*) {
   if (ptr == nullptr) return;
-  if (pageAligned(ptr)) {
-    MappedBlocks& blocks = mappedBlocks();
-    std::unique_lock<std::mutex> lock(blocks.mutex);
-    auto it = blocks.sizes.find(ptr);
-    if (it != blocks.sizes.end()) {
-      const size_t size = it->second;
-      blocks.sizes.erase(it);
-      lock.unlock();
-      munmap(ptr, size);
-      return;
-    }
+  if (const size_t size = mappedSize(ptr, /*forget=*/true)) {
+    munmap(ptr, size);
+    return;
   }
   std::free(ptr);
 }

@@ -31,7 +31,6 @@ class StreamTable {
     return value;
   }
   size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
   template <class Fn>
   void forEach(Fn fn) {
     for (auto& [id, value] : entries_) fn(id, value);

@@ -14,8 +14,7 @@ void lowerInPlace(std::string& text) {
 }
 
 std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  lowerInPlace(text);
   return text;
 }
 
@@ -305,7 +304,8 @@ void Http1DownstreamCodec::onResponseData(ProxyStream& stream) {
   if (stream.response_complete) {
     if (chunked_response_ && parser_.http_minor > 0) {
       output_ += "0\r\n";
-      for (const auto& trailer : http::forwardedResponseHeaders(stream.response_trailers)) {
+      // Hop-by-hop fields were dropped when the upstream received the trailers.
+      for (const auto& trailer : stream.response_trailers) {
         output_ += trailer.name + ": " + trailer.value + "\r\n";
       }
       output_ += "\r\n";

@@ -30,7 +30,6 @@ class TransferPool {
   std::unique_ptr<TransferSpace> acquire(bool splice, size_t capacity, std::string& error);
   // `space` must be empty.
   void release(std::unique_ptr<TransferSpace> space);
-  size_t idle() const { return pipes_.size() + buffers_.size(); }
 
  private:
   static constexpr size_t kMaxIdle = 64;  // per kind; enough for a worker's bursts
