@@ -20,6 +20,75 @@ def identity(x):
     return x
 
 
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_request_headers(data):
+    """(stream id, flags) of the first HEADERS frame in `data` (a client's bytes from the
+    preface on), or None while it has not all arrived."""
+    offset = 24 if data.startswith(b"PRI * HTTP/2.0") else 0
+    while len(data) - offset >= 9:
+        length = int.from_bytes(data[offset:offset + 3], "big")
+        if data[offset + 3] == 1 and len(data) - offset >= 9 + length:
+            return int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff, data[offset + 4]
+        offset += 9 + length
+    return None
+
+
+class RecordBatchTls:
+    """One end of a TLS connection, run through memory BIOs so that many TLS records can go out
+    in one TCP write. The proxy's first read then takes them all into OpenSSL's read-ahead
+    buffer, where epoll cannot see them: a read loop that stops early must still come back."""
+
+    def __init__(self, sock, context, **wrap_args):
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, **wrap_args)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                self._receive(5)
+        self.sock.sendall(self.outgoing.read())
+
+    def _receive(self, timeout):
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the peer closed the connection")
+        self.incoming.write(data)
+
+    def send_records(self, records):
+        """Each of `records` becomes its own TLS record; all of them leave in one write."""
+        for record in records:
+            self.tls.write(record)
+        self.sock.sendall(self.outgoing.read())
+
+    def read_until(self, done, timeout=5.0):
+        """The plaintext received until done(received) holds, the peer closes, or the timeout."""
+        received = b""
+        deadline = time.monotonic() + timeout
+        while not done(received):
+            try:
+                received += self.tls.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                self._receive(left)
+            except (socket.timeout, ConnectionError):
+                break
+        return received
+
+
 class GrpcBackend:
     """A real gRPC server (h2c). Unary answers with the forwarding headers it was given;
     Fail ends with an error status in trailers; Chat echoes a bidirectional stream."""
@@ -182,8 +251,9 @@ class L7TestCase(harness.ProxyTestCase):
         self.addCleanup(backend.close)
         return backend
 
-    def l7_route(self, hostname, backend, cert_key):
-        return (f'routes {{ hostname: "{hostname}" backend: "{backend}" mode: L7 '
+    def l7_route(self, hostname, backend, cert_key, extra=""):
+        """A terminating route; `extra` adds fields (backend_protocol: HTTP1, backend_tls, ...)."""
+        return (f'routes {{ hostname: "{hostname}" backend: "{backend}" mode: L7 {extra} '
                 f'tls_cert: "{cert_key[0]}" tls_key: "{cert_key[1]}" }}')
 
     def curl(self, port, path, host="a.test", *extra, source=None):
@@ -368,8 +438,7 @@ class L7Test(L7TestCase):
         self.addCleanup(backend.close)
         proxy = self.start_proxy(f"""
             listeners {{ name: "h1b" address: "127.0.0.1:0"
-              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7 backend_protocol: HTTP1
-                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }} }}""", workers=1)
+              {self.l7_route("a.test", backend.address, self.cert_a, "backend_protocol: HTTP1")} }}""", workers=1)
         port = proxy.port()
         for _ in range(3):
             code, body, meta, err = self.curl(port, "/file/small.html", "a.test", "--http2")
@@ -428,28 +497,143 @@ class L7Test(L7TestCase):
         threading.Thread(target=loop, daemon=True).start()
         return f"127.0.0.1:{listener.getsockname()[1]}"
 
-    def test_h2_backend_informational_response_before_the_final_one(self):
-        def frame(kind, flags, stream, payload=b""):
-            return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+    def record_batch_client(self, port, host="a.test"):
+        context = ssl.create_default_context(cafile=self.certs.ca_cert)
+        context.set_alpn_protocols(["http/1.1"])
+        client = RecordBatchTls(socket.create_connection(("127.0.0.1", port)), context,
+                                server_hostname=host)
+        self.addCleanup(client.sock.close)
+        return client
+
+    def test_records_read_ahead_beyond_one_read_round_are_not_stranded(self):
+        """40 TLS records in one TCP write: OpenSSL reads them all ahead at once, the proxy
+        takes 16 per turn, and the socket is empty after the first. The rest must still be
+        read (CI once lost an upload's last 163 bytes this way: curl waited 20 s)."""
+        backend = Http1Backend({})
+        self.addCleanup(backend.close)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "ra" address: "127.0.0.1:0"
+              {self.l7_route("a.test", backend.address, self.cert_a, "backend_protocol: HTTP1")} }}""", workers=1)
+        body = os.urandom(39 * 100)
+        client = self.record_batch_client(proxy.port())
+        head = b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % len(body)
+        client.send_records([head] + [body[i:i + 100] for i in range(0, len(body), 100)])
+        expected = f"size={len(body)} sha={harness.sha256(body)} xff=127.0.0.1".encode()
+        response = client.read_until(lambda received: expected in received)
+        self.assertIn(expected, response)
+
+    def test_pipelined_request_read_ahead_while_paused_is_not_stranded(self):
+        """A second request pipelined behind the first, in several records of one TCP write:
+        reading pauses after its first record until the first response is done, and OpenSSL
+        holds the rest. Resuming must read them, though the socket never becomes readable."""
+        backend = Http1Backend({"small.html": b"hello from http/1.1\n"})
+        self.addCleanup(backend.close)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "rp" address: "127.0.0.1:0"
+              {self.l7_route("a.test", backend.address, self.cert_a, "backend_protocol: HTTP1")} }}""", workers=1)
+        client = self.record_batch_client(proxy.port())
+        request = b"GET /file/small.html HTTP/1.1\r\nHost: a.test\r\n\r\n"
+        client.send_records([request, request[:10], request[10:20], request[20:30], request[30:]])
+        response = client.read_until(lambda received: received.count(b"hello from http/1.1") == 2)
+        self.assertEqual(response.count(b"HTTP/1.1 200 OK"), 2, response)
+
+    def test_upstream_records_read_ahead_beyond_one_read_round_are_not_stranded(self):
+        """The same from an h2-over-TLS backend: a response in 40 TLS records, one TCP write."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self.cert_a)
+        context.set_alpn_protocols(["h2"])
+        pieces = [b"%02d" % i * 50 for i in range(38)]
 
         def serve(conn):
+            backend = RecordBatchTls(conn, context, server_side=True)
+            headers = h2_request_headers(backend.read_until(h2_request_headers))
+            if headers is None:
+                return
+            stream = headers[0]
+            data = [h2_frame(0, 0, stream, piece) for piece in pieces[:-1]]
+            backend.send_records([h2_frame(4, 0, 0), h2_frame(4, 1, 0),
+                                  h2_frame(1, 4, stream, bytes([0x88]))]  # :status 200
+                                 + data + [h2_frame(0, 1, stream, pieces[-1])])
+            backend.read_until(lambda data: False, timeout=10)  # until the proxy closes
+
+        backend = self.raw_backend(serve)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "ura" address: "127.0.0.1:0"
+              {self.l7_route("a.test", backend, self.cert_a,
+                             f'backend_tls: true backend_tls_ca: "{self.certs.ca_cert}"')} }}""")
+        code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http2", "--max-time", "5")
+        self.assertEqual((meta, body), ("200 2", b"".join(pieces)), err)
+
+    def test_http1_request_without_a_body_goes_upstream_without_one(self):
+        """A bodyless HTTP/1.1 request (GET) reaches an HTTP/1.1 backend with no chunked empty
+        body after it (a backend that ignores GET bodies reads "0" as its next request, and the
+        connection cannot be reused), and an h2c backend as HEADERS that end the stream."""
+        requests = []
+
+        def serve_http1(conn):
             data = b""
-            stream = None
-            while stream is None:  # preface, then frames until the request's HEADERS
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                conn.settimeout(0.3)  # and whatever follows the head soon after
+                try:
+                    data += conn.recv(65536)
+                except socket.timeout:
+                    pass
+                conn.settimeout(None)
+                requests.append(data)
+                data = b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nh1\n")
+
+        header_flags = []
+
+        def serve_h2(conn):
+            data = b""
+            while h2_request_headers(data) is None:
                 chunk = conn.recv(65536)
                 if not chunk:
                     return
                 data += chunk
-                offset = 24 if data.startswith(b"PRI * HTTP/2.0") else 0
-                while len(data) - offset >= 9:
-                    length = int.from_bytes(data[offset:offset + 3], "big")
-                    if data[offset + 3] == 1:
-                        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff
-                    offset += 9 + length
+            stream, flags = h2_request_headers(data)
+            header_flags.append(flags)
+            conn.sendall(h2_frame(4, 0, 0) + h2_frame(4, 1, 0) +
+                         h2_frame(1, 5, stream, bytes([0x88])))  # :status 200, END_STREAM
+            conn.recv(65536)
+
+        http1 = self.raw_backend(serve_http1)
+        h2 = self.raw_backend(serve_h2)
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "nb" address: "127.0.0.1:0" {self.l7_route("b.test", h2, self.cert_b)}
+              {self.l7_route("a.test", http1, self.cert_a, "backend_protocol: HTTP1")} }}""", workers=1)
+        port = proxy.port()
+        for _ in range(2):
+            code, body, meta, err = self.curl(port, "/", "a.test", "--http1.1")
+            self.assertEqual((meta, body), ("200 1.1", b"h1\n"), err)
+        self.assertEqual(len(requests), 2)  # one connection carried both
+        for request in requests:
+            self.assertTrue(request.endswith(b"\r\n\r\n") and request.count(b"\r\n\r\n") == 1,
+                            request)
+            self.assertNotIn(b"transfer-encoding", request.lower(), request)
+        code, body, meta, err = self.curl(port, "/", "b.test", "--http1.1")
+        self.assertEqual(meta, "200 1.1", err)
+        self.assertEqual(header_flags, [0x5])  # END_HEADERS | END_STREAM
+
+    def test_h2_backend_informational_response_before_the_final_one(self):
+        def serve(conn):
+            data = b""
+            while h2_request_headers(data) is None:  # preface, then frames until the HEADERS
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            stream, _ = h2_request_headers(data)
             early = bytes([0x08, 3]) + b"103"  # :status 103 (literal, indexed name)
             final = bytes([0x88, 0x00, 7]) + b"x-final" + bytes([3]) + b"yes"  # :status 200
-            conn.sendall(frame(4, 0, 0) + frame(4, 1, 0) + frame(1, 4, stream, early) +
-                         frame(1, 4, stream, final) + frame(0, 1, stream, b"final body"))
+            conn.sendall(h2_frame(4, 0, 0) + h2_frame(4, 1, 0) + h2_frame(1, 4, stream, early) +
+                         h2_frame(1, 4, stream, final) + h2_frame(0, 1, stream, b"final body"))
             time.sleep(0.5)
 
         backend = self.raw_backend(serve)
@@ -478,8 +662,7 @@ class L7Test(L7TestCase):
         backend = self.raw_backend(serve)
         proxy = self.start_proxy(f"""
             listeners {{ name: "split" address: "127.0.0.1:0"
-              routes {{ hostname: "a.test" backend: "{backend}" mode: L7 backend_protocol: HTTP1
-                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }} }}""")
+              {self.l7_route("a.test", backend, self.cert_a, "backend_protocol: HTTP1")} }}""")
         headers_file = os.path.join(self.workdir, "split-headers.txt")
         code, body, meta, err = self.curl(proxy.port(), "/", "a.test", "--http2", "-D", headers_file)
         self.assertEqual((meta, body), ("200 2", b"hello"), err)
@@ -518,8 +701,7 @@ class L7Test(L7TestCase):
         self.addCleanup(backend.close)
         proxy = self.start_proxy(f"""
             listeners {{ name: "slowup" address: "127.0.0.1:0"
-              routes {{ hostname: "a.test" backend: "{backend.address}" mode: L7 backend_protocol: HTTP1
-                        tls_cert: "{self.cert_a[0]}" tls_key: "{self.cert_a[1]}" }}
+              {self.l7_route("a.test", backend.address, self.cert_a, "backend_protocol: HTTP1")}
               {harness.hcm_chain("response_timeout_ms: 700")} }}""")
         upload = os.path.join(self.workdir, "slow-upload.bin")
         with open(upload, "wb") as f:

@@ -24,6 +24,10 @@ void IoEvent::enable() {
   enabled_ = true;
 }
 
+void IoEvent::activate() {
+  event_active(event_, event_get_events(event_) & (EV_READ | EV_WRITE), 0);
+}
+
 void IoEvent::disable() {
   if (!enabled_) return;
   event_del(event_);

@@ -35,6 +35,10 @@ class IoEvent {
   void enable();
   void disable();
   bool enabled() const { return enabled_; }
+  // Runs the callback once in this turn of the loop, as though the fd were ready: for input a
+  // user-space buffer holds (OpenSSL's read-ahead), which epoll cannot report. disable() undoes
+  // it.
+  void activate();
 
  private:
   static void trampoline(int fd, short what, void* arg);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cstdio>
 
 #include "source/common/logging/logger.h"
@@ -94,6 +95,7 @@ int Http1DownstreamCodec::onMessageBegin(http_parser* parser) {
   codec->last_was_value_ = false;
   codec->header_bytes_ = 0;
   codec->body_done_ = false;
+  codec->upstream_started_ = false;
   return 0;
 }
 
@@ -178,7 +180,14 @@ int Http1DownstreamCodec::onHeadersComplete(http_parser* parser) {
     codec->output_ += "HTTP/1.1 100 Continue\r\n\r\n";
     codec->connection_.scheduleFlush();
   }
-  codec->connection_.startUpstream(stream);
+  // A request with no body starts at onMessageComplete, which follows at once: complete from
+  // the start, it goes upstream without an empty chunked body (HTTP/1.1) or DATA (HTTP/2).
+  const bool has_body = (parser->flags & F_CHUNKED) != 0 ||
+                        (parser->content_length != 0 && parser->content_length != ULLONG_MAX);
+  if (has_body) {
+    codec->upstream_started_ = true;
+    codec->connection_.startUpstream(stream);
+  }
   return 0;
 }
 
@@ -194,8 +203,13 @@ int Http1DownstreamCodec::onMessageComplete(http_parser* parser) {
   Http1DownstreamCodec* codec = self(parser);
   ProxyStream& stream = *codec->stream_;
   stream.request_complete = true;
-  codec->connection_.onRequestComplete(stream);
-  if (stream.upstream) stream.upstream->onRequestData(stream);
+  if (!codec->upstream_started_) {
+    codec->upstream_started_ = true;
+    codec->connection_.startUpstream(stream);
+  } else {
+    codec->connection_.onRequestComplete(stream);
+    if (stream.upstream) stream.upstream->onRequestData(stream);
+  }
   // One request at a time: the next one (pipelined) waits until this response is done.
   http_parser_pause(parser, 1);
   return 0;

@@ -70,7 +70,8 @@ class Http1DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   bool keep_alive_ = true;
   bool chunked_response_ = false;
   bool head_request_ = false;
-  bool body_done_ = false;  // the response body (and its end) went into output_
+  bool upstream_started_ = false;  // startUpstream() took the request in flight
+  bool body_done_ = false;         // the response body (and its end) went into output_
   bool finished_ = false;
   bool parsing_ = false;             // inside http_parser_execute (its callbacks may run)
   bool finish_after_parse_ = false;  // finishResponse() waits for the parser to return

@@ -17,6 +17,8 @@ namespace {
 
 constexpr size_t kMaxPendingOut = 64 * 1024;
 constexpr size_t kReadChunk = 16 * 1024;
+// TLS records read per readiness callback before yielding to other connections.
+constexpr int kReadRounds = 16;
 constexpr std::chrono::milliseconds kLingerTime{1000};
 
 }  // namespace
@@ -148,7 +150,13 @@ void HttpConnectionManagerFilter::onReadable() {
     }
   }
   char buffer[kReadChunk];
-  for (int round = 0; round < 16 && !closing_ && !codec_->readPaused(); ++round) {
+  for (int round = 0; !closing_ && !codec_->readPaused(); ++round) {
+    if (round == kReadRounds) {
+      // Fair to the worker's other connections: continue in a later turn. OpenSSL may hold
+      // the rest of this batch (read-ahead) with the socket empty, so epoll would not call back.
+      read_event_->activate();
+      break;
+    }
     ERR_clear_error();
     const int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
     if (n > 0) {
@@ -219,6 +227,8 @@ void HttpConnectionManagerFilter::flush() {
     read_event_->disable();
   } else if (!read_event_->enabled()) {
     read_event_->enable();
+    // What arrived while paused may sit in OpenSSL's buffer, not in the socket.
+    if (SSL_has_pending(ssl_.get())) read_event_->activate();
   }
 }
 

@@ -19,6 +19,7 @@ namespace {
 
 constexpr size_t kMaxPendingOut = 64 * 1024;  // stop producing frames above this
 constexpr size_t kReadChunk = 32 * 1024;
+constexpr int kReadRounds = 16;  // reads per readiness callback before yielding
 constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 
 }  // namespace
@@ -408,7 +409,13 @@ int Http2UpstreamConnection::onStreamClose(nghttp2_session*, int32_t stream_id, 
 
 void Http2UpstreamConnection::onReadable() {
   char buffer[kReadChunk];
-  for (int round = 0; round < 16; ++round) {
+  for (int round = 0;; ++round) {
+    if (round == kReadRounds) {
+      // Continue in a later turn (fair to other connections); OpenSSL may hold the rest of
+      // the batch (read-ahead) with the socket empty, so epoll would not call back.
+      read_event_->activate();
+      break;
+    }
     bool would_block = false;
     const ssize_t n = readSome(buffer, sizeof(buffer), would_block);
     if (n > 0) {
