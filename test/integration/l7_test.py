@@ -621,6 +621,53 @@ class L7Test(L7TestCase):
         self.assertEqual(meta, "200 1.1", err)
         self.assertEqual(header_flags, [0x5])  # END_HEADERS | END_STREAM
 
+    def test_a_quiet_http2_connection_releases_its_frame_buffer_and_serves_after(self):
+        """Half a second without traffic, an HTTP/2 connection gives nghttp2's frame-buffer page
+        back (4 KiB of an idle connection's 26); the next request on it still works, and the
+        connection is released again when it goes quiet again."""
+        backend = self.nghttpd()
+        proxy = self.start_proxy(f"""
+            listeners {{ name: "quiet" address: "127.0.0.1:0" {self.l7_route("a.test", backend.address, self.cert_a)} }}""",
+                                 workers=1, extra_args=("--log-level", "debug"))
+        context = ssl.create_default_context(cafile=self.certs.ca_cert)
+        context.set_alpn_protocols(["h2"])
+        client = RecordBatchTls(socket.create_connection(("127.0.0.1", proxy.port())), context,
+                                server_hostname="a.test")
+        self.addCleanup(client.sock.close)
+        client.send_records([b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) + h2_frame(4, 1, 0)])
+
+        def released(times):
+            harness.wait_until(lambda: proxy.log().count("idle buffers released") >= times,
+                               timeout=5, what=f"release number {times}")
+
+        released(1)
+        # GET /small.html on stream 1: :method GET, :scheme https (static table), :path and
+        # :authority as literals with indexed names.
+        block = (bytes([0x82, 0x87, 0x04, len(b"/small.html")]) + b"/small.html" +
+                 bytes([0x01, len(b"a.test")]) + b"a.test")
+        client.send_records([h2_frame(1, 0x5, 1, block)])
+        body = b""
+
+        def response_done(data):
+            nonlocal body
+            offset, body = 0, b""
+            while len(data) - offset >= 9:
+                length = int.from_bytes(data[offset:offset + 3], "big")
+                kind, flags = data[offset + 3], data[offset + 4]
+                stream = int.from_bytes(data[offset + 5:offset + 9], "big")
+                if len(data) - offset < 9 + length:
+                    return False
+                if kind == 0 and stream == 1:
+                    body += data[offset + 9:offset + 9 + length]
+                    if flags & 1:
+                        return True
+                offset += 9 + length
+            return False
+
+        client.read_until(response_done)
+        self.assertEqual(body, b"hello from nghttpd\n")
+        released(2)  # quiet again after the exchange
+
     def test_h2_backend_informational_response_before_the_final_one(self):
         def serve(conn):
             data = b""

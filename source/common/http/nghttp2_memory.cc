@@ -16,6 +16,10 @@ namespace {
 // Blocks from one page on are mapped; smaller ones come from malloc.
 constexpr size_t kPage = 4096;
 constexpr size_t kMapThreshold = kPage;
+// nghttp2's NGHTTP2_FRAMEBUF_CHUNKLEN (frame header, pad length, 16 KiB payload; private to the
+// library): the size of the outbound frame buffer a session allocates as it is made. Should a
+// later nghttp2 change it, no buffer is found and nothing is released.
+constexpr size_t kFrameBufferSize = 9 + 1 + 16384;
 
 // The sizes of the mapped blocks. Mapped blocks carry no header: a header would be written into
 // their first page, and an untouched page is the point. Only a page-aligned pointer can be one
@@ -49,18 +53,23 @@ size_t mappedSize(void* ptr, bool forget = false) {
   return size;
 }
 
-void* allocate(size_t size, void*) {
+// user_data is the SessionMemory of a session, or null (lazyPagesAllocator()).
+void* allocate(size_t size, void* user_data) {
   if (size < kMapThreshold) return std::malloc(size);
   void* mapped = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
-  MappedBlocks& blocks = mappedBlocks();
-  std::lock_guard<std::mutex> lock(blocks.mutex);
-  blocks.sizes.emplace(mapped, size);
+  {
+    MappedBlocks& blocks = mappedBlocks();
+    std::lock_guard<std::mutex> lock(blocks.mutex);
+    blocks.sizes.emplace(mapped, size);
+  }
+  if (user_data != nullptr) static_cast<SessionMemory*>(user_data)->onAllocated(mapped, size);
   return mapped;
 }
 
-void release(void* ptr, void*) {
+void release(void* ptr, void* user_data) {
   if (ptr == nullptr) return;
+  if (user_data != nullptr) static_cast<SessionMemory*>(user_data)->onReleased(ptr);
   if (const size_t size = mappedSize(ptr, /*forget=*/true)) {
     munmap(ptr, size);
     return;
@@ -96,6 +105,26 @@ void* reallocate(void* ptr, size_t size, void* user_data) {
 nghttp2_mem* lazyPagesAllocator() {
   static nghttp2_mem allocator{nullptr, &allocate, &release, &allocateZeroed, &reallocate};
   return &allocator;
+}
+
+SessionMemory::SessionMemory()
+    : allocator_{this, &allocate, &release, &allocateZeroed, &reallocate} {}
+
+void SessionMemory::onAllocated(void* block, size_t size) {
+  // The first block of that size is the buffer the session keeps; later ones (frames longer
+  // than one buffer) come and go.
+  if (frame_buffer_ == nullptr && size == kFrameBufferSize) {
+    frame_buffer_ = block;
+    frame_buffer_size_ = size;
+  }
+}
+
+void SessionMemory::onReleased(void* block) {
+  if (block == frame_buffer_) frame_buffer_ = nullptr;
+}
+
+void SessionMemory::releaseFrameBuffer() {
+  if (frame_buffer_ != nullptr) madvise(frame_buffer_, frame_buffer_size_, MADV_DONTNEED);
 }
 
 }  // namespace mcproxy::http

@@ -2,6 +2,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <cstddef>
+
 namespace mcproxy::http {
 
 // The allocator every nghttp2 session of the proxy uses. Blocks of a page or more (the 16 KiB
@@ -10,5 +12,30 @@ namespace mcproxy::http {
 // connection pays for what its session has used rather than for what it might. Smaller blocks
 // come from malloc.
 nghttp2_mem* lazyPagesAllocator();
+
+// The same allocator for one session, which also finds that session's outbound frame buffer
+// (the one nghttp2 allocates first thing and keeps), so that a connection gone quiet can give
+// the buffer's written pages back. Must outlive the session it is given to.
+class SessionMemory {
+ public:
+  SessionMemory();
+  SessionMemory(const SessionMemory&) = delete;
+  SessionMemory& operator=(const SessionMemory&) = delete;
+
+  nghttp2_mem* allocator() { return &allocator_; }
+  // Returns the frame buffer's pages to the kernel; they read as zeros when next touched. Only
+  // while the session has nothing to send (!nghttp2_session_want_write()) and every byte
+  // nghttp2_session_mem_send() returned has been copied out: the buffer's bytes are dead then.
+  void releaseFrameBuffer();
+
+  // For the allocator's callbacks.
+  void onAllocated(void* block, size_t size);
+  void onReleased(void* block);
+
+ private:
+  nghttp2_mem allocator_;
+  void* frame_buffer_ = nullptr;
+  size_t frame_buffer_size_ = 0;
+};
 
 }  // namespace mcproxy::http

@@ -47,6 +47,9 @@ class DownstreamCodec {
   }
   // The connection is closing: cancel every upstream stream now.
   virtual void abort() = 0;
+  // The connection has been quiet for a while, with everything produce() gave sent: buffers
+  // kept for the next burst may go.
+  virtual void releaseIdleMemory() {}
 };
 
 }  // namespace mcproxy::extensions::http_connection_manager

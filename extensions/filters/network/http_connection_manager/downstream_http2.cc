@@ -30,7 +30,7 @@ Http2DownstreamCodec::Http2DownstreamCodec(DownstreamConnection& connection,
   nghttp2_option_set_max_deflate_dynamic_table_size(option, kHpackTableBytes);
   nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetsPerSecond);
   nghttp2_option_set_max_continuations(option, kMaxContinuations);
-  nghttp2_session_server_new3(&session_, callbacks(), this, option, http::lazyPagesAllocator());
+  nghttp2_session_server_new3(&session_, callbacks(), this, option, memory_.allocator());
   nghttp2_option_del(option);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
@@ -267,6 +267,12 @@ void Http2DownstreamCodec::drain() {
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);
   connection_.scheduleFlush();
+}
+
+void Http2DownstreamCodec::releaseIdleMemory() {
+  // Whatever went through the frame buffer was copied out by produce(); with nothing left to
+  // send, its bytes are dead.
+  if (!nghttp2_session_want_write(session_)) memory_.releaseFrameBuffer();
 }
 
 void Http2DownstreamCodec::abort() {

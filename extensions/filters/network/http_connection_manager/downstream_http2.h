@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "extensions/filters/network/http_connection_manager/downstream_codec.h"
+#include "source/common/http/nghttp2_memory.h"
 #include "source/common/http/stream_table.h"
 
 namespace mcproxy::extensions::http_connection_manager {
@@ -31,6 +32,7 @@ class Http2DownstreamCodec : public DownstreamCodec, public DownstreamSide {
   bool finished() const override;
   void drain() override;
   void abort() override;
+  void releaseIdleMemory() override;
 
   // DownstreamSide
   void onResponseHeaders(ProxyStream& stream) override;
@@ -54,6 +56,7 @@ class Http2DownstreamCodec : public DownstreamCodec, public DownstreamSide {
 
   DownstreamConnection& connection_;
   const Http2Limits limits_;
+  http::SessionMemory memory_;  // before session_: the session allocates through it
   nghttp2_session* session_ = nullptr;
   http::StreamTable<std::unique_ptr<ProxyStream>> streams_;
   std::vector<int32_t> pending_starts_;  // requests whose headers completed in this batch

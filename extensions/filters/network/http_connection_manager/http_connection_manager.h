@@ -58,9 +58,13 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void flush();
   // After the last response: FIN, then discard the client's bytes until it closes (no RST).
   void beginLingeringClose();
-  // Closes the connection if the idle or request-header deadline passed; else waits for the
-  // nearer one. Activity only updates last_activity_ (no timer update per read).
+  // Closes the connection if the idle or request-header deadline passed, and releases idle
+  // memory after a quiet spell; else waits for the nearest. Activity only updates
+  // last_activity_ (the timer moves only when a quiet spell ends).
   void onTimeoutCheck();
+  void armTimeoutCheck(std::chrono::steady_clock::time_point at);
+  // Bytes went in or out: the idle deadline moves, and a quiet spell ends.
+  void onActivity();
   void close(network::CloseReason reason);
 
   const HttpConnectionManagerConfig& config_;
@@ -74,6 +78,8 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   std::unique_ptr<event::Timer> linger_timer_;
   std::unique_ptr<event::Timer> timeout_timer_;
   std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point check_at_;  // when timeout_timer_ fires
+  bool quiet_memory_released_ = false;  // releaseIdleMemory() ran since the last activity
   // Before codec_: its streams leave the queue when the codec destroys them.
   std::unique_ptr<ResponseTimeouts> response_timeouts_;
   std::unique_ptr<DownstreamCodec> codec_;
