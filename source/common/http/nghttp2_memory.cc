@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -100,6 +101,32 @@ void* reallocate(void* ptr, size_t size, void* user_data) {
   return moved;
 }
 
+bool allZeros(const char* page) {
+  uint64_t bits = 0;
+  for (size_t i = 0; i < kPage; i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, page + i, sizeof(word));
+    bits |= word;
+  }
+  return bits == 0;
+}
+
+// Gives back the resident pages of a mapped block that hold only zeros: what they will read
+// as afterwards anyway, so this is safe whatever the block is.
+void releaseZeroPages(char* start, size_t size) {
+  constexpr size_t kBatch = 64;  // pages per mincore() call
+  const size_t pages = (size + kPage - 1) / kPage;
+  unsigned char resident[kBatch];
+  for (size_t first = 0; first < pages; first += kBatch) {
+    const size_t count = std::min(kBatch, pages - first);
+    if (mincore(start + first * kPage, count * kPage, resident) != 0) return;
+    for (size_t i = 0; i < count; ++i) {
+      char* page = start + (first + i) * kPage;
+      if ((resident[i] & 1) != 0 && allZeros(page)) madvise(page, kPage, MADV_DONTNEED);
+    }
+  }
+}
+
 }  // namespace
 
 nghttp2_mem* lazyPagesAllocator() {
@@ -111,20 +138,25 @@ SessionMemory::SessionMemory()
     : allocator_{this, &allocate, &release, &allocateZeroed, &reallocate} {}
 
 void SessionMemory::onAllocated(void* block, size_t size) {
+  blocks_.push_back({block, size});
   // The first block of that size is the buffer the session keeps; later ones (frames longer
   // than one buffer) come and go.
-  if (frame_buffer_ == nullptr && size == kFrameBufferSize) {
-    frame_buffer_ = block;
-    frame_buffer_size_ = size;
-  }
+  if (frame_buffer_ == nullptr && size == kFrameBufferSize) frame_buffer_ = block;
 }
 
 void SessionMemory::onReleased(void* block) {
   if (block == frame_buffer_) frame_buffer_ = nullptr;
+  std::erase_if(blocks_, [block](const Block& entry) { return entry.start == block; });
 }
 
-void SessionMemory::releaseFrameBuffer() {
-  if (frame_buffer_ != nullptr) madvise(frame_buffer_, frame_buffer_size_, MADV_DONTNEED);
+void SessionMemory::releaseIdlePages() {
+  for (const Block& block : blocks_) {
+    if (block.start == frame_buffer_) {
+      madvise(block.start, block.size, MADV_DONTNEED);
+    } else {
+      releaseZeroPages(static_cast<char*>(block.start), block.size);
+    }
+  }
 }
 
 }  // namespace mcproxy::http

@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstddef>
+#include <vector>
 
 namespace mcproxy::http {
 
@@ -13,9 +14,9 @@ namespace mcproxy::http {
 // come from malloc.
 nghttp2_mem* lazyPagesAllocator();
 
-// The same allocator for one session, which also finds that session's outbound frame buffer
-// (the one nghttp2 allocates first thing and keeps), so that a connection gone quiet can give
-// the buffer's written pages back. Must outlive the session it is given to.
+// The same allocator for one session, which also keeps a list of the session's mapped blocks
+// and knows which is its outbound frame buffer (the one nghttp2 allocates first thing and
+// keeps), so that a connection gone quiet can give pages back. Must outlive its session.
 class SessionMemory {
  public:
   SessionMemory();
@@ -23,19 +24,25 @@ class SessionMemory {
   SessionMemory& operator=(const SessionMemory&) = delete;
 
   nghttp2_mem* allocator() { return &allocator_; }
-  // Returns the frame buffer's pages to the kernel; they read as zeros when next touched. Only
-  // while the session has nothing to send (!nghttp2_session_want_write()) and every byte
-  // nghttp2_session_mem_send() returned has been copied out: the buffer's bytes are dead then.
-  void releaseFrameBuffer();
+  // Returns to the kernel the frame buffer's pages and every other written page of the
+  // session's mapped blocks that holds only zeros (the stream map once its streams are gone);
+  // all read as zeros when next touched. Only while the session has nothing to send
+  // (!nghttp2_session_want_write()) and every byte nghttp2_session_mem_send() returned has been
+  // copied out: the frame buffer's bytes are dead then.
+  void releaseIdlePages();
 
   // For the allocator's callbacks.
   void onAllocated(void* block, size_t size);
   void onReleased(void* block);
 
  private:
+  struct Block {
+    void* start;
+    size_t size;
+  };
   nghttp2_mem allocator_;
+  std::vector<Block> blocks_;
   void* frame_buffer_ = nullptr;
-  size_t frame_buffer_size_ = 0;
 };
 
 }  // namespace mcproxy::http

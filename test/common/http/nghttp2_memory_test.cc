@@ -2,24 +2,18 @@
 
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "test/common/http/resident_pages.h"
+
 namespace mcproxy::http {
 namespace {
-
-size_t residentPages() {
-  std::ifstream statm("/proc/self/statm");
-  size_t size = 0;
-  size_t resident = 0;
-  statm >> size >> resident;
-  return resident;
-}
 
 // Everything the session has to send, copied out as the proxy's codecs do.
 std::string sendAll(nghttp2_session* session) {
@@ -60,9 +54,9 @@ class Sessions : public testing::Test {
 };
 
 TEST_F(Sessions, IdleSessionsGiveTheirFrameBufferPagesBack) {
-  const size_t before = residentPages();
-  for (auto& entry : sessions_) entry.memory->releaseFrameBuffer();
-  const size_t released = before - residentPages();
+  const size_t before = test::residentPages();
+  for (auto& entry : sessions_) entry.memory->releaseIdlePages();
+  const size_t released = before - test::residentPages();
   // One written page each (the SETTINGS frame); allow for anything else the process touched.
   EXPECT_GE(released, sessions_.size() * 9 / 10);
   EXPECT_LE(released, sessions_.size() * 11 / 10);
@@ -71,24 +65,37 @@ TEST_F(Sessions, IdleSessionsGiveTheirFrameBufferPagesBack) {
 TEST_F(Sessions, ASessionSendsIntactFramesAfterItsBufferWasReleased) {
   const uint8_t opaque[8] = {'p', 'i', 'n', 'g', 'd', 'a', 't', 'a'};
   for (auto& entry : sessions_) {
-    entry.memory->releaseFrameBuffer();
+    entry.memory->releaseIdlePages();
     nghttp2_submit_ping(entry.session, NGHTTP2_FLAG_NONE, opaque);
     const std::string frame = sendAll(entry.session);
     ASSERT_EQ(frame, std::string("\0\0\x08\x06\0\0\0\0\0pingdata", 17));
-    entry.memory->releaseFrameBuffer();  // twice in a row is harmless
+    entry.memory->releaseIdlePages();  // twice in a row is harmless
   }
 }
 
-TEST(SessionMemory, AnAllocatorWithoutASessionReleasesNothing) {
+TEST(SessionMemory, OtherBlocksGiveBackOnlyPagesOfZeros) {
   SessionMemory memory;
-  memory.releaseFrameBuffer();
   nghttp2_mem* allocator = memory.allocator();
-  void* block = allocator->malloc(64 * 1024, allocator->mem_user_data);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto* block = static_cast<volatile char*>(allocator->malloc(4 * page, allocator->mem_user_data));
   ASSERT_NE(block, nullptr);
-  static_cast<char*>(block)[0] = 7;
-  memory.releaseFrameBuffer();  // not a frame buffer's size: kept
-  EXPECT_EQ(static_cast<char*>(block)[0], 7);
-  allocator->free(block, allocator->mem_user_data);
+  block[0] = 7;         // page 0: data
+  block[page] = 0;      // page 1: written, all zeros
+  block[2 * page] = 1;  // page 2: written, zeros again
+  block[2 * page] = 0;
+  auto resident = [&](size_t index) {
+    unsigned char in_core = 0;
+    mincore(const_cast<char*>(block) + index * page, page, &in_core);
+    return (in_core & 1) != 0;
+  };
+  ASSERT_TRUE(resident(0) && resident(1) && resident(2));
+  memory.releaseIdlePages();
+  EXPECT_TRUE(resident(0));
+  EXPECT_EQ(block[0], 7);
+  EXPECT_FALSE(resident(1));
+  EXPECT_FALSE(resident(2));
+  EXPECT_EQ(block[page], 0);
+  allocator->free(const_cast<char*>(block), allocator->mem_user_data);
 }
 
 }  // namespace

@@ -30,6 +30,10 @@ Http2DownstreamCodec::Http2DownstreamCodec(DownstreamConnection& connection,
   nghttp2_option_set_max_deflate_dynamic_table_size(option, kHpackTableBytes);
   nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetsPerSecond);
   nghttp2_option_set_max_continuations(option, kMaxContinuations);
+  // Closed streams are kept only for RFC 7540's priority tree, which RFC 9113 deprecated and we
+  // do not use; without them, a connection that served requests and went quiet holds no stream
+  // state, and its stream map is all zeros (SessionMemory gives that page back).
+  nghttp2_option_set_no_closed_streams(option, 1);
   nghttp2_session_server_new3(&session_, callbacks(), this, option, memory_.allocator());
   nghttp2_option_del(option);
   const nghttp2_settings_entry settings[] = {
@@ -272,7 +276,7 @@ void Http2DownstreamCodec::drain() {
 void Http2DownstreamCodec::releaseIdleMemory() {
   // Whatever went through the frame buffer was copied out by produce(); with nothing left to
   // send, its bytes are dead.
-  if (!nghttp2_session_want_write(session_)) memory_.releaseFrameBuffer();
+  if (!nghttp2_session_want_write(session_)) memory_.releaseIdlePages();
 }
 
 void Http2DownstreamCodec::abort() {
