@@ -24,16 +24,23 @@ def h2_frame(kind, flags, stream, payload=b""):
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
 
 
-def h2_request_headers(data):
-    """(stream id, flags) of the first HEADERS frame in `data` (a client's bytes from the
-    preface on), or None while it has not all arrived."""
+def h2_frames(data):
+    """(type, flags, stream id, payload) of each complete frame in `data` (HTTP/2 bytes, from the
+    client preface on if it is there)."""
     offset = 24 if data.startswith(b"PRI * HTTP/2.0") else 0
     while len(data) - offset >= 9:
         length = int.from_bytes(data[offset:offset + 3], "big")
-        if data[offset + 3] == 1 and len(data) - offset >= 9 + length:
-            return int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff, data[offset + 4]
+        if len(data) - offset < 9 + length:
+            return
+        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7fffffff
+        yield data[offset + 3], data[offset + 4], stream, data[offset + 9:offset + 9 + length]
         offset += 9 + length
-    return None
+
+
+def h2_request_headers(data):
+    """(stream id, flags) of the first HEADERS frame in `data` (a client's bytes from the
+    preface on), or None while it has not all arrived."""
+    return next(((stream, flags) for kind, flags, stream, _ in h2_frames(data) if kind == 1), None)
 
 
 class RecordBatchTls:
@@ -650,19 +657,10 @@ class L7Test(L7TestCase):
 
         def response_done(data):
             nonlocal body
-            offset, body = 0, b""
-            while len(data) - offset >= 9:
-                length = int.from_bytes(data[offset:offset + 3], "big")
-                kind, flags = data[offset + 3], data[offset + 4]
-                stream = int.from_bytes(data[offset + 5:offset + 9], "big")
-                if len(data) - offset < 9 + length:
-                    return False
-                if kind == 0 and stream == 1:
-                    body += data[offset + 9:offset + 9 + length]
-                    if flags & 1:
-                        return True
-                offset += 9 + length
-            return False
+            data_frames = [(flags, payload) for kind, flags, stream, payload in h2_frames(data)
+                           if kind == 0 and stream == 1]
+            body = b"".join(payload for _, payload in data_frames)
+            return any(flags & 1 for flags, _ in data_frames)  # END_STREAM
 
         client.read_until(response_done)
         self.assertEqual(body, b"hello from nghttpd\n")

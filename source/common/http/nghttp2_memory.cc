@@ -70,8 +70,9 @@ void* allocate(size_t size, void* user_data) {
 
 void release(void* ptr, void* user_data) {
   if (ptr == nullptr) return;
-  if (user_data != nullptr) static_cast<SessionMemory*>(user_data)->onReleased(ptr);
   if (const size_t size = mappedSize(ptr, /*forget=*/true)) {
+    // Only mapped blocks are a session's to track: small frees skip the lookup.
+    if (user_data != nullptr) static_cast<SessionMemory*>(user_data)->onReleased(ptr);
     munmap(ptr, size);
     return;
   }
