@@ -17,13 +17,14 @@ constexpr size_t kReadChunk = 16 * 1024;
 
 }  // namespace
 
-ConnectionImpl::ConnectionImpl(ConnectionOwner& owner, event::Dispatcher& dispatcher,
+ConnectionImpl::ConnectionImpl(ConnectionOwner& owner, worker::Resources& worker,
                                network::UniqueFd fd, uint64_t id,
                                std::shared_ptr<const snapshot::Snapshot> snapshot,
                                const snapshot::CompiledListener& listener,
                                const network::Address& remote, const network::Address& local)
     : owner_(owner),
-      dispatcher_(dispatcher),
+      worker_(worker),
+      dispatcher_(worker.dispatcher()),
       fd_(std::move(fd)),
       snapshot_(std::move(snapshot)),
       listener_(listener) {
@@ -32,7 +33,7 @@ ConnectionImpl::ConnectionImpl(ConnectionOwner& owner, event::Dispatcher& dispat
   stream_info_.downstream_remote = remote;
   stream_info_.downstream_local = local;
   stream_info_.real_client = remote;
-  stream_info_.start_time = dispatcher.now();
+  stream_info_.start_time = dispatcher_.now();
   listener_.stats.connections.inc();
   listener_.stats.active.inc();
 }
@@ -40,53 +41,19 @@ ConnectionImpl::ConnectionImpl(ConnectionOwner& owner, event::Dispatcher& dispat
 ConnectionImpl::~ConnectionImpl() = default;
 
 void ConnectionImpl::start() {
-  filters_.reserve(listener_.filter_factories.size());
-  for (size_t i = 0; i < listener_.filter_factories.size(); ++i) {
-    filters_.push_back(std::make_unique<ActiveFilter>(*this, i, listener_.filter_factories[i]()));
-    filters_.back()->filter->initializeReadFilterCallbacks(*filters_.back());
-  }
   read_event_ = std::make_unique<event::IoEvent>(
       dispatcher_, fd_.get(), event::IoEvent::Kind::kRead, [this] { onReadReady(); });
-  runNewConnection(0);
+  filters_ = std::make_unique<network::FilterManager>(*this, listener_.filter_factories);
+  filters_->start();
 }
 
-void ConnectionImpl::drain() {
-  for (auto& active : filters_) {
-    if (closed_) return;
-    active->filter->onDrain();
-  }
+void ConnectionImpl::drain() { filters_->drain(); }
+
+void ConnectionImpl::onFiltersReady() {
+  if (!end_stream_) read_event_->enable();
 }
 
-void ConnectionImpl::runNewConnection(size_t from) {
-  for (size_t i = from; i < filters_.size(); ++i) {
-    if (closed_) return;
-    if (filters_[i]->filter->onNewConnection() == network::FilterStatus::kStopIteration) return;
-  }
-  if (closed_) return;
-  new_connection_done_ = true;
-  if (!read_buffer_.empty() || end_stream_) runData(0);
-  if (!closed_ && !transport_taken_ && !end_stream_) read_event_->enable();
-}
-
-void ConnectionImpl::continueChain(size_t from) {
-  if (closed_ || transport_taken_) return;
-  if (!new_connection_done_) {
-    runNewConnection(from);
-  } else {
-    runData(from);
-  }
-}
-
-void ConnectionImpl::runData(size_t from) {
-  for (size_t i = from; i < filters_.size(); ++i) {
-    if (closed_ || transport_taken_) return;
-    if (filters_[i]->filter->onData(read_buffer_, end_stream_) ==
-        network::FilterStatus::kStopIteration) {
-      return;
-    }
-  }
-  if (!closed_ && !transport_taken_) close(network::CloseReason::kNoTerminalFilter);
-}
+void ConnectionImpl::onTransportTaken() { read_event_->disable(); }
 
 void ConnectionImpl::onReadReady() {
   char chunk[kReadChunk];
@@ -103,12 +70,7 @@ void ConnectionImpl::onReadReady() {
     read_buffer_.append(chunk, static_cast<size_t>(n));
     if (read_buffer_.size() >= kMaxBufferedBeforeTakeover) read_event_->disable();
   }
-  runData(0);
-}
-
-void ConnectionImpl::onTransportTaken() {
-  transport_taken_ = true;
-  read_event_->disable();
+  filters_->onData();
 }
 
 void ConnectionImpl::close(network::CloseReason reason) {
@@ -116,7 +78,7 @@ void ConnectionImpl::close(network::CloseReason reason) {
   closed_ = true;
   stream_info_.close_reason = reason;
   if (read_event_) read_event_->disable();
-  for (auto& active : filters_) active->filter->onConnectionClose();
+  if (filters_) filters_->onClose();
   fd_.reset();
   listener_.stats.countClose(reason);
   listener_.stats.active.dec();

@@ -7,6 +7,8 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/fd.h"
 #include "source/common/network/filter.h"
+#include "source/common/network/filter_manager.h"
+#include "source/common/worker/resources.h"
 #include "source/snapshot/snapshot.h"
 
 namespace mcproxy::server {
@@ -20,11 +22,13 @@ class ConnectionOwner {
   virtual void onConnectionClosed(ConnectionImpl& connection) = 0;
 };
 
-// A downstream connection and its filter chain. Until a terminal filter takes over the
-// transport, it reads the client's bytes into one buffer and runs the chain over it.
-class ConnectionImpl : public network::Connection, public event::DeferredDeletable {
+// A downstream connection: its socket, and its filter chain (network::FilterManager) over the
+// bytes read, until a terminal filter takes the transport over.
+class ConnectionImpl : public network::Connection,
+                       public network::FilterManagerConnection,
+                       public event::DeferredDeletable {
  public:
-  ConnectionImpl(ConnectionOwner& owner, event::Dispatcher& dispatcher, network::UniqueFd fd,
+  ConnectionImpl(ConnectionOwner& owner, worker::Resources& worker, network::UniqueFd fd,
                  uint64_t id, std::shared_ptr<const snapshot::Snapshot> snapshot,
                  const snapshot::CompiledListener& listener, const network::Address& remote,
                  const network::Address& local);
@@ -39,45 +43,36 @@ class ConnectionImpl : public network::Connection, public event::DeferredDeletab
   uint64_t id() const override { return stream_info_.connection_id; }
   int fd() const override { return fd_.get(); }
   event::Dispatcher& dispatcher() override { return dispatcher_; }
+  worker::Resources& worker() override { return worker_; }
   network::StreamInfo& streamInfo() override { return stream_info_; }
   void close(network::CloseReason reason) override;
   bool closed() const override { return closed_; }
+
+  // network::FilterManagerConnection
+  network::Connection& connection() override { return *this; }
+  buffer::Buffer& readBuffer() override { return read_buffer_; }
+  bool readEnded() const override { return end_stream_; }
+  void onFiltersReady() override;
+  void onTransportTaken() override;
 
   // Where the owner keeps this connection, for O(1) removal.
   std::list<std::unique_ptr<ConnectionImpl>>::iterator owner_position;
 
  private:
-  struct ActiveFilter : public network::ReadFilterCallbacks {
-    ActiveFilter(ConnectionImpl& parent, size_t index, std::unique_ptr<network::ReadFilter> filter)
-        : parent(parent), index(index), filter(std::move(filter)) {}
-    network::Connection& connection() override { return parent; }
-    void continueReading() override { parent.continueChain(index + 1); }
-    void takeOverTransport() override { parent.onTransportTaken(); }
-
-    ConnectionImpl& parent;
-    size_t index;
-    std::unique_ptr<network::ReadFilter> filter;
-  };
-
   void onReadReady();
-  void continueChain(size_t from);
-  void runNewConnection(size_t from);
-  void runData(size_t from);
-  void onTransportTaken();
 
   ConnectionOwner& owner_;
+  worker::Resources& worker_;
   event::Dispatcher& dispatcher_;
   network::UniqueFd fd_;
   // Keeps the routes and filter factories this connection uses alive until it ends.
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   const snapshot::CompiledListener& listener_;
   network::StreamInfo stream_info_;
-  std::vector<std::unique_ptr<ActiveFilter>> filters_;
+  std::unique_ptr<network::FilterManager> filters_;
   std::unique_ptr<event::IoEvent> read_event_;
   buffer::Buffer read_buffer_;
-  bool new_connection_done_ = false;
   bool end_stream_ = false;
-  bool transport_taken_ = false;
   bool closed_ = false;
 };
 

@@ -54,6 +54,11 @@ std::string Server::configOrigin() const {
   return options_.config_path.empty() ? "<embedded default>" : options_.config_path;
 }
 
+snapshot::CompileResult Server::compileConfig(const mcproxy::config::v1::Bootstrap& config,
+                                              uint64_t version) {
+  return snapshot::compile(config, stats_, version, shared_objects_);
+}
+
 mcproxy::config::v1::Bootstrap Server::loadConfigFile() const {
   if (options_.config_path.empty()) {
     return snapshot::parseTextConfig(snapshot::embeddedDefaultConfigText(), "<embedded default>");
@@ -63,13 +68,13 @@ mcproxy::config::v1::Bootstrap Server::loadConfigFile() const {
 
 std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
   try {
-    if (!store_) return snapshot::compile(loadConfigFile(), stats_, 1);
+    if (!store_) return compileConfig(loadConfigFile(), 1);
 
     const auto started = std::chrono::steady_clock::now();
     std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
     if (!stored) {
       // An empty database is seeded from the config; after that the database is the truth.
-      auto compiled = snapshot::compile(loadConfigFile(), stats_, 1);
+      auto compiled = compileConfig(loadConfigFile(), 1);
       const auto written = store_->write(compiled.snapshot->config, "seed:" + configOrigin());
       stored = store_->load(written.version);
       LOG_INFO << "database " << options_.db_path << " was empty: seeded version "
@@ -82,7 +87,7 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
     }
     const double load_ms = millisecondsSince(started);
     const auto compile_started = std::chrono::steady_clock::now();
-    auto compiled = snapshot::compile(stored->config, stats_, stored->info.version);
+    auto compiled = compileConfig(stored->config, stored->info.version);
     LOG_INFO << "config version " << stored->info.version << " (" << stored->info.source << ", "
              << routeCount(*compiled.snapshot) << " routes) read from the database in " << load_ms
              << " ms, compiled in " << millisecondsSince(compile_started) << " ms";
@@ -175,7 +180,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                  const std::string& source) {
   // Validate first: an invalid change throws here and touches neither the database nor the
   // running routes.
-  snapshot::CompileResult compiled = snapshot::compile(config, stats_, 0);
+  snapshot::CompileResult compiled = compileConfig(config, 0);
   const snapshot::WriteResult written = store_->write(compiled.snapshot->config, source);
   if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
     return {snapshot_->version, false};
@@ -195,7 +200,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
 ChangeResult Server::reloadCertificates() {
   // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
   snapshot::CompileResult compiled =
-      snapshot::compile(snapshot_->config, stats_, snapshot_->version);
+      compileConfig(snapshot_->config, snapshot_->version);
   applySnapshot(compiled.snapshot);
   LOG_INFO << "admin: certificates reloaded for config version " << snapshot_->version;
   return {snapshot_->version, true};
@@ -302,10 +307,10 @@ void Server::reload(const std::string& why) {
       if (!stored) return;
       source = options_.db_path + " version " + std::to_string(stored->info.version) + " (" +
                stored->info.source + ")";
-      compiled = snapshot::compile(stored->config, stats_, stored->info.version);
+      compiled = compileConfig(stored->config, stored->info.version);
     } else {
       source = configOrigin();
-      compiled = snapshot::compile(loadConfigFile(), stats_, snapshot_->version + 1);
+      compiled = compileConfig(loadConfigFile(), snapshot_->version + 1);
     }
   } catch (const config::ConfigError& e) {
     LOG_ERROR << why << ": reload refused, still running version " << snapshot_->version << ": "

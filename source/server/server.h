@@ -63,8 +63,13 @@ class Server : public AdminBackend {
   void shutdown();
   void dumpStats() const;
 
+  // Compiles the config with what this process's compiles share (its rate limiters).
+  snapshot::CompileResult compileConfig(const mcproxy::config::v1::Bootstrap& config,
+                                        uint64_t version);
+
   Options options_;
   stats::Store stats_;
+  config::SharedObjects shared_objects_;
   event::Dispatcher dispatcher_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;

@@ -19,7 +19,9 @@ constexpr std::chrono::milliseconds kAcceptPauseOnFdExhaustion{100};
 }  // namespace
 
 Worker::Worker(size_t index)
-    : index_(index), next_connection_id_((static_cast<uint64_t>(index) << 48) + 1) {
+    : index_(index),
+      http_pool_(std::make_unique<upstream::ConnPool>(dispatcher_)),
+      next_connection_id_((static_cast<uint64_t>(index) << 48) + 1) {
   accept_pause_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] {
     for (auto& listener : listeners_) listener->accept_event->enable();
   });
@@ -31,9 +33,13 @@ void Worker::start() {
   thread_ = std::thread([this] {
     logging::setThreadName("worker-" + std::to_string(index_));
     dispatcher_.run();
-    // Connections still open at exit were closed by closeAllConnections(); free what is left.
+    // Connections still open at exit were closed by closeAllConnections(); free what is left,
+    // then the upstream connections they used, on this thread.
     connections_.clear();
     listeners_.clear();
+    dispatcher_.runDeferredDeletes();
+    http_pool_.reset();
+    dispatcher_.runDeferredDeletes();
   });
 }
 
@@ -121,7 +127,7 @@ void Worker::onAcceptReady(ActiveListener& listener) {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
 
     auto connection = std::make_unique<ConnectionImpl>(
-        *this, dispatcher_, std::move(socket), next_connection_id_++, snapshot_, *config,
+        *this, *this, std::move(socket), next_connection_id_++, snapshot_, *config,
         network::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&remote), remote_len),
         network::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len));
     ConnectionImpl* raw = connection.get();

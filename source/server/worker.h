@@ -9,14 +9,18 @@
 
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/fd.h"
+#include "source/common/network/transfer_pool.h"
+#include "source/common/upstream/conn_pool.h"
+#include "source/common/worker/resources.h"
 #include "source/server/connection_impl.h"
 #include "source/snapshot/snapshot.h"
 
 namespace mcproxy::server {
 
-// One worker thread: its own event loop, its own listening sockets (SO_REUSEPORT) and the
-// connections accepted on them. The main thread talks to it only through post().
-class Worker : public ConnectionOwner {
+// One worker thread: its own event loop, its own listening sockets (SO_REUSEPORT), the
+// connections accepted on them, and what those share on this thread only (upstream connection
+// pool, relay pipes). The main thread talks to it only through post().
+class Worker : public ConnectionOwner, public worker::Resources {
  public:
   explicit Worker(size_t index);
   ~Worker() override;
@@ -40,6 +44,11 @@ class Worker : public ConnectionOwner {
   // ConnectionOwner
   void onConnectionClosed(ConnectionImpl& connection) override;
 
+  // worker::Resources (on the worker's thread only)
+  event::Dispatcher& dispatcher() override { return dispatcher_; }
+  upstream::ConnPool& httpPool() override { return *http_pool_; }
+  network::TransferPool& transferPool() override { return transfer_pool_; }
+
  private:
   struct ActiveListener {
     std::string address_text;
@@ -51,6 +60,9 @@ class Worker : public ConnectionOwner {
 
   const size_t index_;
   event::Dispatcher dispatcher_;
+  // After the dispatcher (whose events they use), before the connections (which use them).
+  network::TransferPool transfer_pool_;
+  std::unique_ptr<upstream::ConnPool> http_pool_;
   std::thread thread_;
   // Only touched on the worker thread.
   std::shared_ptr<const snapshot::Snapshot> snapshot_;

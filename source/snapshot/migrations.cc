@@ -124,8 +124,9 @@ CREATE TABLE trusted_sources (
 ) STRICT;
 )sql";
 
-// The same guards as migration 1 for the tables of migration 3, generated per table.
-std::string guards(const std::string& table, bool listener_may_be_global) {
+// Versions are immutable, and rows are only added to the newest version: the triggers of
+// migration 1, for a table added later.
+std::string immutableGuards(const std::string& table) {
   std::string sql;
   for (const char* op : {"UPDATE", "DELETE"}) {
     sql += "CREATE TRIGGER " + table + "_no_" +
@@ -136,6 +137,12 @@ std::string guards(const std::string& table, bool listener_may_be_global) {
          " WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)"
          " BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version');"
          " END;\n";
+  return sql;
+}
+
+// The same guards as migration 1 for the tables of migration 3, generated per table.
+std::string guards(const std::string& table, bool listener_may_be_global) {
+  std::string sql = immutableGuards(table);
   sql += "CREATE TRIGGER " + table + "_need_listener BEFORE INSERT ON " + table + " WHEN " +
          (listener_may_be_global ? "NEW.listener_name <> '' AND " : "") +
          "NOT EXISTS (SELECT 1 FROM listeners WHERE snapshot_version = NEW.snapshot_version"
@@ -156,6 +163,70 @@ ALTER TABLE routes ADD COLUMN backend_protocol TEXT NOT NULL DEFAULT 'h2'
   CHECK (backend_protocol IN ('h2', 'http1'));
 )sql";
 
+// Migration 6: what an L7 route does with HTTP requests: its response timeout, its http_routes
+// (with their header matches) and its HTTP filter chain.
+constexpr const char* kMigration6 = R"sql(
+ALTER TABLE routes ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (timeout_ms >= 0);
+
+CREATE TABLE http_routes (
+  snapshot_version INTEGER NOT NULL,
+  listener_name    TEXT    NOT NULL,
+  route_hostname   TEXT    NOT NULL,  -- '' is the listener's default route
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  path_prefix      TEXT    NOT NULL DEFAULT '' CHECK (path_prefix = '' OR path_prefix GLOB '/*'),
+  path_exact       TEXT    NOT NULL DEFAULT '' CHECK (path_exact = '' OR path_exact GLOB '/*'),
+  backend          TEXT    NOT NULL CHECK (backend GLOB '?*:[0-9]*'),
+  timeout_ms       INTEGER NOT NULL DEFAULT 0 CHECK (timeout_ms >= 0),
+  CHECK (path_prefix = '' OR path_exact = ''),
+  PRIMARY KEY (snapshot_version, listener_name, route_hostname, position),
+  FOREIGN KEY (snapshot_version, listener_name, route_hostname)
+    REFERENCES routes(snapshot_version, listener_name, hostname)
+) STRICT;
+
+CREATE TABLE http_route_headers (
+  snapshot_version INTEGER NOT NULL,
+  listener_name    TEXT    NOT NULL,
+  route_hostname   TEXT    NOT NULL,
+  route_position   INTEGER NOT NULL,
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  name             TEXT    NOT NULL CHECK (name <> '' AND name = lower(name)),
+  value            TEXT    NOT NULL DEFAULT '',  -- '' matches any value
+  PRIMARY KEY (snapshot_version, listener_name, route_hostname, route_position, position),
+  FOREIGN KEY (snapshot_version, listener_name, route_hostname, route_position)
+    REFERENCES http_routes(snapshot_version, listener_name, route_hostname, position)
+) STRICT;
+
+CREATE TABLE http_filters (
+  snapshot_version INTEGER NOT NULL,
+  listener_name    TEXT    NOT NULL,
+  route_hostname   TEXT    NOT NULL,
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  name             TEXT    NOT NULL CHECK (name GLOB '?*.?*'),
+  -- serialized google.protobuf.Any; NULL: the filter's defaults
+  typed_config     BLOB,
+  PRIMARY KEY (snapshot_version, listener_name, route_hostname, position),
+  FOREIGN KEY (snapshot_version, listener_name, route_hostname)
+    REFERENCES routes(snapshot_version, listener_name, hostname)
+) STRICT;
+
+-- HTTP settings belong to an L7 route of the same version, whoever writes.
+CREATE TRIGGER http_routes_need_l7_route BEFORE INSERT ON http_routes
+  WHEN NOT EXISTS (SELECT 1 FROM routes WHERE snapshot_version = NEW.snapshot_version
+                   AND listener_name = NEW.listener_name AND hostname = NEW.route_hostname
+                   AND mode = 'l7')
+  BEGIN SELECT RAISE(ABORT, 'http_routes belong to an L7 route of their snapshot version'); END;
+CREATE TRIGGER http_filters_need_l7_route BEFORE INSERT ON http_filters
+  WHEN NOT EXISTS (SELECT 1 FROM routes WHERE snapshot_version = NEW.snapshot_version
+                   AND listener_name = NEW.listener_name AND hostname = NEW.route_hostname
+                   AND mode = 'l7')
+  BEGIN SELECT RAISE(ABORT, 'http_filters belong to an L7 route of their snapshot version'); END;
+CREATE TRIGGER http_route_headers_need_http_route BEFORE INSERT ON http_route_headers
+  WHEN NOT EXISTS (SELECT 1 FROM http_routes WHERE snapshot_version = NEW.snapshot_version
+                   AND listener_name = NEW.listener_name AND route_hostname = NEW.route_hostname
+                   AND position = NEW.route_position)
+  BEGIN SELECT RAISE(ABORT, 'a header match belongs to an http_routes entry'); END;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -167,6 +238,9 @@ const std::vector<Migration>& migrations() {
            guards("trusted_sources", false)},
       {4, "routes.backend_tls_ca", kMigration4},
       {5, "routes.backend_protocol", kMigration5},
+      {6, "routes.timeout_ms, http_routes, http_route_headers, http_filters",
+       kMigration6 + immutableGuards("http_routes") + immutableGuards("http_route_headers") +
+           immutableGuards("http_filters")},
   };
   return all;
 }

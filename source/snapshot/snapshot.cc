@@ -8,7 +8,10 @@
 #include <set>
 
 #include "source/common/config/config_error.h"
+#include "source/common/http/filter_factory.h"
+#include "source/common/http/headers.h"
 #include "source/common/tls/server_context.h"
+#include "source/common/upstream/endpoint.h"
 
 namespace mcproxy::snapshot {
 namespace {
@@ -42,6 +45,110 @@ ListenerStats makeListenerStats(stats::Store& store, const std::string& name) {
         {"mcproxy_listener_closes_total", {{"listener", name}, {"reason", reason}}}));
   }
   return out;
+}
+
+constexpr const char* kRouterFilter = "mcproxy.filters.http.router";
+constexpr const char* kForwardingHeadersFilter = "mcproxy.filters.http.forwarding_headers";
+
+std::string indexed(const std::string& path, const char* field, int index) {
+  return path + "." + field + "[" + std::to_string(index) + "]";
+}
+
+void compileHttpRoutes(const Route& proto, const std::string& path, upstream::Protocol protocol,
+                       router::Route& route) {
+  for (int i = 0; i < proto.http_routes_size(); ++i) {
+    const auto& entry = proto.http_routes(i);
+    const std::string entry_path = indexed(path, "http_routes", i);
+    if (std::string why = router::PathMatcher::validate(entry.path_prefix(), entry.path_exact());
+        !why.empty()) {
+      throw ConfigError(entry_path, why);
+    }
+    router::HttpRoute compiled;
+    compiled.path = {entry.path_prefix(), entry.path_exact()};
+    for (int j = 0; j < entry.headers_size(); ++j) {
+      const std::string header_path = indexed(entry_path, "headers", j);
+      std::string name = router::toLowerAscii(entry.headers(j).name());
+      if (!http::validHeaderName(name) && !(name.size() > 1 && name[0] == ':')) {
+        throw ConfigError(header_path + ".name",
+                          "\"" + entry.headers(j).name() + "\" is not a header name");
+      }
+      if (!http::validHeaderValue(entry.headers(j).value())) {
+        throw ConfigError(header_path + ".value", "control characters are not allowed");
+      }
+      compiled.headers.push_back({std::move(name), entry.headers(j).value()});
+    }
+    if (entry.backend().empty()) throw ConfigError(entry_path + ".backend", "is required");
+    std::string error;
+    auto backend = network::Address::resolveHostPort(entry.backend(), error);
+    if (!backend) throw ConfigError(entry_path + ".backend", error);
+    if (backend->port() == 0) {
+      throw ConfigError(entry_path + ".backend", "port 0 cannot be connected to");
+    }
+    compiled.backend_text = entry.backend();
+    compiled.backend = *backend;
+    compiled.pool_key = upstream::poolKey(*backend, protocol, false, "");
+    compiled.timeout = std::chrono::milliseconds(entry.timeout_ms());
+    route.http_routes.push_back(std::move(compiled));
+  }
+}
+
+std::vector<http::FilterFactory> compileHttpFilters(const Route& proto, const std::string& path,
+                                                    const std::string& route_name,
+                                                    stats::Store& store,
+                                                    std::vector<std::string>& warnings,
+                                                    std::vector<std::string>& watched_files) {
+  struct Entry {
+    std::string name;
+    std::unique_ptr<google::protobuf::Message> config;
+    std::string path;
+  };
+  std::vector<Entry> entries;
+  const std::string chain_path = path + ".http_filters";
+  if (proto.http_filters().empty()) {
+    for (const char* name : {kForwardingHeadersFilter, kRouterFilter}) {
+      const auto* factory = http::HttpFilterRegistry::find(name);
+      if (factory == nullptr) {
+        throw ConfigError(chain_path, std::string("built-in HTTP filter ") + name +
+                                          " is not linked into this binary");
+      }
+      entries.push_back(
+          {name, factory->createEmptyConfigProto(), chain_path + "(default " + name + ")"});
+    }
+  }
+  for (int i = 0; i < proto.http_filters_size(); ++i) {
+    const auto& filter = proto.http_filters(i);
+    const std::string filter_path = indexed(path, "http_filters", i);
+    const auto* factory = http::HttpFilterRegistry::find(filter.name());
+    if (factory == nullptr) {
+      std::string known;
+      for (const auto& name : http::HttpFilterRegistry::names()) known += " " + name;
+      throw ConfigError(filter_path + ".name",
+                        "unknown HTTP filter \"" + filter.name() + "\"; registered:" + known);
+    }
+    const bool last = i + 1 == proto.http_filters_size();
+    if (factory->terminal() != last) {
+      throw ConfigError(
+          filter_path + ".name",
+          last ? "the chain must end with a terminal filter (" + std::string(kRouterFilter) +
+                     "), not \"" + filter.name() + "\""
+               : "\"" + filter.name() + "\" answers every request, so it must be the last filter");
+    }
+    auto config = factory->createEmptyConfigProto();
+    if (filter.has_typed_config() && !filter.typed_config().UnpackTo(config.get())) {
+      throw ConfigError(filter_path + ".typed_config",
+                        "expected " + config->GetDescriptor()->full_name() + ", got " +
+                            filter.typed_config().type_url());
+    }
+    entries.push_back({filter.name(), std::move(config), filter_path});
+  }
+  std::vector<http::FilterFactory> chain;
+  for (auto& entry : entries) {
+    http::FilterFactoryContext context{entry.path, path,     route_name,
+                                       store,      warnings, watched_files};
+    chain.push_back(
+        http::HttpFilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
+  }
+  return chain;
 }
 
 std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
@@ -88,12 +195,10 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     if (!tls_context) throw ConfigError(path + ".tls_cert", error);
     watched_files.push_back(proto.tls_cert());
     watched_files.push_back(proto.tls_key());
-    if (proto.backend_tls() && proto.backend_protocol() == Route::HTTP1) {
-      throw ConfigError(path + ".backend_protocol",
-                        "HTTP1 backends are cleartext in this build; backend_tls needs H2");
-    }
     if (proto.backend_tls()) {
-      backend_tls_context = tls::makeClientContext(proto.backend_tls_ca(), error);
+      backend_tls_context = tls::makeClientContext(
+          proto.backend_tls_ca(), proto.backend_protocol() == Route::HTTP1 ? "http/1.1" : "h2",
+          error);
       if (!backend_tls_context) throw ConfigError(path + ".backend_tls_ca", error);
       if (!proto.backend_tls_ca().empty()) watched_files.push_back(proto.backend_tls_ca());
     }
@@ -141,6 +246,27 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
       std::move(tls_context), std::move(backend_tls_context),
       proto.backend_protocol() == Route::HTTP1});
   route->backend_key = route->backend.toString();
+  if (l7) {
+    const auto protocol =
+        route->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
+    route->http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
+    route->timeout = std::chrono::milliseconds(proto.timeout_ms());
+    route->http_customized =
+        !proto.http_routes().empty() || !proto.http_filters().empty() || proto.timeout_ms() != 0;
+    compileHttpRoutes(proto, path, protocol, *route);
+    route->http_filters =
+        compileHttpFilters(proto, path, route_label, store, warnings, watched_files);
+  } else {
+    if (!proto.http_routes().empty()) {
+      warnings.push_back(path + ".http_routes: ignored on an L4 route (HTTP is not seen)");
+    }
+    if (!proto.http_filters().empty()) {
+      warnings.push_back(path + ".http_filters: ignored on an L4 route (HTTP is not seen)");
+    }
+    if (proto.timeout_ms() != 0) {
+      warnings.push_back(path + ".timeout_ms: ignored on an L4 route");
+    }
+  }
   return route;
 }
 
@@ -155,7 +281,7 @@ constexpr const char* kFirewallFilter = "mcproxy.filters.network.firewall";
 void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_t index,
                         CompiledListener& listener, stats::Store& store,
                         std::vector<std::string>& warnings,
-                        std::vector<std::string>& watched_files) {
+                        std::vector<std::string>& watched_files, config::SharedObjects& shared) {
   const std::string listener_path = "listeners[" + std::to_string(index) + "]";
   const std::string path = listener_path + ".filters";
   const bool wants_firewall =
@@ -215,8 +341,9 @@ void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_
                                 kFirewallFilter);
   }
   for (auto& entry : entries) {
-    network::FilterFactoryContext context{listener,   bootstrap,     proto,    store,
-                                          entry.path, listener_path, warnings, watched_files};
+    network::FilterFactoryContext context{
+        listener,      bootstrap, proto,         store, entry.path,
+        listener_path, warnings,  watched_files, shared};
     listener.filter_factories.push_back(
         network::FilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
   }
@@ -234,7 +361,8 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
     const router::Route& wildcard = **covering;
     if (wildcard.backend_text == route.backend_text && wildcard.mode == route.mode &&
         wildcard.tls_cert == route.tls_cert &&
-        wildcard.send_proxy_protocol == route.send_proxy_protocol) {
+        wildcard.send_proxy_protocol == route.send_proxy_protocol && !wildcard.http_customized &&
+        !route.http_customized) {
       warnings.push_back(routePath(index, static_cast<int>(i)) + ": \"" + route.hostname +
                          "\" is already covered by \"" + wildcard.hostname +
                          "\" with the same backend; the exact route is redundant");
@@ -245,7 +373,8 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
 std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
                                                   size_t index, stats::Store& store,
                                                   std::vector<std::string>& warnings,
-                                                  std::vector<std::string>& watched_files) {
+                                                  std::vector<std::string>& watched_files,
+                                                  config::SharedObjects& shared) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (proto.address().empty()) throw ConfigError(path + ".address", "is required");
   std::string error;
@@ -297,7 +426,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
                          "routes and default_route are unreachable");
     }
   }
-  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files);
+  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files, shared);
   return listener;
 }
 
@@ -352,6 +481,12 @@ std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall) 
 }
 
 CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t version) {
+  config::SharedObjects unshared;
+  return compile(config, store, version, unshared);
+}
+
+CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t version,
+                      config::SharedObjects& shared) {
   CompileResult result;
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->version = version;
@@ -363,8 +498,8 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
   std::set<std::string> names;
   std::vector<std::string> watched_paths;
   for (int i = 0; i < config.listeners_size(); ++i) {
-    auto listener =
-        compileListener(config, config.listeners(i), i, store, result.warnings, watched_paths);
+    auto listener = compileListener(config, config.listeners(i), i, store, result.warnings,
+                                    watched_paths, shared);
     const std::string path = "listeners[" + std::to_string(i) + "]";
     if (!names.insert(listener->name).second) {
       throw ConfigError(path + ".name", "\"" + listener->name + "\" names two listeners");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/mcproxy/config/v1/bootstrap.pb.h"
+#include "source/common/config/shared_objects.h"
 #include "source/common/network/address.h"
 #include "source/common/network/close_reason.h"
 #include "source/common/network/filter_factory.h"
@@ -82,7 +83,12 @@ struct CompileResult {
   std::vector<std::string> warnings;  // to be logged or printed; never silent
 };
 
-// Validates and compiles `config`. Throws config::ConfigError naming the field path.
+// Validates and compiles `config`. Throws config::ConfigError naming the field path. Objects
+// a filter hands on to later snapshots (a rate limiter) come from `shared`, which the caller
+// owns (the server for the process's life).
+CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store& stats,
+                      uint64_t version, config::SharedObjects& shared);
+// The same, with nothing shared with other compiles (the CLI, tests).
 CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store& stats,
                       uint64_t version);
 

@@ -35,8 +35,63 @@ std::string describeRoute(const Route& route) {
                     " -> " + route.backend() + " (" + modeName(route.mode()) + ")";
   if (!route.tls_cert().empty()) out += " cert " + route.tls_cert();
   if (route.backend_tls()) out += " backend_tls";
+  if (route.backend_protocol() == Route::HTTP1) out += " backend_protocol HTTP1";
   if (route.send_proxy_protocol()) out += " send_proxy_protocol";
+  if (route.timeout_ms() != 0) out += " timeout_ms " + std::to_string(route.timeout_ms());
   return out;
+}
+
+std::string describeHttpRoute(const mcproxy::config::v1::HttpRoute& entry) {
+  std::string out = !entry.path_exact().empty()    ? "path " + entry.path_exact()
+                    : !entry.path_prefix().empty() ? "prefix " + entry.path_prefix()
+                                                   : std::string("any path");
+  for (const auto& header : entry.headers()) {
+    out += " header " + header.name() + (header.value().empty() ? "" : "=" + header.value());
+  }
+  out += " -> " + entry.backend();
+  if (entry.timeout_ms() != 0) out += " timeout_ms " + std::to_string(entry.timeout_ms());
+  return out;
+}
+
+// "[mcproxy.filters.http.header_mutation {...}, mcproxy.filters.http.router]"; empty: the
+// built-in chain.
+std::string describeHttpFilters(const Route& route) {
+  if (route.http_filters().empty()) return "(built-in chain)";
+  std::string out = "[";
+  for (const auto& filter : route.http_filters()) {
+    if (out.size() > 1) out += ", ";
+    out += filter.name();
+    if (filter.has_typed_config()) out += " " + filter.typed_config().ShortDebugString();
+  }
+  return out + "]";
+}
+
+// The http_routes entries and filter chain that differ between two versions of one route
+// (`before` null: the route is new).
+void diffHttp(const std::string& where, const Route* before, const Route& after,
+              std::vector<std::string>& lines) {
+  std::vector<std::string> old_entries;
+  std::vector<std::string> new_entries;
+  if (before != nullptr) {
+    for (const auto& entry : before->http_routes()) old_entries.push_back(describeHttpRoute(entry));
+  }
+  for (const auto& entry : after.http_routes()) new_entries.push_back(describeHttpRoute(entry));
+  for (size_t i = 0; i < old_entries.size(); ++i) {
+    if (i >= new_entries.size() || new_entries[i] != old_entries[i]) {
+      lines.push_back("- http_route " + where + " [" + std::to_string(i) + "] " + old_entries[i]);
+    }
+  }
+  for (size_t i = 0; i < new_entries.size(); ++i) {
+    if (i >= old_entries.size() || old_entries[i] != new_entries[i]) {
+      lines.push_back("+ http_route " + where + " [" + std::to_string(i) + "] " + new_entries[i]);
+    }
+  }
+  const std::string old_filters = before != nullptr ? describeHttpFilters(*before) : "";
+  const std::string new_filters = describeHttpFilters(after);
+  if (before != nullptr ? old_filters != new_filters : !after.http_filters().empty()) {
+    lines.push_back("~ http_filters " + where + " " +
+                    (before != nullptr ? old_filters + " => " : "") + new_filters);
+  }
 }
 
 void insertRoute(Statement& statement, int64_t version, const std::string& listener,
@@ -54,6 +109,7 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
       .bind(11, static_cast<int64_t>(route.proxy_protocol_version()))
       .bind(12, route.backend_tls_ca())
       .bind(13, route.backend_protocol() == Route::HTTP1 ? "http1" : "h2")
+      .bind(14, static_cast<int64_t>(route.timeout_ms()))
       .run();
 }
 
@@ -98,6 +154,11 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
     auto normalizeRoute = [](Route& route) {
       route.set_hostname(router::toLowerAscii(route.hostname()));
       if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
+      for (auto& http_route : *route.mutable_http_routes()) {
+        for (auto& header : *http_route.mutable_headers()) {
+          header.set_name(router::toLowerAscii(header.name()));
+        }
+      }
     };
     for (Route& route : *listener.mutable_routes()) normalizeRoute(route);
     if (listener.has_default_route()) normalizeRoute(*listener.mutable_default_route());
@@ -158,8 +219,8 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
   Statement route_row = db_.prepare(
       "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
       " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
-      " backend_tls_ca, backend_protocol)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+      " backend_tls_ca, backend_protocol, timeout_ms)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -179,11 +240,13 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     int64_t position = 0;
     for (const Route& route : listener.routes()) {
       insertRoute(route_row, version, listener.name(), position++, route);
+      writeHttp(version, listener.name(), route);
     }
     if (listener.has_default_route()) {
       Route route = listener.default_route();
       route.clear_hostname();
       insertRoute(route_row, version, listener.name(), position, route);
+      writeHttp(version, listener.name(), route);
     }
   }
   writeFirewall(version, "", config.firewall());
@@ -234,6 +297,106 @@ void SnapshotStore::writeFirewall(int64_t version, const std::string& listener,
         .bind(5, static_cast<int64_t>(limit.per_seconds()))
         .bind(6, static_cast<int64_t>(limit.max_tracked_addresses()))
         .run();
+  }
+}
+
+void SnapshotStore::writeHttp(int64_t version, const std::string& listener, const Route& route) {
+  if (route.http_routes().empty() && route.http_filters().empty()) return;
+  Statement entry = db_.prepare(
+      "INSERT INTO http_routes (snapshot_version, listener_name, route_hostname, position,"
+      " path_prefix, path_exact, backend, timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  Statement header = db_.prepare(
+      "INSERT INTO http_route_headers (snapshot_version, listener_name, route_hostname,"
+      " route_position, position, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  for (int i = 0; i < route.http_routes_size(); ++i) {
+    const auto& http_route = route.http_routes(i);
+    entry.bind(1, version)
+        .bind(2, listener)
+        .bind(3, route.hostname())
+        .bind(4, static_cast<int64_t>(i))
+        .bind(5, http_route.path_prefix())
+        .bind(6, http_route.path_exact())
+        .bind(7, http_route.backend())
+        .bind(8, static_cast<int64_t>(http_route.timeout_ms()))
+        .run();
+    for (int j = 0; j < http_route.headers_size(); ++j) {
+      header.bind(1, version)
+          .bind(2, listener)
+          .bind(3, route.hostname())
+          .bind(4, static_cast<int64_t>(i))
+          .bind(5, static_cast<int64_t>(j))
+          .bind(6, http_route.headers(j).name())
+          .bind(7, http_route.headers(j).value())
+          .run();
+    }
+  }
+  Statement filter = db_.prepare(
+      "INSERT INTO http_filters (snapshot_version, listener_name, route_hostname, position, name,"
+      " typed_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  for (int i = 0; i < route.http_filters_size(); ++i) {
+    const auto& http_filter = route.http_filters(i);
+    filter.bind(1, version)
+        .bind(2, listener)
+        .bind(3, route.hostname())
+        .bind(4, static_cast<int64_t>(i))
+        .bind(5, http_filter.name());
+    if (http_filter.has_typed_config()) {
+      filter.bindBlob(6, deterministicBytes(http_filter.typed_config()));
+    } else {
+      filter.bindNull(6);
+    }
+    filter.run();
+  }
+}
+
+void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& routes) {
+  auto routeOf = [&](const std::string& listener, const std::string& hostname) {
+    auto it = routes.find({listener, hostname});
+    if (it == routes.end()) {
+      throw StoreError("version " + std::to_string(version) + ": HTTP settings of route \"" +
+                       hostname + "\" on listener \"" + listener + "\", which does not exist");
+    }
+    return it->second;
+  };
+  Statement entries = db_.prepare(
+      "SELECT listener_name, route_hostname, path_prefix, path_exact, backend, timeout_ms"
+      " FROM http_routes WHERE snapshot_version = ?1"
+      " ORDER BY listener_name, route_hostname, position");
+  entries.bind(1, version);
+  while (entries.step()) {
+    auto* entry = routeOf(entries.text(0), entries.text(1))->add_http_routes();
+    entry->set_path_prefix(entries.text(2));
+    entry->set_path_exact(entries.text(3));
+    entry->set_backend(entries.text(4));
+    entry->set_timeout_ms(static_cast<uint32_t>(entries.integer(5)));
+  }
+  Statement headers = db_.prepare(
+      "SELECT listener_name, route_hostname, route_position, name, value FROM http_route_headers"
+      " WHERE snapshot_version = ?1 ORDER BY listener_name, route_hostname, route_position,"
+      " position");
+  headers.bind(1, version);
+  while (headers.step()) {
+    Route* route = routeOf(headers.text(0), headers.text(1));
+    const int64_t position = headers.integer(2);
+    if (position >= route->http_routes_size()) {
+      throw StoreError("version " + std::to_string(version) + ": a header match of a missing " +
+                       "http_routes entry");
+    }
+    auto* header = route->mutable_http_routes(static_cast<int>(position))->add_headers();
+    header->set_name(headers.text(3));
+    header->set_value(headers.text(4));
+  }
+  Statement filters = db_.prepare(
+      "SELECT listener_name, route_hostname, name, typed_config FROM http_filters"
+      " WHERE snapshot_version = ?1 ORDER BY listener_name, route_hostname, position");
+  filters.bind(1, version);
+  while (filters.step()) {
+    auto* filter = routeOf(filters.text(0), filters.text(1))->add_http_filters();
+    filter->set_name(filters.text(2));
+    if (!filters.isNull(3) && !filter->mutable_typed_config()->ParseFromString(filters.blob(3))) {
+      throw StoreError("version " + std::to_string(version) + ": HTTP filter " + filter->name() +
+                       ": typed_config does not parse");
+    }
   }
 }
 
@@ -319,9 +482,10 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   }
   Statement routes = db_.prepare(
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
-      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol FROM routes"
-      " WHERE snapshot_version = ?1"
+      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms"
+      " FROM routes WHERE snapshot_version = ?1"
       " ORDER BY listener_name, position");
+  std::map<RouteKey, Route*> routes_by_key;
   routes.bind(1, version);
   while (routes.step()) {
     auto owner = by_name.find(routes.text(0));
@@ -342,7 +506,10 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
     route->set_backend_tls_ca(routes.text(9));
     route->set_backend_protocol(routes.text(10) == "http1" ? Route::HTTP1 : Route::H2);
+    route->set_timeout_ms(static_cast<uint32_t>(routes.integer(11)));
+    routes_by_key[{listener->name(), hostname}] = route;
   }
+  loadHttp(version, routes_by_key);
   loadFirewalls(version, config, by_name);
   return out;
 }
@@ -490,11 +657,20 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     }
     for (const auto& [hostname, route] : routes_b) {
       auto previous = routes_a.find(hostname);
+      const std::string where = name + " " + (hostname.empty() ? "(default)" : hostname);
       if (previous == routes_a.end()) {
         lines.push_back("+ route " + name + " " + describeRoute(*route));
+        diffHttp(where, nullptr, *route, lines);
       } else if (deterministicBytes(*previous->second) != deterministicBytes(*route)) {
-        lines.push_back("~ route " + name + " " + describeRoute(*previous->second) + "  =>  " +
-                        describeRoute(*route));
+        const std::string old_text = describeRoute(*previous->second);
+        const std::string new_text = describeRoute(*route);
+        std::vector<std::string> http_lines;
+        diffHttp(where, previous->second, *route, http_lines);
+        // A change the HTTP lines do not show (a key file, say) still gets its line.
+        if (old_text != new_text || http_lines.empty()) {
+          lines.push_back("~ route " + name + " " + old_text + "  =>  " + new_text);
+        }
+        lines.insert(lines.end(), http_lines.begin(), http_lines.end());
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/mcproxy/config/v1/bootstrap.pb.h"
@@ -74,6 +75,11 @@ class SnapshotStore {
   SnapshotInfo info(int64_t version);
   void writeFirewall(int64_t version, const std::string& listener,
                      const mcproxy::config::v1::Firewall& firewall);
+  // (listener name, route hostname; '' for a default route)
+  using RouteKey = std::pair<std::string, std::string>;
+  void writeHttp(int64_t version, const std::string& listener,
+                 const mcproxy::config::v1::Route& route);
+  void loadHttp(int64_t version, const std::map<RouteKey, mcproxy::config::v1::Route*>& routes);
   void loadFirewalls(int64_t version, mcproxy::config::v1::Bootstrap& config,
                      const std::map<std::string, mcproxy::config::v1::Listener*>& listeners);
 

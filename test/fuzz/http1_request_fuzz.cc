@@ -1,47 +1,48 @@
-// libFuzzer target: the HTTP/1.1 request path of http_connection_manager, i.e. what a client's
-// decrypted bytes go through before a request reaches a backend: Http1DownstreamCodec
-// (libhttp-parser, the request-smuggling refusals, keep-alive, pipelining, 100-continue) and the
-// forwarding-header rewrite, with an in-process upstream that answers every request.
+// libFuzzer target: the HTTP/1.1 request path of the L7 proxy, i.e. what a client's decrypted
+// bytes go through before a request reaches a backend: http1::ServerCodec (libhttp-parser, the
+// request-smuggling refusals, keep-alive, pipelining, 100-continue, request trailers), with an
+// in-process stream owner that answers every request the way the connection manager would
+// (a response from the backend, or its one local-reply path).
 //
-// Input: byte 0 chooses how the upstream answers (bits 0-1) and how the client's bytes are cut
+// Input: byte 0 chooses how the owner answers (bits 0-1) and how the client's bytes are cut
 // into reads (bits 2-7: reads of 1 to 64 bytes); the rest is what the client sent.
 //
-// Aborts when a request reaches the upstream malformed (pseudo-headers missing or out of order;
+// Aborts when a request reaches the owner malformed (pseudo-headers missing or out of order;
 // upper-case or hop-by-hop names; control bytes in a name or value, or whitespace in the path or
 // authority, which an HTTP/1.1 backend would read as a header or request of its own), or when
 // the bytes for the client are not HTTP/1.1 responses.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "extensions/filters/network/http_connection_manager/downstream_http1.h"
-#include "source/common/event/dispatcher.h"
 #include "source/common/http/headers.h"
+#include "source/common/http/http1/server_codec.h"
+#include "source/common/http/local_reply.h"
 #include "test/fuzz/fuzz_check.h"
 
-namespace mcproxy::extensions::http_connection_manager {
+namespace mcproxy::http {
 namespace {
 
-enum class UpstreamBehaviour {
+enum class Behaviour {
   kRespondWithLength,  // 200 with content-length, once the request is complete
   kRespondChunked,     // 200 without length (chunked to the client) + trailers, in two steps
-  kFailAtOnce,         // 502 from inside startUpstream, as when socket() fails (EMFILE)
-  kFailLater,          // 504 on the next loop turn, as a response timeout does
+  kFailAtOnce,         // a 502 local reply from inside the request headers callback
+  kFailLater,          // a 504 local reply on the next loop turn, as a response timeout does
 };
 
 // Control bytes but HTAB, and DEL: never valid in a field (RFC 9110 §5.5).
 bool forbiddenByte(char c) { return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f; }
 
-void checkForwarded(const http::HeaderList& headers) {
+void checkRequest(const HeaderMap& headers) {
   FUZZ_CHECK(headers.size() >= 4);
   FUZZ_CHECK(headers[0].name == ":method" && headers[1].name == ":scheme" &&
              headers[2].name == ":path" && headers[3].name == ":authority");
   for (size_t i = 0; i < headers.size(); ++i) {
-    const http::Header& header = headers[i];
+    const Header& header = headers[i];
     FUZZ_CHECK(!header.name.empty());
     FUZZ_CHECK(i < 4 || header.name[0] != ':');
     for (char c : header.name) {
@@ -51,85 +52,114 @@ void checkForwarded(const http::HeaderList& headers) {
     if (i == 2 || i == 3) {  // :path and :authority end up in the request line and Host
       for (char c : header.value) FUZZ_CHECK(c != ' ' && c != '\t');
     }
-    FUZZ_CHECK(!http::isHopByHop(header.name, header.value));
+    FUZZ_CHECK(!isHopByHop(header.name, header.value));
   }
 }
 
-class FuzzConnection : public DownstreamConnection, public UpstreamSide {
+// One request's owner, as the connection manager's ActiveStream is.
+class FuzzStream : public StreamCallbacks {
  public:
-  explicit FuzzConnection(UpstreamBehaviour behaviour) : behaviour_(behaviour) {}
+  FuzzStream(Stream& stream, Behaviour behaviour) : stream_(&stream), behaviour_(behaviour) {}
 
-  // DownstreamConnection
-  void scheduleFlush() override {}
-  void startUpstream(ProxyStream& stream) override {
-    stream.request_headers = http::forwardedRequestHeaders(std::move(stream.request_headers),
-                                                           "192.0.2.1", "https", "http");
-    checkForwarded(stream.request_headers);
-    if (behaviour_ == UpstreamBehaviour::kFailAtOnce) {
-      stream.downstream->onUpstreamFailure(stream, 502, "connect: too many open files");
+  void onHeaders(HeaderMap&& headers, bool end_stream) override {
+    checkRequest(headers);
+    headers_seen_ = true;
+    request_complete_ = end_stream;
+    if (behaviour_ == Behaviour::kFailAtOnce) localReply(502, "connect: too many open files");
+  }
+  void onData(std::string_view data, bool end_stream) override {
+    FUZZ_CHECK(headers_seen_);
+    FUZZ_CHECK(!request_complete_);
+    if (!data.empty() && stream_ != nullptr) stream_->consumeBody(data.size());
+    request_complete_ = end_stream;
+  }
+  void onTrailers(HeaderMap&& trailers) override {
+    FUZZ_CHECK(headers_seen_ && !request_complete_);
+    for (const Header& trailer : trailers) FUZZ_CHECK(!trailer.name.empty());
+    request_complete_ = true;
+  }
+  void onBodySent(size_t) override {}
+  void onStreamEnd(StreamEndReason, std::string_view) override { stream_ = nullptr; }
+  void onDecodeError(int status, std::string_view detail) override {
+    FUZZ_CHECK(status == 400);
+    localReply(status, detail);
+  }
+
+  // One turn of the loop: the backend answers what it can.
+  void answer() {
+    if (stream_ == nullptr || responded_ || !headers_seen_) return;
+    switch (behaviour_) {
+      case Behaviour::kFailLater:
+        localReply(504, "upstream response timeout");
+        break;
+      case Behaviour::kRespondWithLength: {
+        if (!request_complete_) break;
+        responded_ = true;
+        stream_->encodeHeaders({{":status", "200"}, {"content-length", "2"}}, false);
+        buffer::Buffer body;
+        body.append("ok");
+        if (stream_ != nullptr) stream_->encodeData(body, true);
+        break;
+      }
+      case Behaviour::kRespondChunked:
+        if (!stream_->headersEncoded()) {
+          stream_->encodeHeaders({{":status", "200"}}, false);
+          buffer::Buffer body;
+          body.append("part");
+          if (stream_ != nullptr) stream_->encodeData(body, false);
+        } else if (request_complete_) {
+          responded_ = true;
+          buffer::Buffer body;
+          body.append("rest");
+          stream_->encodeData(body, false);
+          if (stream_ != nullptr) stream_->encodeTrailers({{"grpc-status", "0"}});
+        }
+        break;
+      case Behaviour::kFailAtOnce:
+        break;
+    }
+  }
+  bool done() const { return stream_ == nullptr; }
+
+ private:
+  // The connection manager's local reply, as its filter manager sends it.
+  void localReply(int status, std::string_view detail) {
+    if (stream_ == nullptr || responded_) return;
+    responded_ = true;
+    if (stream_->headersEncoded()) {
+      std::exchange(stream_, nullptr)->detach();
       return;
     }
-    stream.upstream = this;
-    in_flight_.push_back(&stream);
-  }
-  void onRequestComplete(ProxyStream& stream) override { FUZZ_CHECK(stream.request_complete); }
-  event::Dispatcher& dispatcher() override { return dispatcher_; }
-  void onUpstreamFailed(int) override {}
-  void onRequestFinished(const ProxyStream&) override {}
-
-  // UpstreamSide
-  void onRequestData(ProxyStream& stream) override {
-    const size_t taken = stream.request_body.size();
-    stream.request_body.clear();
-    if (taken > 0) stream.downstream->onRequestBodyConsumed(stream, taken);
-  }
-  void onResponseBodyConsumed(ProxyStream&, size_t) override {}
-  void cancel(ProxyStream& stream) override {
-    std::erase(in_flight_, &stream);
-    stream.upstream = nullptr;
+    const std::string body = std::string(detail) + "\n";
+    stream_->encodeHeaders(localReplyHeaders(status, body.size(), {}), false);
+    buffer::Buffer data;
+    data.append(body);
+    if (stream_ != nullptr) stream_->encodeData(data, true);
   }
 
-  // One event-loop turn of the upstream: answers what it can.
+  Stream* stream_;
+  const Behaviour behaviour_;
+  bool headers_seen_ = false;
+  bool request_complete_ = false;
+  bool responded_ = false;
+};
+
+class FuzzConnection : public ServerCodecCallbacks {
+ public:
+  explicit FuzzConnection(Behaviour behaviour) : behaviour_(behaviour) {}
+  StreamCallbacks& onNewStream(Stream& stream) override {
+    streams_.push_back(std::make_unique<FuzzStream>(stream, behaviour_));
+    return *streams_.back();
+  }
+  void scheduleFlush() override {}
   void answer() {
-    const std::vector<ProxyStream*> streams = in_flight_;
-    for (ProxyStream* stream : streams) {
-      if (std::find(in_flight_.begin(), in_flight_.end(), stream) == in_flight_.end()) continue;
-      switch (behaviour_) {
-        case UpstreamBehaviour::kFailLater:
-          cancel(*stream);
-          stream->downstream->onUpstreamFailure(*stream, 504, "upstream response timeout");
-          break;
-        case UpstreamBehaviour::kRespondWithLength:
-          if (!stream->request_complete) break;
-          stream->response_headers = {{":status", "200"}, {"content-length", "2"}};
-          stream->response_body = "ok";
-          stream->response_complete = true;
-          cancel(*stream);
-          stream->downstream->onResponseHeaders(*stream);
-          break;
-        case UpstreamBehaviour::kRespondChunked:
-          if (!stream->response_started) {
-            stream->response_headers = {{":status", "200"}, {"connection", "close"}};
-            stream->response_body = "part";
-            stream->downstream->onResponseHeaders(*stream);
-          } else if (stream->request_complete) {
-            stream->response_body = "rest";
-            stream->response_trailers = {{"grpc-status", "0"}};
-            stream->response_complete = true;
-            cancel(*stream);
-            stream->downstream->onResponseData(*stream);
-          }
-          break;
-        case UpstreamBehaviour::kFailAtOnce:
-          break;
-      }
-    }
+    for (size_t i = 0; i < streams_.size(); ++i) streams_[i]->answer();
+    std::erase_if(streams_, [](const auto& stream) { return stream->done(); });
   }
 
  private:
-  const UpstreamBehaviour behaviour_;
-  event::Dispatcher dispatcher_;
-  std::vector<ProxyStream*> in_flight_;
+  const Behaviour behaviour_;
+  std::vector<std::unique_ptr<FuzzStream>> streams_;
 };
 
 void checkOutput(const std::string& out) {
@@ -139,19 +169,19 @@ void checkOutput(const std::string& out) {
 }
 
 }  // namespace
-}  // namespace mcproxy::extensions::http_connection_manager
+}  // namespace mcproxy::http
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace mcproxy::extensions::http_connection_manager;
+  using namespace mcproxy::http;
   if (size < 1) return 0;
-  const auto behaviour = static_cast<UpstreamBehaviour>(data[0] & 3);
+  const auto behaviour = static_cast<Behaviour>(data[0] & 3);
   const size_t read_size = (data[0] >> 2) + 1;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
 
   FuzzConnection connection(behaviour);
   std::string to_client;
   {
-    Http1DownstreamCodec codec(connection, /*max_header_bytes=*/2048, /*max_buffered_body=*/256);
+    http1::ServerCodec codec(connection, /*max_header_bytes=*/2048, /*max_buffered_body=*/256);
     size_t offset = 0;
     int idle_turns = 0;
     while (!codec.finished() && idle_turns < 3) {

@@ -35,8 +35,8 @@ def load_stubs(workdir):
     os.makedirs(out, exist_ok=True)
     root = os.path.join(os.environ["TEST_SRCDIR"], "mcproxy")
     rc = protoc.main(["protoc", f"-I{root}", "-I/usr/include", f"--python_out={out}",
-                      f"--grpc_python_out={out}", "api/mcproxy/config/v1/bootstrap.proto",
-                      "api/mcproxy/admin/v1/admin.proto"])
+                      f"--grpc_python_out={out}", "api/mcproxy/type/v1/header.proto",
+                      "api/mcproxy/config/v1/bootstrap.proto", "api/mcproxy/admin/v1/admin.proto"])
     assert rc == 0, "protoc failed"
     sys.path.insert(0, out)
     from api.mcproxy.admin.v1 import admin_pb2, admin_pb2_grpc

@@ -190,6 +190,20 @@ class OpensslServer:
         self.proc.stdout.close()
 
 
+def accept_in_threads(listener, handle):
+    """Accepts on `listener` until it is closed, running handle(conn) on a thread per
+    connection."""
+    def loop():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def read_proxy_header(sock):
     """Reads exactly one PROXY v1 or v2 header from a raw socket; returns a dict of what it says."""
     first = b""
@@ -239,16 +253,7 @@ class ProxyReportingTlsBackend:
         self.port = self.listener.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
         self.headers = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        accept_in_threads(self.listener, self._handle)
 
     def _handle(self, conn):
         try:

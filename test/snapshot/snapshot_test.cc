@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "source/common/config/config_error.h"
+#include "source/common/http/filter.h"
 #include "source/snapshot/config_loader.h"
 
 namespace mcproxy::snapshot {
@@ -105,6 +106,103 @@ TEST(SnapshotCompileTest, L7RoutesNeedALoadableCertificate) {
                   routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7
                            tls_cert: "/no/such/cert.pem" tls_key: "/no/such/key.pem" } })",
               "listeners[0].routes[0].tls_cert: cannot load certificate \"/no/such/cert.pem\"");
+}
+
+// An L7 route with this certificate, and `extra` fields.
+std::string l7Route(const std::string& extra) {
+  return R"(listeners { address: "127.0.0.1:1"
+    routes { hostname: "w.test" mode: L7 backend: "127.0.0.1:9000"
+             tls_cert: "test/fuzz/testdata/a.test.crt" tls_key: "test/fuzz/testdata/a.test.key" )" +
+         extra + " } }";
+}
+
+TEST(SnapshotCompileTest, HttpRoutesAndTheHttpFilterChainCompile) {
+  stats::Store stats;
+  auto result = compileText(l7Route(R"(
+      timeout_ms: 2500
+      http_routes { path_prefix: "/api/" backend: "127.0.0.1:9001" timeout_ms: 100 }
+      http_routes { path_exact: "/health" headers { name: "X-Probe" value: "" }
+                    backend: "127.0.0.1:9002" }
+      http_filters { name: "mcproxy.filters.http.header_mutation"
+        typed_config { [type.googleapis.com/mcproxy.extensions.filters.http.header_mutation.v1.HeaderMutation] {
+          response { set { name: "x-served-by" value: "%ROUTE%" } } } } }
+      http_filters { name: "mcproxy.filters.http.router" })"),
+                            stats);
+  const router::Route& route = *result.snapshot->listeners[0]->findRoute("w.test");
+  EXPECT_EQ(route.timeout, std::chrono::milliseconds(2500));
+  ASSERT_EQ(route.http_routes.size(), 2u);
+  EXPECT_EQ(route.http_routes[0].backend.port(), 9001);
+  EXPECT_EQ(route.http_routes[0].timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(route.http_routes[1].headers[0].name, "x-probe");  // lower-cased
+  ASSERT_EQ(route.http_filters.size(), 2u);
+  EXPECT_EQ(route.http_filters[0].name, "mcproxy.filters.http.header_mutation");
+  EXPECT_EQ(route.http_filters[0].phases,
+            static_cast<uint32_t>(http::kRequestHeadersPhase | http::kResponseHeadersPhase));
+
+  http::HeaderMap request{{":path", "/health?x"}, {"x-probe", "1"}};
+  EXPECT_EQ(route.matchHttpRoute(request), &route.http_routes[1]);
+  request.remove("x-probe");
+  EXPECT_EQ(route.matchHttpRoute(request), nullptr);
+  request.set(":path", "/api/v1");
+  EXPECT_EQ(route.matchHttpRoute(request), &route.http_routes[0]);
+}
+
+TEST(SnapshotCompileTest, AnEmptyHttpChainIsForwardingHeadersThenTheRouter) {
+  stats::Store stats;
+  auto result = compileText(l7Route(""), stats);
+  const router::Route& route = *result.snapshot->listeners[0]->findRoute("w.test");
+  ASSERT_EQ(route.http_filters.size(), 2u);
+  EXPECT_EQ(route.http_filters[0].name, "mcproxy.filters.http.forwarding_headers");
+  EXPECT_EQ(route.http_filters[1].name, "mcproxy.filters.http.router");
+  EXPECT_TRUE(result.warnings.empty());
+}
+
+TEST(SnapshotCompileTest, HttpConfigErrorsNameTheFieldPath) {
+  const std::string route = "listeners[0].routes[0]";
+  expectError(l7Route(R"(http_filters { name: "mcproxy.filters.http.header_mutation" })"),
+              route +
+                  ".http_filters[0].name: the chain must end with a terminal filter "
+                  "(mcproxy.filters.http.router), not \"mcproxy.filters.http.header_mutation\"");
+  expectError(l7Route(R"(http_filters { name: "mcproxy.filters.http.router" }
+                         http_filters { name: "mcproxy.filters.http.fault" })"),
+              route +
+                  ".http_filters[0].name: \"mcproxy.filters.http.router\" answers every "
+                  "request, so it must be the last filter");
+  expectError(l7Route(R"(http_filters { name: "no.such.filter" })"),
+              route + ".http_filters[0].name: unknown HTTP filter \"no.such.filter\"");
+  expectError(l7Route(R"(http_filters { name: "mcproxy.filters.http.router"
+      typed_config { [type.googleapis.com/mcproxy.extensions.filters.http.fault.v1.Fault] { } } })"),
+              route +
+                  ".http_filters[0].typed_config: expected "
+                  "mcproxy.extensions.filters.http.router.v1.Router");
+  expectError(l7Route(R"(http_filters { name: "mcproxy.filters.http.fault"
+      typed_config { [type.googleapis.com/mcproxy.extensions.filters.http.fault.v1.Fault] {
+        abort { status: 1000 } } } }
+      http_filters { name: "mcproxy.filters.http.router" })"),
+              route + ".http_filters[0].typed_config.abort.status: must be between 200 and 599");
+  expectError(l7Route(R"(http_routes { path_prefix: "api" backend: "127.0.0.1:1" })"),
+              route + ".http_routes[0]: \"api\" must start with \"/\"");
+  expectError(
+      l7Route(R"(http_routes { path_prefix: "/a" path_exact: "/b" backend: "127.0.0.1:1" })"),
+      route + ".http_routes[0]: path_prefix and path_exact exclude each other");
+  expectError(l7Route(R"(http_routes { path_prefix: "/a" })"),
+              route + ".http_routes[0].backend: is required");
+  expectError(l7Route(R"(http_routes { headers { name: "bad name" } backend: "127.0.0.1:1" })"),
+              route + ".http_routes[0].headers[0].name: \"bad name\" is not a header name");
+}
+
+TEST(SnapshotCompileTest, TlsToHttp1BackendsCompileAndHttpFieldsOnL4AreWarnedAbout) {
+  stats::Store stats;
+  auto result = compileText(l7Route("backend_tls: true backend_protocol: HTTP1"), stats);
+  EXPECT_NE(result.snapshot->listeners[0]->findRoute("w.test")->backend_tls_context, nullptr);
+  auto l4 = compileText(R"(listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" backend: "127.0.0.1:1" timeout_ms: 5
+               http_routes { backend: "127.0.0.1:2" }
+               http_filters { name: "mcproxy.filters.http.router" } } })",
+                        stats);
+  ASSERT_EQ(l4.warnings.size(), 3u);
+  EXPECT_EQ(l4.warnings[0],
+            "listeners[0].routes[0].http_routes: ignored on an L4 route (HTTP is not seen)");
 }
 
 TEST(SnapshotCompileTest, ProxyProtocolAndFirewallShapeTheDefaultChain) {

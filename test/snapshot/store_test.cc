@@ -253,6 +253,81 @@ TEST(SnapshotStoreTest, FirewallAndTrustedSourcesRoundTrip) {
   EXPECT_NE(raw.exec("INSERT INTO firewall_rules VALUES (1, '', 'ip', '1.1.1.1', 1)"), "");
 }
 
+TEST(SnapshotStoreTest, HttpRoutesFiltersAndTimeoutsRoundTripAndDiff) {
+  const std::string path = tempPath("http");
+  SnapshotStore store(path);
+  const std::string text = R"(
+    listeners { name: "web" address: "127.0.0.1:1"
+      routes { hostname: "w.test" mode: L7 backend: "127.0.0.1:9000" tls_cert: "c" tls_key: "k"
+        timeout_ms: 2500
+        http_routes { path_prefix: "/api/" backend: "127.0.0.1:9001" timeout_ms: 100
+                      headers { name: "X-Tenant" value: "a" } headers { name: "x-probe" } }
+        http_routes { path_exact: "/health" backend: "127.0.0.1:9002" }
+        http_filters { name: "mcproxy.filters.http.header_mutation"
+          typed_config { [type.googleapis.com/mcproxy.extensions.filters.http.header_mutation.v1.HeaderMutation] {
+            request { set { name: "x-a" value: "1" } } } } }
+        http_filters { name: "mcproxy.filters.http.router" } }
+      default_route { mode: L7 backend: "127.0.0.1:9009" tls_cert: "c" tls_key: "k"
+        http_routes { path_prefix: "/" backend: "127.0.0.1:9010" } } })";
+  store.write(config(text), "a");
+  const auto loaded = store.load(1);
+  const auto& route = loaded.config.listeners(0).routes(0);
+  EXPECT_EQ(route.timeout_ms(), 2500u);
+  ASSERT_EQ(route.http_routes_size(), 2);
+  EXPECT_EQ(route.http_routes(0).headers(0).name(), "x-tenant");  // normalized
+  EXPECT_EQ(route.http_routes(0).headers(1).value(), "");
+  EXPECT_EQ(route.http_routes(0).timeout_ms(), 100u);
+  EXPECT_EQ(route.http_routes(1).path_exact(), "/health");
+  ASSERT_EQ(route.http_filters_size(), 2);
+  EXPECT_TRUE(route.http_filters(0).has_typed_config());
+  EXPECT_FALSE(route.http_filters(1).has_typed_config());
+  EXPECT_EQ(loaded.config.listeners(0).default_route().http_routes(0).backend(), "127.0.0.1:9010");
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+  EXPECT_FALSE(store.write(config(text), "again").created);
+
+  std::string changed = text;
+  changed.replace(changed.find("/health"), 7, "/ready");
+  changed.replace(changed.find(R"(value: "1")"), 10, R"(value: "2")");
+  store.write(config(changed), "b");
+  const auto lines = store.diff(1, 2);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "- http_route web w.test [1] path /health -> 127.0.0.1:9002");
+  EXPECT_EQ(lines[1], "+ http_route web w.test [1] path /ready -> 127.0.0.1:9002");
+  EXPECT_EQ(lines[2].rfind("~ http_filters web w.test [mcproxy.filters.http.header_mutation ", 0),
+            0u)
+      << lines[2];
+  EXPECT_TRUE(store.verify(2, error)) << error;
+
+  RawConnection raw(path);
+  auto entry = [](const std::string& values) {
+    return "INSERT INTO http_routes (snapshot_version, listener_name, route_hostname, position,"
+           " path_prefix, path_exact, backend) VALUES (" +
+           values + ")";
+  };
+  EXPECT_EQ(raw.exec(entry("2, 'web', 'w.test', 9, '/x', '', '127.0.0.1:1'")), "");
+  EXPECT_NE(raw.exec(entry("2, 'web', 'w.test', 10, 'x', '', '127.0.0.1:1'")).find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(entry("2, 'web', 'w.test', 11, '/a', '/b', '127.0.0.1:1'")).find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec(entry("2, 'web', 'ghost.test', 12, '/a', '', '127.0.0.1:1'")).find("L7"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO http_route_headers VALUES (2, 'web', 'w.test', 9, 0, 'X-Up', '')")
+                .find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO http_route_headers VALUES (2, 'web', 'w.test', 77, 0, 'x', '')")
+                .find("http_routes entry"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO http_filters VALUES (2, 'web', 'w.test', 9, 'noname', NULL)")
+                .find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE http_routes SET backend = '10.0.0.1:1'").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM http_filters").find("immutable"), std::string::npos);
+  EXPECT_NE(raw.exec(entry("1, 'web', 'w.test', 9, '/x', '', '127.0.0.1:1'")).find("newest"),
+            std::string::npos);
+}
+
 TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
   const std::string path = tempPath("newer");
   { SnapshotStore store(path); }

@@ -32,7 +32,8 @@ PEERS_DIR = os.path.join(HERE, "peers")
 LOOP = "127.0.0.1"
 SNI_A, SNI_B = "a.test", "b.test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["mc-proxy", "haproxy", "nginx"]
+# "mc-proxy-base" is another mc-proxy binary (--baseline): an A/B of a change in the same run.
+PEER_ORDER = ["mc-proxy", "mc-proxy-base", "haproxy", "nginx"]
 
 # name -> (mode, what it reports, unit, higher is better)
 TESTS = {
@@ -389,13 +390,19 @@ class Bench:
         })
         return env
 
+    def adapter(self, name):
+        """A peer's adapter script; the baseline mc-proxy runs through mc-proxy's own."""
+        return os.path.join(PEERS_DIR, "mc-proxy.sh" if name == "mc-proxy-base" else f"{name}.sh")
+
     # ---- one peer in one mode -----------------------------------------------------------------
     def run_peer(self, name, mode):
-        adapter = os.path.join(PEERS_DIR, f"{name}.sh")
+        adapter = self.adapter(name)
         port = free_port()
         workdir = os.path.join(self.work, f"{name}-{mode}")
         os.makedirs(workdir)
         env = self.peer_env(mode, port, workdir)
+        if name == "mc-proxy-base":
+            env["MC_PROXY_BIN"] = self.a.baseline
         proc = Proc(f"peer-{name}-{mode}", ["bash", adapter, "start"], self.out, env=env,
                     cwd=workdir)
         results = self.results.setdefault(name, {})
@@ -549,12 +556,18 @@ class Bench:
         self.collect_versions()
         self.setup()
         for name in self.a.peers:
-            rc = run(["bash", os.path.join(PEERS_DIR, f"{name}.sh"), "version"],
-                     timeout=10) if os.path.exists(os.path.join(PEERS_DIR, f"{name}.sh")) else None
+            rc = run(["bash", self.adapter(name), "version"],
+                     timeout=10) if os.path.exists(self.adapter(name)) else None
             if rc is None or rc.returncode:
                 self.errors[name] = "not available"
                 continue
-            notes = run(["bash", os.path.join(PEERS_DIR, f"{name}.sh"), "notes"], timeout=10)
+            if name == "mc-proxy-base":
+                self.notes[name] = [f"the baseline binary {self.a.baseline}, through mc-proxy's "
+                                    "adapter"]
+                for mode in self.a.modes:
+                    self.run_peer(name, mode)
+                continue
+            notes = run(["bash", self.adapter(name), "notes"], timeout=10)
             self.notes[name] = [l for l in notes.stdout.splitlines() if l.strip()]
             for mode in self.a.modes:
                 self.run_peer(name, mode)
@@ -711,8 +724,12 @@ def main():
                     help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--mc-proxy", required=True, help="the mc-proxy binary (optimized)")
     ap.add_argument("--loadgen", required=True, help="tools/bench/loadgen")
+    ap.add_argument("--baseline", help="another mc-proxy binary, measured as the peer "
+                    "mc-proxy-base (an A/B of a change in one run)")
     a = ap.parse_args()
     a.peers = [p for p in a.peers.split(",") if p]
+    if a.baseline and "mc-proxy-base" not in a.peers:
+        a.peers.insert(1, "mc-proxy-base")
     a.modes = [m for m in a.modes.split(",") if m]
     a.tests = [t for t in a.tests.split(",") if t]
     missing = [t for t in ("openssl", "nghttpd", "nginx", "haproxy", "h2load", "wrk", "curl")

@@ -7,8 +7,9 @@
 
 namespace mcproxy::buffer {
 
-// Contiguous bytes read from a socket but not yet consumed by a filter. Filters that only peek
-// (tls_inspector) read data(); the filter that consumes the bytes drains them.
+// Contiguous bytes: what a socket gave and a network filter has not consumed yet (filters that
+// only peek, like tls_inspector, read data(); the one that consumes drains), or a body passing
+// through the HTTP filters and codecs.
 class Buffer {
  public:
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(bytes_.data()) + start_; }
@@ -16,7 +17,26 @@ class Buffer {
   bool empty() const { return size() == 0; }
   std::string_view view() const { return std::string_view(bytes_).substr(start_); }
 
-  void append(const void* data, size_t len) { bytes_.append(static_cast<const char*>(data), len); }
+  void append(const void* data, size_t len) {
+    // Drained bytes at the front go once they are half of what is kept: a buffer that is
+    // written and read in turns never grows past twice what it holds.
+    if (start_ > 0 && start_ >= bytes_.size() / 2) {
+      bytes_.erase(0, start_);
+      start_ = 0;
+    }
+    bytes_.append(static_cast<const char*>(data), len);
+  }
+  void append(std::string_view data) { append(data.data(), data.size()); }
+  // Moves every byte of `other` to the end of this one (without a copy when this is empty).
+  void move(Buffer& other) {
+    if (empty()) {
+      bytes_ = other.release();
+      start_ = 0;
+    } else {
+      append(other.view());
+      other.clear();
+    }
+  }
   void drain(size_t len) {
     start_ += len < size() ? len : size();
     if (start_ == bytes_.size()) clear();

@@ -86,6 +86,8 @@ Dispatcher::~Dispatcher() {
 
 void Dispatcher::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
 
+void Dispatcher::runOnce() { event_base_loop(base_, EVLOOP_ONCE); }
+
 void Dispatcher::exit() {
   post([this] { event_base_loopexit(base_, nullptr); });
 }
@@ -110,7 +112,8 @@ void Dispatcher::runPosted() {
 
 void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> object) {
   to_delete_.push_back(std::move(object));
-  if (!deferred_delete_timer_->armed()) deferred_delete_timer_->arm(std::chrono::milliseconds(0));
+  // In this turn of the loop, once the callback that is running returns.
+  if (!deferred_delete_timer_->armed()) deferred_delete_timer_->fireSoon();
 }
 
 void Dispatcher::runDeferredDeletes() {

@@ -80,12 +80,16 @@ class Dispatcher {
 
   // Runs until exit() is called (does not return when there are no events).
   void run();
+  // One turn of the loop: waits for at least one event and runs what is ready (tests, tools).
+  void runOnce();
   // Thread-safe: makes run() return once the current callbacks are done.
   void exit();
   // Thread-safe: runs `fn` on this dispatcher's thread, in order of posting.
   void post(std::function<void()> fn);
   // Destroys `object` after the current callback returns.
   void deferredDelete(std::unique_ptr<DeferredDeletable> object);
+  // Destroys what deferredDelete() holds now (when the loop has stopped).
+  void runDeferredDeletes();
 
   event_base* base() { return base_; }
   // Monotonic time (vDSO clock read; no syscall).
@@ -93,7 +97,6 @@ class Dispatcher {
 
  private:
   void runPosted();
-  void runDeferredDeletes();
 
   event_base* base_;
   network::UniqueFd wakeup_fd_;  // eventfd written by post()

@@ -2,9 +2,53 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 
 namespace mcproxy::http {
+
+const std::string* HeaderMap::get(std::string_view name) const {
+  for (const Header& header : fields_) {
+    if (header.name == name) return &header.value;
+  }
+  return nullptr;
+}
+
+std::string* HeaderMap::get(std::string_view name) {
+  for (Header& header : fields_) {
+    if (header.name == name) return &header.value;
+  }
+  return nullptr;
+}
+
+void HeaderMap::set(std::string_view name, std::string value) {
+  auto first = std::find_if(fields_.begin(), fields_.end(),
+                            [&](const Header& header) { return header.name == name; });
+  if (first == fields_.end()) {
+    fields_.push_back({std::string(name), std::move(value)});
+    return;
+  }
+  first->value = std::move(value);
+  fields_.erase(std::remove_if(first + 1, fields_.end(),
+                               [&](const Header& header) { return header.name == name; }),
+                fields_.end());
+}
+
+void HeaderMap::add(std::string_view name, std::string value) {
+  fields_.push_back({std::string(name), std::move(value)});
+}
+
+size_t HeaderMap::remove(std::string_view name) {
+  return std::erase_if(fields_, [&](const Header& header) { return header.name == name; });
+}
+
+int HeaderMap::status() const {
+  const std::string_view text = valueOf(":status");
+  int status = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), status);
+  return error == std::errc() && end == text.data() + text.size() ? status : 0;
+}
 
 bool isHopByHop(std::string_view name, std::string_view value) {
   static constexpr std::array<std::string_view, 7> kHopByHop = {
@@ -14,13 +58,6 @@ bool isHopByHop(std::string_view name, std::string_view value) {
     if (name == hop) return true;
   }
   return name == "te" && value != "trailers";
-}
-
-const std::string* find(const HeaderList& headers, std::string_view name) {
-  for (const Header& header : headers) {
-    if (header.name == name) return &header.value;
-  }
-  return nullptr;
 }
 
 namespace {
@@ -47,32 +84,65 @@ bool validAuthority(std::string_view authority) {
   return !authority.empty() && nghttp2_check_authority(bytes(authority), authority.size()) != 0;
 }
 
-HeaderList forwardedRequestHeaders(HeaderList request, const std::string& client_ip,
-                                   std::string_view proto, std::string_view upstream_scheme) {
-  // Rewritten in place: the fields move, nothing is copied.
-  std::string forwarded_for;
-  size_t kept = 0;
-  for (size_t i = 0; i < request.size(); ++i) {
-    Header& header = request[i];
-    if (isHopByHop(header.name, header.value)) continue;
-    if (header.name == "x-forwarded-for") {
-      forwarded_for += (forwarded_for.empty() ? "" : ", ") + header.value;
-      continue;
-    }
-    if (header.name == "x-forwarded-proto" || header.name == "x-real-ip") continue;
-    // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies;
-    // a backend asked again would send a 100 nobody waits for.
-    if (header.name == "expect") continue;
-    if (header.name == ":scheme") header.value = upstream_scheme;
-    if (kept != i) request[kept] = std::move(header);
-    ++kept;
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 421:
+      return "Misdirected Request";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
-  request.resize(kept);
-  forwarded_for += (forwarded_for.empty() ? "" : ", ") + client_ip;
-  request.push_back({"x-forwarded-for", std::move(forwarded_for)});
-  request.push_back({"x-forwarded-proto", std::string(proto)});
-  request.push_back({"x-real-ip", client_ip});
-  return request;
+}
+
+void lowerCaseInPlace(std::string& text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
 }
 
 }  // namespace mcproxy::http

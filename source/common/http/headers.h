@@ -1,7 +1,9 @@
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mcproxy::http {
@@ -10,13 +12,62 @@ struct Header {
   std::string name;  // lower case, as HTTP/2 requires; pseudo-headers start with ':'
   std::string value;
 };
-using HeaderList = std::vector<Header>;
+
+// A request's or response's header section (or trailers), in order. Requests carry the
+// pseudo-headers :method, :scheme, :path and :authority first; responses :status. Names are lower
+// case. A vector, not a map: sections are small, and codecs hand them to nghttp2 as they are.
+class HeaderMap {
+ public:
+  using iterator = std::vector<Header>::iterator;
+  using const_iterator = std::vector<Header>::const_iterator;
+
+  HeaderMap() = default;
+  HeaderMap(std::initializer_list<Header> fields) : fields_(fields) {}
+
+  // The first field named `name`, or null.
+  const std::string* get(std::string_view name) const;
+  std::string* get(std::string_view name);
+  // Sets `name` to `value`: the first field of that name keeps its place, any others go; a
+  // new name is appended.
+  void set(std::string_view name, std::string value);
+  // Appends a field (another of the same name stays).
+  void add(std::string_view name, std::string value);
+  // Removes every field named `name`; returns how many.
+  size_t remove(std::string_view name);
+
+  // Pseudo-headers ("" when missing).
+  std::string_view method() const { return valueOf(":method"); }
+  std::string_view path() const { return valueOf(":path"); }
+  std::string_view authority() const { return valueOf(":authority"); }
+  // The response status, or 0 when missing or not a number.
+  int status() const;
+
+  std::vector<Header>& fields() { return fields_; }
+  const std::vector<Header>& fields() const { return fields_; }
+  size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  void reserve(size_t n) { fields_.reserve(n); }
+  void clear() { fields_.clear(); }
+  void push_back(Header header) { fields_.push_back(std::move(header)); }
+  Header& back() { return fields_.back(); }
+  Header& operator[](size_t i) { return fields_[i]; }
+  const Header& operator[](size_t i) const { return fields_[i]; }
+  iterator begin() { return fields_.begin(); }
+  iterator end() { return fields_.end(); }
+  const_iterator begin() const { return fields_.begin(); }
+  const_iterator end() const { return fields_.end(); }
+
+ private:
+  std::string_view valueOf(std::string_view name) const {
+    const std::string* value = get(name);
+    return value != nullptr ? std::string_view(*value) : std::string_view();
+  }
+  std::vector<Header> fields_;
+};
 
 // Connection-specific headers (RFC 9110 §7.6.1, RFC 9113 §8.2.2) that a proxy must not forward.
 // "te" is hop-by-hop too, except "te: trailers", which gRPC needs end to end.
 bool isHopByHop(std::string_view name, std::string_view value);
-
-const std::string* find(const HeaderList& headers, std::string_view name);
 
 // RFC 9110 syntax, as nghttp2 checks what arrives over HTTP/2. A request that came over HTTP/1.1
 // is held to the same rules before it is forwarded, so that no backend ever gets a NUL, CR or
@@ -26,10 +77,10 @@ bool validHeaderValue(std::string_view value);
 bool validPath(std::string_view path);  // request target: no whitespace or control bytes
 bool validAuthority(std::string_view authority);
 
-// The request headers an upstream gets: hop-by-hop headers removed; X-Forwarded-For appended
-// with the client address; X-Forwarded-Proto set to `proto`; X-Real-IP set to the client.
-// `:scheme` becomes `upstream_scheme`; `:authority` and `:path` are kept.
-HeaderList forwardedRequestHeaders(HeaderList request, const std::string& client_ip,
-                                   std::string_view proto, std::string_view upstream_scheme);
+// "OK", "Not Found", ... for a status code ("Status" for one without a common phrase).
+const char* reasonPhrase(int status);
+
+// Lower-cases ASCII letters in place.
+void lowerCaseInPlace(std::string& text);
 
 }  // namespace mcproxy::http

@@ -5,18 +5,20 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "source/common/buffer/buffer_queue.h"
 #include "source/common/http/headers.h"
 
 namespace mcproxy::http {
 
-// nghttp2's view of a HeaderList: pointers into it, so the list must outlive this until nghttp2
+// nghttp2's view of a HeaderMap: pointers into it, so the list must outlive this until nghttp2
 // has copied the fields (nghttp2_submit_* do so before returning). Up to kInline headers live
 // on the stack: a request or response costs no allocation for this.
 class NvList {
  public:
-  explicit NvList(const HeaderList& headers) : size_(headers.size()) {
+  explicit NvList(const HeaderMap& headers) : size_(headers.size()) {
     if (size_ > kInline) heap_.resize(size_);
     nghttp2_nv* out = data();
     for (const auto& header : headers) {
@@ -38,17 +40,22 @@ class NvList {
   std::vector<nghttp2_nv> heap_;
 };
 
-// An nghttp2 data-source read: moves up to `length` bytes of `body` (what the other side sent
-// and nobody took yet) into `buf`. At the end of a `complete` body it sets EOF, and submits
-// `trailers` when there are any (so the DATA frame does not end the stream). Returns the bytes
-// moved, or NGHTTP2_ERR_DEFERRED when there is nothing to send yet.
-inline ssize_t pullBody(nghttp2_session* session, int32_t stream_id, std::string& body,
-                        bool complete, const HeaderList& trailers, uint8_t* buf, size_t length,
-                        uint32_t* flags) {
-  const size_t n = std::min(length, body.size());
+// An nghttp2 data-source read: moves up to `length` bytes of `body` (a buffer::BufferQueue or a
+// std::string: what the other side sent and nobody took yet) into `buf`. At the end of a
+// `complete` body it sets EOF, and submits `trailers` when there are any (so the DATA frame does
+// not end the stream). Returns the bytes moved, or NGHTTP2_ERR_DEFERRED when there is nothing to
+// send yet.
+template <class Body>
+ssize_t pullBody(nghttp2_session* session, int32_t stream_id, Body& body, bool complete,
+                 const HeaderMap& trailers, uint8_t* buf, size_t length, uint32_t* flags) {
+  size_t n = std::min(length, body.size());
   if (n > 0) {
-    std::memcpy(buf, body.data(), n);
-    body.erase(0, n);
+    if constexpr (std::is_same_v<Body, std::string>) {
+      std::memcpy(buf, body.data(), n);
+      body.erase(0, n);
+    } else {
+      n = body.copyOut(buf, n);
+    }
   }
   if (body.empty() && complete) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;

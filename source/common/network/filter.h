@@ -7,6 +7,10 @@
 #include "source/common/network/close_reason.h"
 #include "source/common/network/stream_info.h"
 
+namespace mcproxy::worker {
+class Resources;
+}
+
 namespace mcproxy::network {
 
 enum class FilterStatus {
@@ -22,6 +26,8 @@ class Connection {
   // The client socket. Only the filter that took over the transport does I/O on it.
   virtual int fd() const = 0;
   virtual event::Dispatcher& dispatcher() = 0;
+  // The worker this connection runs on: its pools and buffers.
+  virtual worker::Resources& worker() = 0;
   virtual StreamInfo& streamInfo() = 0;
   // Closes the connection now and counts `reason`. Every filter's onConnectionClose() runs;
   // the filters themselves are destroyed after the current event callback returns.

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "api/mcproxy/config/v1/bootstrap.pb.h"
+#include "source/common/config/registry.h"
+#include "source/common/config/shared_objects.h"
 #include "source/common/network/filter.h"
 #include "source/common/stats/stats.h"
 
@@ -37,6 +39,8 @@ struct FilterFactoryContext {
   std::vector<std::string>& warnings;
   // Files the filter read; when one changes, the config is compiled again (a new snapshot).
   std::vector<std::string>& watched_files;
+  // State that outlives this snapshot and is handed on to the next (the firewall's rate limiter).
+  config::SharedObjects& shared_objects;
 };
 
 // A filter type, registered by name ("mcproxy.filters.network.tcp_proxy").
@@ -70,14 +74,8 @@ class TypedNetworkFilterConfigFactory : public NamedNetworkFilterConfigFactory {
                                                    FilterFactoryContext& context) const = 0;
 };
 
-// Every filter factory linked into the binary. Registration happens during static
-// initialisation (MCPROXY_REGISTER_NETWORK_FILTER), lookups after main() starts.
-class FilterRegistry {
- public:
-  static void add(std::unique_ptr<NamedNetworkFilterConfigFactory> factory);
-  static const NamedNetworkFilterConfigFactory* find(const std::string& name);
-  static std::vector<std::string> names();
-};
+// Every network filter factory linked into the binary, by name.
+using FilterRegistry = config::Registry<NamedNetworkFilterConfigFactory>;
 
 }  // namespace mcproxy::network
 

@@ -7,6 +7,7 @@
 
 #include "source/common/network/address.h"
 #include "source/common/network/close_reason.h"
+#include "source/common/stream_info/filter_state.h"
 
 namespace mcproxy::router {
 struct Route;
@@ -36,6 +37,8 @@ struct StreamInfo {
   uint64_t bytes_to_downstream = 0;
   std::chrono::steady_clock::time_point start_time;
   CloseReason close_reason = CloseReason::kFinished;
+  // What a filter shares with the filters after it (and, later, the access log).
+  stream_info::FilterState filter_state;
 };
 
 }  // namespace mcproxy::network

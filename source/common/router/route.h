@@ -1,8 +1,13 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "source/common/http/filter.h"
+#include "source/common/http/headers.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/stats.h"
 
@@ -21,6 +26,35 @@ struct RouteStats {
   stats::Counter& bytes_to_downstream;    // backend -> client
   stats::Counter& upstream_connect_failed;
   stats::Histogram& request_latency;  // L7: seconds from request headers to response end
+};
+
+// Which request paths something applies to: a prefix of :path (query included), or exactly
+// :path without its query, or (neither) every path.
+struct PathMatcher {
+  std::string prefix;
+  std::string exact;
+
+  bool matches(std::string_view path) const;
+  // Why a configured pair cannot be used ("" if it can).
+  static std::string validate(const std::string& prefix, const std::string& exact);
+};
+
+// One entry of an L7 route's http_routes: the requests it matches go to its backend.
+struct HttpRoute {
+  struct HeaderMatch {
+    std::string name;   // lower case
+    std::string value;  // exact; empty: the header is present, with any value
+  };
+  PathMatcher path;
+  std::vector<HeaderMatch> headers;  // all must match
+  std::string backend_text;
+  network::Address backend;
+  std::string pool_key;                  // upstream::poolKey() of the backend, without TLS
+  std::chrono::milliseconds timeout{0};  // response timeout; 0: the route's
+
+  bool matches(const http::HeaderMap& request) const;
+  // "/api/ -> 127.0.0.1:9001", for logs and diffs.
+  std::string describe() const;
 };
 
 // A compiled route: immutable, owned by a snapshot.
@@ -43,6 +77,20 @@ struct Route {
   bool backend_http1 = false;
   // backend.toString(), made once here: upstream pools are keyed by it on every request.
   std::string backend_key;
+  // L7: the response timeout for requests no http_routes entry matches (0: the connection
+  // manager's response_timeout_ms).
+  std::chrono::milliseconds timeout{0};
+  // L7: requests matching an entry go to its backend (first match wins), others to `backend`.
+  std::vector<HttpRoute> http_routes;
+  // L7: the HTTP filter chain every request runs through, ending with the router.
+  std::vector<http::FilterFactory> http_filters;
+  // L7: upstream::poolKey() of `backend`, without TLS.
+  std::string http_pool_key;
+  // L7: http_routes, http_filters or timeout_ms are set (two such routes are not comparable).
+  bool http_customized = false;
+
+  // The first http_routes entry `request` matches, or null.
+  const HttpRoute* matchHttpRoute(const http::HeaderMap& request) const;
 };
 
 }  // namespace mcproxy::router

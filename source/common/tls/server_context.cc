@@ -78,7 +78,8 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
   return std::shared_ptr<SSL_CTX>(ctx.release(), SslCtxDeleter());
 }
 
-std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string& error) {
+std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string_view alpn,
+                                           std::string& error) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) {
     error = opensslErrors();
@@ -94,8 +95,10 @@ std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::stri
     return nullptr;
   }
   SSL_CTX_set_read_ahead(ctx.get(), 1);  // as for servers: whole buffers, not record by record
-  static const unsigned char kAlpn[] = {2, 'h', '2'};
-  SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof(kAlpn));
+  std::string wire(1, static_cast<char>(alpn.size()));
+  wire += alpn;
+  SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(wire.data()),
+                          static_cast<unsigned int>(wire.size()));
   return std::shared_ptr<SSL_CTX>(ctx.release(), SslCtxDeleter());
 }
 

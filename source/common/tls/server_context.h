@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace mcproxy::tls {
 
@@ -23,8 +24,9 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
                                            const std::string& key_file, std::string& error);
 
 // A client TLS context for upstreams: verifies against `ca_file` (the system bundle when empty),
-// offers ALPN h2.
-std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string& error);
+// offers ALPN `alpn` ("h2" or "http/1.1").
+std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string_view alpn,
+                                           std::string& error);
 
 // The last OpenSSL error queue entries as text (and clears the queue).
 std::string opensslErrors();

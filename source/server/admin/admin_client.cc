@@ -92,12 +92,12 @@ AdminCallResult callAdmin(const std::string& socket_path, const std::string& met
   nghttp2_session_client_new(&session, callbacks, &call);
   nghttp2_session_callbacks_del(callbacks);
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
-  const http::HeaderList headers = {{":method", "POST"},
-                                    {":scheme", "http"},
-                                    {":path", "/mcproxy.admin.v1.Admin/" + method},
-                                    {":authority", "localhost"},
-                                    {"content-type", "application/grpc"},
-                                    {"te", "trailers"}};
+  const http::HeaderMap headers = {{":method", "POST"},
+                                   {":scheme", "http"},
+                                   {":path", "/mcproxy.admin.v1.Admin/" + method},
+                                   {":authority", "localhost"},
+                                   {"content-type", "application/grpc"},
+                                   {"te", "trailers"}};
   http::NvList nv(headers);
   nghttp2_data_provider provider{};
   provider.source.ptr = &call.request;

@@ -75,7 +75,7 @@ class AdminConnection : public event::DeferredDeletable {
     std::map<std::string, std::string> headers;
     std::string body;
     std::string response;
-    http::HeaderList trailers;
+    http::HeaderMap trailers;
   };
 
   static AdminConnection* self(void* user_data) { return static_cast<AdminConnection*>(user_data); }
@@ -123,7 +123,7 @@ class AdminConnection : public event::DeferredDeletable {
   void respond(int32_t id) {
     Stream& stream = streams_[id];
     const std::string& path = stream.headers[":path"];
-    http::HeaderList headers;
+    http::HeaderMap headers;
     if (path.rfind(kGrpcPrefix, 0) == 0) {
       GrpcReply reply;
       const std::string& body = stream.body;
@@ -186,7 +186,7 @@ class AdminConnection : public event::DeferredDeletable {
     submit(id, headers, &provider);
   }
 
-  void submit(int32_t id, const http::HeaderList& headers, nghttp2_data_provider* provider) {
+  void submit(int32_t id, const http::HeaderMap& headers, nghttp2_data_provider* provider) {
     http::NvList nv(headers);
     nghttp2_submit_response(session_, id, nv.data(), nv.size(), provider);
   }

@@ -1,7 +1,5 @@
 // Factory and registration of mcproxy.filters.network.firewall.
 #include <algorithm>
-#include <map>
-#include <mutex>
 
 #include "api/mcproxy/extensions/filters/network/firewall/v1/firewall.pb.h"
 #include "extensions/filters/network/firewall/firewall.h"
@@ -15,23 +13,6 @@ using ProtoConfig = mcproxy::extensions::filters::network::firewall::v1::Firewal
 using mcproxy::config::v1::Firewall;
 
 constexpr uint32_t kDefaultTrackedAddresses = 65536;
-
-// Rate limiters outlive snapshots: a reload must not hand every client a fresh bucket. A
-// limiter is reused while some snapshot still holds it and its settings are unchanged.
-std::shared_ptr<RateLimiter> sharedRateLimiter(const std::string& key, uint32_t burst,
-                                               std::chrono::seconds period, size_t slots) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<RateLimiter>> limiters;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto existing = limiters[key].lock()) {
-    if (existing->burst() == burst && existing->period() == period && existing->slots() >= slots) {
-      return existing;
-    }
-  }
-  auto limiter = std::make_shared<RateLimiter>(burst, period, slots);
-  limiters[key] = limiter;
-  return limiter;
-}
 
 void addAll(network::CidrSet& set, const google::protobuf::RepeatedPtrField<std::string>& items,
             const std::string& path) {
@@ -115,10 +96,19 @@ class FirewallConfigFactory : public network::TypedNetworkFilterConfigFactory<Pr
       if (slots > (1u << 24)) {
         throw config::ConfigError(path + ".max_tracked_addresses", "at most 16777216");
       }
-      config->rate_limiter = sharedRateLimiter(
-          context.listener_config.name().empty() ? context.listener_config.address()
-                                                 : context.listener_config.name(),
-          limit.connections(), std::chrono::seconds(limit.per_seconds()), slots);
+      // Rate limiters outlive snapshots: a reload must not hand every client a fresh bucket. A
+      // limiter is reused while some snapshot still holds it and its settings are unchanged.
+      const uint32_t burst = limit.connections();
+      const std::chrono::seconds period(limit.per_seconds());
+      config->rate_limiter = context.shared_objects.getOrCreate<RateLimiter>(
+          "firewall.rate_limiter." + (context.listener_config.name().empty()
+                                          ? context.listener_config.address()
+                                          : context.listener_config.name()),
+          [&](const RateLimiter& existing) {
+            return existing.burst() == burst && existing.period() == period &&
+                   existing.slots() >= slots;
+          },
+          [&] { return std::make_shared<RateLimiter>(burst, period, slots); });
     }
     return [config] { return std::make_unique<FirewallFilter>(*config); };
   }

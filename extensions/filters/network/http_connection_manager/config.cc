@@ -29,12 +29,20 @@ class HttpConnectionManagerConfigFactory
     if (streams > 10000) {
       throw config::ConfigError(context.field_path + ".max_concurrent_streams", "at most 10000");
     }
+    const uint32_t header_bytes = orDefault(proto.max_header_list_bytes(), 65536);
+    upstream::PoolSettings upstream;
+    upstream.connect_timeout =
+        std::chrono::milliseconds(orDefault(proto.connect_timeout_ms(), 5000));
+    upstream.idle_timeout =
+        std::chrono::milliseconds(orDefault(proto.upstream_idle_timeout_ms(), 60000));
+    upstream.ping_timeout =
+        std::chrono::milliseconds(orDefault(proto.upstream_ping_timeout_ms(), 5000));
+    upstream.stream_window_bytes = window;
+    upstream.max_header_bytes = header_bytes;
     auto config = std::make_shared<HttpConnectionManagerConfig>(HttpConnectionManagerConfig{
-        UpstreamSettings{std::chrono::milliseconds(orDefault(proto.connect_timeout_ms(), 5000)),
-                         window},
-        std::chrono::milliseconds(orDefault(proto.response_timeout_ms(), 30000)),
+        upstream, std::chrono::milliseconds(orDefault(proto.response_timeout_ms(), 30000)),
         std::chrono::milliseconds(orDefault(proto.tls_handshake_timeout_ms(), 10000)),
-        Http2Limits{streams, orDefault(proto.max_header_list_bytes(), 65536), window},
+        http::http2::ServerLimits{streams, header_bytes, window},
         std::chrono::milliseconds(orDefault(proto.idle_timeout_ms(), 300000)),
         std::chrono::milliseconds(orDefault(proto.request_header_timeout_ms(), 10000))});
     return [config] { return std::make_unique<HttpConnectionManagerFilter>(*config); };

@@ -1,14 +1,19 @@
 #pragma once
 
 #include <chrono>
+#include <list>
 #include <memory>
-#include <string>
+#include <optional>
+#include <vector>
 
-#include "extensions/filters/network/http_connection_manager/downstream_codec.h"
-#include "extensions/filters/network/http_connection_manager/downstream_http2.h"
-#include "extensions/filters/network/http_connection_manager/upstream_http2.h"
+#include "source/common/event/timeout_queue.h"
+#include "source/common/http/codec.h"
+#include "source/common/http/filter.h"
+#include "source/common/http/http2/server_codec.h"
 #include "source/common/network/filter.h"
-#include "source/common/tls/server_context.h"
+#include "source/common/network/transport_connection.h"
+#include "source/common/upstream/conn_pool.h"
+#include "source/common/upstream/endpoint.h"
 
 namespace mcproxy::router {
 struct Route;
@@ -16,26 +21,30 @@ struct Route;
 
 namespace mcproxy::extensions::http_connection_manager {
 
+class ActiveStream;
+
 struct HttpConnectionManagerConfig {
-  UpstreamSettings upstream;
+  upstream::PoolSettings upstream;
   std::chrono::milliseconds response_timeout;
   std::chrono::milliseconds tls_handshake_timeout;
-  Http2Limits http2;
+  http::http2::ServerLimits http2;
   std::chrono::milliseconds idle_timeout;
   std::chrono::milliseconds request_header_timeout;
 };
 
-// The terminal filter of L7 routes: terminates TLS with the route's certificate (fed the
-// ClientHello tls_inspector peeked), speaks HTTP/2 to the client (ALPN h2), and proxies each
-// request to the route's backend over a pooled HTTP/2 cleartext connection, adding
-// X-Forwarded-For/-Proto and X-Real-IP. 502 when the backend refuses or resets, 504 when it
-// times out.
-class HttpConnectionManagerFilter : public network::ReadFilter, public DownstreamConnection {
+// The terminal network filter of L7 routes: terminates TLS with the route's certificate (fed
+// the ClientHello tls_inspector peeked), speaks HTTP/2 or HTTP/1.1 to the client (ALPN), and
+// owns one ActiveStream per request, which runs the route's HTTP filter chain (by default
+// forwarding_headers, then the router, which sends it on to a backend).
+class HttpConnectionManagerFilter : public network::ReadFilter,
+                                    public network::TransportCallbacks,
+                                    public http::ServerCodecCallbacks,
+                                    public http::Upstreams {
  public:
-  explicit HttpConnectionManagerFilter(const HttpConnectionManagerConfig& config)
-      : config_(config) {}
+  explicit HttpConnectionManagerFilter(const HttpConnectionManagerConfig& config);
   ~HttpConnectionManagerFilter() override;
 
+  // network::ReadFilter
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) override {
     callbacks_ = &callbacks;
   }
@@ -44,20 +53,35 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void onDrain() override;
   void onConnectionClose() override;
 
-  // DownstreamConnection
-  void scheduleFlush() override;
-  void startUpstream(ProxyStream& stream) override;
-  void onRequestComplete(ProxyStream& stream) override;
-  event::Dispatcher& dispatcher() override { return callbacks_->connection().dispatcher(); }
-  void onUpstreamFailed(int status) override;
-  void onRequestFinished(const ProxyStream& stream) override;
+  // network::TransportCallbacks
+  void onTransportReady() override;
+  void onTransportData(const char* data, size_t len) override;
+  void produceOutput(std::string& out, size_t max) override;
+  void onTransportFlushed() override;
+  bool readPaused() const override { return codec_ && codec_->readPaused(); }
+  void onTransportEnd(network::TransportEnd end, const std::string& detail) override;
+
+  // http::ServerCodecCallbacks
+  http::StreamCallbacks& onNewStream(http::Stream& stream) override;
+  void scheduleFlush() override { transport_->scheduleFlush(); }
+
+  // http::Upstreams
+  upstream::StreamPool& pool(bool per_client) override;
+  const upstream::PoolSettings& settings() const override { return config_.upstream; }
+  std::chrono::milliseconds responseTimeout() const override { return config_.response_timeout; }
+
+  // For ActiveStream.
+  event::Dispatcher& dispatcher() { return callbacks_->connection().dispatcher(); }
+  event::TimeoutQueue& timeoutQueue();
+  const network::StreamInfo& connectionInfo() { return callbacks_->connection().streamInfo(); }
+  const router::Route& route() const { return *route_; }
+  // "HTTP/2" or "HTTP/1.1": what the client speaks.
+  std::string_view protocol() const { return codec_->protocol(); }
+  // The stream ended: it is destroyed after the current callback (its methods may be on the
+  // stack), and before anything of this connection's that it uses.
+  void onStreamEnded(ActiveStream& stream);
 
  private:
-  void doHandshake();
-  void onReadable();
-  void flush();
-  // After the last response: FIN, then discard the client's bytes until it closes (no RST).
-  void beginLingeringClose();
   // Closes the connection if the idle or request-header deadline passed, and releases idle
   // memory after a quiet spell; else waits for the nearest. Activity only updates
   // last_activity_ (the timer moves only when a quiet spell ends).
@@ -65,27 +89,27 @@ class HttpConnectionManagerFilter : public network::ReadFilter, public Downstrea
   void armTimeoutCheck(std::chrono::steady_clock::time_point at);
   // Bytes went in or out: the idle deadline moves, and a quiet spell ends.
   void onActivity();
+  void destroyEndedStreams();
   void close(network::CloseReason reason);
 
   const HttpConnectionManagerConfig& config_;
   network::ReadFilterCallbacks* callbacks_ = nullptr;
   const router::Route* route_ = nullptr;
-  tls::SslPtr ssl_;
-  std::unique_ptr<event::IoEvent> read_event_;
-  std::unique_ptr<event::IoEvent> write_event_;
-  std::unique_ptr<event::Timer> handshake_timer_;
-  std::unique_ptr<event::Timer> flush_timer_;
-  std::unique_ptr<event::Timer> linger_timer_;
+  // Made when the connection is taken over (the dispatcher is known then).
+  std::optional<network::TransportConnection> transport_;
   std::unique_ptr<event::Timer> timeout_timer_;
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point check_at_;  // when timeout_timer_ fires
   bool quiet_memory_released_ = false;  // releaseIdleMemory() ran since the last activity
-  // Before codec_: its streams leave the queue when the codec destroys them.
-  std::unique_ptr<ResponseTimeouts> response_timeouts_;
-  std::unique_ptr<DownstreamCodec> codec_;
-  std::string pending_out_;
-  bool handshake_done_ = false;
-  bool lingering_ = false;
+  // Upstream connections that carry a PROXY header name this client only: they end with it.
+  std::unique_ptr<upstream::ConnPool> client_pool_;
+  // Made with the first request: an idle connection has neither.
+  std::unique_ptr<event::TimeoutQueue> timeouts_;
+  std::unique_ptr<event::Timer> cleanup_timer_;
+  std::unique_ptr<http::ServerCodec> codec_;
+  // Declared last: destroyed first, while everything a stream uses is still there.
+  std::list<std::unique_ptr<ActiveStream>> streams_;
+  std::vector<std::unique_ptr<ActiveStream>> ended_streams_;
   network::CloseReason linger_reason_ = network::CloseReason::kFinished;
   bool closing_ = false;
 };

@@ -20,51 +20,8 @@ bool wouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK || e
 
 }  // namespace
 
-Relay::Relay(const Sockets& sockets, RelayCallbacks& callbacks)
-    : sockets_(sockets), callbacks_(callbacks) {}
-
-TransferPool& TransferPool::forThisThread() {
-  thread_local TransferPool pool;
-  return pool;
-}
-
-std::unique_ptr<TransferSpace> TransferPool::acquire(bool splice, size_t capacity,
-                                                     std::string& error) {
-  auto& idle = splice ? pipes_ : buffers_;
-  std::unique_ptr<TransferSpace> space;
-  if (!idle.empty()) {
-    space = std::move(idle.back());
-    idle.pop_back();
-  } else {
-    space = std::make_unique<TransferSpace>();
-  }
-  if (space->capacity == capacity) return space;
-  if (!splice) {
-    space->buffer = std::make_unique_for_overwrite<char[]>(capacity);
-    space->capacity = capacity;
-    return space;
-  }
-  if (!space->pipe_write.valid()) {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-      error = std::string("pipe2: ") + std::strerror(errno);
-      return nullptr;
-    }
-    space->pipe_read.reset(fds[0]);
-    space->pipe_write.reset(fds[1]);
-  }
-  // The kernel rounds up to whole pages and may refuse sizes above pipe-max-size; the pipe's
-  // real size is what bounds the bytes in flight.
-  ::fcntl(space->pipe_write.get(), F_SETPIPE_SZ, static_cast<int>(capacity));
-  const int actual = ::fcntl(space->pipe_write.get(), F_GETPIPE_SZ);
-  space->capacity = actual > 0 ? static_cast<size_t>(actual) : capacity;
-  return space;
-}
-
-void TransferPool::release(std::unique_ptr<TransferSpace> space) {
-  auto& idle = space->pipe_write.valid() ? pipes_ : buffers_;
-  if (idle.size() < kMaxIdle) idle.push_back(std::move(space));
-}
+Relay::Relay(const Sockets& sockets, RelayCallbacks& callbacks, network::TransferPool& pool)
+    : sockets_(sockets), callbacks_(callbacks), pool_(pool) {}
 
 void Relay::init(bool use_splice, size_t capacity) {
   use_splice_ = use_splice;
@@ -79,7 +36,7 @@ void Relay::start() {
 bool Relay::pull(ssize_t& result) {
   if (!space_) {
     std::string error;
-    space_ = TransferPool::forThisThread().acquire(use_splice_, capacity_, error);
+    space_ = pool_.acquire(use_splice_, capacity_, error);
     if (!space_) {
       LOG_WARN << "relay: " << error;
       callbacks_.onRelayError(network::CloseReason::kInternalError);
@@ -128,7 +85,7 @@ bool Relay::push() {
     callbacks_.onRelayBytes(*this, static_cast<size_t>(n));
   }
   // Empty: back to the pool until the next bytes arrive.
-  if (space_) TransferPool::forThisThread().release(std::move(space_));
+  if (space_) pool_.release(std::move(space_));
   return true;
 }
 

@@ -8,34 +8,9 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/close_reason.h"
 #include "source/common/network/fd.h"
+#include "source/common/network/transfer_pool.h"
 
 namespace mcproxy::extensions::tcp_proxy {
-
-// Where a relay's bytes wait between reading one socket and writing the other: a kernel pipe
-// (splice) or user-space memory. A relay holds one only while bytes are in flight: it takes one
-// from its worker's pool when it reads and gives it back once it is empty, so an idle
-// connection costs no pipe descriptors and no buffer (as HAProxy's pipe pool does).
-struct TransferSpace {
-  network::UniqueFd pipe_read;
-  network::UniqueFd pipe_write;
-  std::unique_ptr<char[]> buffer;
-  size_t capacity = 0;
-};
-
-// A worker's idle TransferSpaces (thread-local: a worker's relays only).
-class TransferPool {
- public:
-  static TransferPool& forThisThread();
-  // A pipe (`splice`) or buffer of about `capacity` bytes; nullptr with `error` (e.g. EMFILE).
-  std::unique_ptr<TransferSpace> acquire(bool splice, size_t capacity, std::string& error);
-  // `space` must be empty.
-  void release(std::unique_ptr<TransferSpace> space);
-
- private:
-  static constexpr size_t kMaxIdle = 64;  // per kind; enough for a worker's bursts
-  std::vector<std::unique_ptr<TransferSpace>> pipes_;
-  std::vector<std::unique_ptr<TransferSpace>> buffers_;
-};
 
 class RelayCallbacks {
  public:
@@ -64,7 +39,8 @@ class Relay {
     network::CloseReason sink_error;    // reported when the sink fails
   };
 
-  Relay(const Sockets& sockets, RelayCallbacks& callbacks);
+  // Borrows its pipe or buffer from `pool` (its worker's) while bytes are in flight.
+  Relay(const Sockets& sockets, RelayCallbacks& callbacks, network::TransferPool& pool);
 
   // Moves bytes through a pipe (`use_splice`) or a user-space buffer, at most `capacity` at a
   // time. Neither exists until bytes arrive.
@@ -94,7 +70,8 @@ class Relay {
   RelayCallbacks& callbacks_;
   bool use_splice_ = true;
   size_t capacity_ = 0;
-  std::unique_ptr<TransferSpace> space_;  // only while bytes are in flight
+  network::TransferPool& pool_;
+  std::unique_ptr<network::TransferSpace> space_;  // only while bytes are in flight
   size_t buffer_offset_ = 0;
   size_t buffered_ = 0;  // bytes read from the source and not yet written to the sink
   std::string prefix_;

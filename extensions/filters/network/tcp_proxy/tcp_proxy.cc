@@ -11,6 +11,7 @@
 #include "source/common/network/connect.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
+#include "source/common/worker/resources.h"
 
 namespace mcproxy::extensions::tcp_proxy {
 
@@ -93,14 +94,15 @@ void TcpProxyFilter::onConnected() {
   timer_->cancel();
 
   const int downstream = connection.fd();
+  network::TransferPool& pool = connection.worker().transferPool();
   to_upstream_ = std::make_unique<Relay>(
       Relay::Sockets{downstream, upstream_.get(), *downstream_read_, *upstream_write_,
                      network::CloseReason::kDownstreamReset, network::CloseReason::kUpstreamReset},
-      *this);
+      *this, pool);
   to_downstream_ = std::make_unique<Relay>(
       Relay::Sockets{upstream_.get(), downstream, *upstream_read_, *downstream_write_,
                      network::CloseReason::kUpstreamReset, network::CloseReason::kDownstreamReset},
-      *this);
+      *this, pool);
   to_upstream_->init(config_.use_splice, config_.buffer_bytes);
   to_downstream_->init(config_.use_splice, config_.buffer_bytes);
   if (route_->send_proxy_protocol) {

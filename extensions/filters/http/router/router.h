@@ -1,0 +1,50 @@
+#pragma once
+
+#include "source/common/event/timeout_queue.h"
+#include "source/common/http/codec.h"
+#include "source/common/http/filter.h"
+
+namespace mcproxy::router {
+struct Route;
+}
+
+namespace mcproxy::extensions::http_router {
+
+// The terminal HTTP filter (mcproxy.filters.http.router): chooses the backend for a request by
+// the route's http_routes, and relays the request and the response between the filter chain
+// and a stream on a pooled upstream connection (HTTP/2 or HTTP/1.1, cleartext or TLS, with a
+// PROXY header when the route sends one).
+class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
+ public:
+  explicit RouterFilter(http::FilterCallbacks& callbacks);
+  ~RouterFilter() override;
+
+  // http::StreamFilter
+  http::FilterStatus onRequestHeaders(http::HeaderMap& headers, bool end_stream) override;
+  http::FilterStatus onRequestBody(buffer::Buffer& body, bool end_stream) override;
+  http::FilterStatus onRequestTrailers(http::HeaderMap& trailers) override;
+  void onResponseBodySent(size_t bytes) override;
+
+  // http::StreamCallbacks: the upstream stream.
+  void onHeaders(http::HeaderMap&& headers, bool end_stream) override;
+  void onData(std::string_view data, bool end_stream) override;
+  void onTrailers(http::HeaderMap&& trailers) override;
+  void onBodySent(size_t bytes) override;
+  void onStreamEnd(http::StreamEndReason reason, std::string_view detail) override;
+
+ private:
+  // The whole request went upstream: the backend's time to answer starts now (a long upload
+  // is not a 504).
+  void onRequestComplete();
+  void onResponseTimeout();
+  void fail(int status, std::string_view detail);
+
+  http::FilterCallbacks& callbacks_;
+  const router::Route* route_ = nullptr;
+  http::StreamHandle upstream_;
+  event::TimeoutQueue::Entry timeout_;
+  std::chrono::milliseconds timeout_duration_{0};
+  bool response_started_ = false;
+};
+
+}  // namespace mcproxy::extensions::http_router
