@@ -199,8 +199,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
 
 ChangeResult Server::reloadCertificates() {
   // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
-  snapshot::CompileResult compiled =
-      compileConfig(snapshot_->config, snapshot_->version);
+  snapshot::CompileResult compiled = compileConfig(snapshot_->config, snapshot_->version);
   applySnapshot(compiled.snapshot);
   LOG_INFO << "admin: certificates reloaded for config version " << snapshot_->version;
   return {snapshot_->version, true};

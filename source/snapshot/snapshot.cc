@@ -280,8 +280,8 @@ constexpr const char* kFirewallFilter = "mcproxy.filters.network.firewall";
 
 void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_t index,
                         CompiledListener& listener, stats::Store& store,
-                        std::vector<std::string>& warnings,
-                        std::vector<std::string>& watched_files, config::SharedObjects& shared) {
+                        std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
+                        config::SharedObjects& shared) {
   const std::string listener_path = "listeners[" + std::to_string(index) + "]";
   const std::string path = listener_path + ".filters";
   const bool wants_firewall =
@@ -341,9 +341,9 @@ void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_
                                 kFirewallFilter);
   }
   for (auto& entry : entries) {
-    network::FilterFactoryContext context{
-        listener,      bootstrap, proto,         store, entry.path,
-        listener_path, warnings,  watched_files, shared};
+    network::FilterFactoryContext context{listener, bootstrap,     proto,
+                                          store,    entry.path,    listener_path,
+                                          warnings, watched_files, shared};
     listener.filter_factories.push_back(
         network::FilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
   }

@@ -6,66 +6,15 @@
 
 namespace mcproxy::http {
 
-// A filter in its place in the chain, and the callbacks it got.
-class FilterManager::ActiveFilter : public FilterCallbacks {
- public:
-  void init(FilterManager& manager, int index, const FilterFactory& factory) {
-    manager_ = &manager;
-    this->index = index;
-    phases = factory.phases;
-    filter = factory.create(*this);
-  }
-  bool has(uint32_t phase) const { return (phases & phase) != 0; }
-
-  event::Dispatcher& dispatcher() override { return manager_->callbacks_.dispatcher(); }
-  StreamInfo& streamInfo() override { return manager_->info_; }
-  const HeaderMap* requestHeaders() const override { return manager_->requestHeaders(); }
-  void continueRequest() override {
-    if (!ended()) manager_->continueRequest(*this);
-  }
-  void continueResponse() override {
-    if (!ended()) manager_->continueResponse(*this);
-  }
-  void sendLocalReply(int status, std::string_view body, HeaderMap extra_headers,
-                      std::string_view detail) override {
-    if (!ended()) {
-      manager_->localReply(manager_->responseScope(this), status, body, std::move(extra_headers),
-                           detail);
-    }
-  }
-  void resetStream() override {
-    if (!ended()) manager_->callbacks_.resetStream();
-  }
-  bool ended() const override { return manager_->callbacks_.streamEnded(); }
-  void encodeResponseHeaders(HeaderMap headers, bool end_stream) override {
-    if (!ended()) manager_->produceHeaders(this, std::move(headers), end_stream);
-  }
-  void encodeResponseBody(buffer::Buffer& body, bool end_stream) override {
-    if (!ended()) manager_->produceBody(this, body, end_stream);
-  }
-  void encodeResponseTrailers(HeaderMap trailers) override {
-    if (!ended()) manager_->produceTrailers(this, std::move(trailers));
-  }
-  void onRequestBodyForwarded(size_t bytes) override {
-    if (!ended()) manager_->callbacks_.releaseRequestBody(bytes);
-  }
-  event::TimeoutQueue& timeoutQueue() override { return manager_->callbacks_.timeoutQueue(); }
-  Upstreams& upstreams() override { return manager_->callbacks_.upstreams(); }
-
-  int index = 0;
-  uint32_t phases = 0;
-  std::unique_ptr<StreamFilter> filter;
-
- private:
-  FilterManager* manager_ = nullptr;
-};
-
 FilterManager::FilterManager(FilterManagerCallbacks& callbacks, StreamInfo& info,
                              const std::vector<FilterFactory>& chain)
-    : callbacks_(callbacks),
-      info_(info),
-      filters_(std::make_unique<ActiveFilter[]>(chain.size())),
-      count_(static_cast<int>(chain.size())) {
+    : callbacks_(callbacks), info_(info), count_(static_cast<int>(chain.size())) {
+  if (count_ <= kInlineFilters) {
+    filters_ = inline_filters_.data();
+  } else {
+    more_filters_ = std::make_unique<ActiveFilter[]>(chain.size());
+    filters_ = more_filters_.get();
+  }
   for (int i = 0; i < count_; ++i) filters_[i].init(*this, i, chain[i]);
 }
 

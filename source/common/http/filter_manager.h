@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -62,7 +63,59 @@ class FilterManager {
   int size() const { return count_; }
 
  private:
-  class ActiveFilter;
+  // A filter in its place in the chain, and the callbacks it got.
+  class ActiveFilter : public FilterCallbacks {
+   public:
+    void init(FilterManager& manager, int index, const FilterFactory& factory) {
+      manager_ = &manager;
+      this->index = index;
+      phases = factory.phases;
+      filter = factory.create(*this);
+    }
+    bool has(uint32_t phase) const { return (phases & phase) != 0; }
+
+    event::Dispatcher& dispatcher() override { return manager_->callbacks_.dispatcher(); }
+    StreamInfo& streamInfo() override { return manager_->info_; }
+    const HeaderMap* requestHeaders() const override { return manager_->requestHeaders(); }
+    void continueRequest() override {
+      if (!ended()) manager_->continueRequest(*this);
+    }
+    void continueResponse() override {
+      if (!ended()) manager_->continueResponse(*this);
+    }
+    void sendLocalReply(int status, std::string_view body, HeaderMap extra_headers,
+                        std::string_view detail) override {
+      if (!ended()) {
+        manager_->localReply(manager_->responseScope(this), status, body, std::move(extra_headers),
+                             detail);
+      }
+    }
+    void resetStream() override {
+      if (!ended()) manager_->callbacks_.resetStream();
+    }
+    bool ended() const override { return manager_->callbacks_.streamEnded(); }
+    void encodeResponseHeaders(HeaderMap headers, bool end_stream) override {
+      if (!ended()) manager_->produceHeaders(this, std::move(headers), end_stream);
+    }
+    void encodeResponseBody(buffer::Buffer& body, bool end_stream) override {
+      if (!ended()) manager_->produceBody(this, body, end_stream);
+    }
+    void encodeResponseTrailers(HeaderMap trailers) override {
+      if (!ended()) manager_->produceTrailers(this, std::move(trailers));
+    }
+    void onRequestBodyForwarded(size_t bytes) override {
+      if (!ended()) manager_->callbacks_.releaseRequestBody(bytes);
+    }
+    event::TimeoutQueue& timeoutQueue() override { return manager_->callbacks_.timeoutQueue(); }
+    Upstreams& upstreams() override { return manager_->callbacks_.upstreams(); }
+
+    int index = 0;
+    uint32_t phases = 0;
+    std::unique_ptr<StreamFilter> filter;
+
+   private:
+    FilterManager* manager_ = nullptr;
+  };
   enum class Event : uint8_t { kNone, kHeaders, kBody, kTrailers };
   // An event a filter stopped: it goes on at filter `next` (request: upwards; response:
   // downwards, -1 past the first filter).
@@ -107,8 +160,12 @@ class FilterManager {
 
   FilterManagerCallbacks& callbacks_;
   StreamInfo& info_;
-  // One allocation for the whole chain's wrappers; each owns its filter.
-  std::unique_ptr<ActiveFilter[]> filters_;
+  // The chain's wrappers (each owns its filter): inside the manager for a usual chain, one
+  // allocation for a longer one.
+  static constexpr int kInlineFilters = 4;
+  std::array<ActiveFilter, kInlineFilters> inline_filters_;
+  std::unique_ptr<ActiveFilter[]> more_filters_;
+  ActiveFilter* filters_ = nullptr;
   int count_ = 0;
 
   HeaderMap request_headers_;

@@ -65,6 +65,11 @@ class HeaderMap {
   std::vector<Header> fields_;
 };
 
+// Room a codec reserves for a header section it collects (1 KiB, which malloc's per-thread
+// cache still serves): a usual section plus the pseudo-headers and forwarding headers added on
+// the way, so that it is built without reallocation. A longer section grows once.
+inline constexpr size_t kUsualHeaderFields = 16;
+
 // Connection-specific headers (RFC 9110 §7.6.1, RFC 9113 §8.2.2) that a proxy must not forward.
 // "te" is hop-by-hop too, except "te: trailers", which gRPC needs end to end.
 bool isHopByHop(std::string_view name, std::string_view value);

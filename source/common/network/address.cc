@@ -146,9 +146,18 @@ uint16_t Address::port() const {
 std::string Address::ip() const {
   char text[INET6_ADDRSTRLEN] = {0};
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text,
-              sizeof(text));
-  } else if (family() == AF_INET6) {
+    // Formatted here, not by inet_ntop (which goes through sprintf): forwarding headers ask for
+    // the client's address on every request.
+    const auto* octets = reinterpret_cast<const uint8_t*>(
+        &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr);
+    char* out = text;
+    for (int i = 0; i < 4; ++i) {
+      if (i > 0) *out++ = '.';
+      out = std::to_chars(out, text + sizeof(text), octets[i]).ptr;
+    }
+    return std::string(text, out);
+  }
+  if (family() == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
               sizeof(text));
   }

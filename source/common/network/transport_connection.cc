@@ -39,8 +39,11 @@ const char* transportEndName(TransportEnd end) {
 
 TransportConnection::TransportConnection(event::Dispatcher& dispatcher,
                                          TransportCallbacks& callbacks)
-    : dispatcher_(dispatcher), callbacks_(callbacks) {
-  timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onTimer(); });
+    : dispatcher_(dispatcher), callbacks_(callbacks) {}
+
+event::Timer& TransportConnection::deadline() {
+  if (!timer_) timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onTimer(); });
+  return *timer_;
 }
 
 TransportConnection::~TransportConnection() = default;
@@ -60,15 +63,16 @@ void TransportConnection::accept(int fd, std::unique_ptr<TransportSocket> transp
   last_activity_ = dispatcher_.now();
   makeEvents();
   state_ = State::kHandshaking;
-  timer_->arm(handshake_timeout);
+  deadline().arm(handshake_timeout);
   handshake();
 }
 
 void TransportConnection::connect(const Address& address, std::string prefix,
                                   TransportSocketFactory factory,
                                   std::chrono::milliseconds timeout) {
-  prefix_ = std::move(prefix);
-  factory_ = std::move(factory);
+  connecting_ = std::make_unique<Connecting>();
+  connecting_->prefix = std::move(prefix);
+  connecting_->factory = std::move(factory);
   last_activity_ = dispatcher_.now();
   state_ = State::kConnecting;
   ConnectResult connected = connectTcp(address);
@@ -80,7 +84,7 @@ void TransportConnection::connect(const Address& address, std::string prefix,
   owned_fd_ = std::move(connected.fd);
   fd_ = owned_fd_.get();
   makeEvents();
-  timer_->arm(timeout);
+  deadline().arm(timeout);
   if (connected.status == ConnectStatus::kConnected) {
     afterTcpConnect();
     return;
@@ -89,16 +93,16 @@ void TransportConnection::connect(const Address& address, std::string prefix,
 }
 
 void TransportConnection::endSoon(TransportEnd end, std::string detail) {
-  end_pending_ = true;
-  pending_end_ = end;
-  pending_detail_ = std::move(detail);
-  timer_->fireSoon();
+  connecting_->end_pending = true;
+  connecting_->end = end;
+  connecting_->detail = std::move(detail);
+  deadline().fireSoon();
 }
 
 void TransportConnection::onTimer() {
-  if (end_pending_) {
-    end_pending_ = false;
-    end(pending_end_, pending_detail_);
+  if (connecting_ && connecting_->end_pending) {
+    connecting_->end_pending = false;
+    end(connecting_->end, connecting_->detail);
     return;
   }
   switch (state_) {
@@ -169,8 +173,9 @@ void TransportConnection::afterTcpConnect() {
 }
 
 void TransportConnection::sendPrefix() {
-  while (!prefix_.empty()) {
-    const ssize_t n = ::send(fd_, prefix_.data(), prefix_.size(), MSG_NOSIGNAL);
+  std::string& prefix = connecting_->prefix;
+  while (!prefix.empty()) {
+    const ssize_t n = ::send(fd_, prefix.data(), prefix.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
         write_event_->enable();
@@ -179,11 +184,10 @@ void TransportConnection::sendPrefix() {
       end(TransportEnd::kReset, std::string("write: ") + std::strerror(errno));
       return;
     }
-    prefix_.erase(0, static_cast<size_t>(n));
+    prefix.erase(0, static_cast<size_t>(n));
   }
-  std::string().swap(prefix_);
-  transport_ = factory_(fd_);
-  factory_ = nullptr;
+  transport_ = connecting_->factory(fd_);
+  connecting_.reset();
   state_ = State::kHandshaking;
   handshake();
 }
@@ -204,7 +208,9 @@ void TransportConnection::handshake() {
       return;
   }
   state_ = State::kReady;
-  timer_->cancel();
+  // An established connection keeps no deadline of its own (its owner has the idle timeout):
+  // one timer less per idle connection. Lingering makes another.
+  timer_.reset();
   write_event_->disable();
   last_activity_ = dispatcher_.now();
   callbacks_.onTransportReady();
@@ -313,7 +319,7 @@ void TransportConnection::lingeringClose(std::chrono::milliseconds linger) {
   ::shutdown(fd_, SHUT_WR);
   flush_timer_->cancel();
   write_event_->disable();
-  timer_->arm(linger);
+  deadline().arm(linger);
   read_event_->enable();
   discardLoop();
 }
@@ -350,8 +356,8 @@ void TransportConnection::close() {
   if (read_event_) read_event_->disable();
   if (write_event_) write_event_->disable();
   if (flush_timer_) flush_timer_->cancel();
-  end_pending_ = false;
-  timer_->cancel();
+  if (connecting_) connecting_->end_pending = false;
+  if (timer_) timer_->cancel();
   owned_fd_.reset();
 }
 

@@ -119,6 +119,18 @@ class TransportConnection {
   // Tells the owner from the event loop (connect() must not call back).
   void endSoon(TransportEnd end, std::string detail);
   void makeEvents();
+  // The connect, handshake or linger deadline (made when first needed).
+  event::Timer& deadline();
+
+  // What a client connection needs only until it is up.
+  struct Connecting {
+    TransportSocketFactory factory;
+    std::string prefix;  // bytes still to send before the transport's own (a PROXY header)
+    // A failure connect() found, delivered from the event loop.
+    bool end_pending = false;
+    TransportEnd end = TransportEnd::kConnectFailed;
+    std::string detail;
+  };
 
   event::Dispatcher& dispatcher_;
   TransportCallbacks& callbacks_;
@@ -126,8 +138,7 @@ class TransportConnection {
   UniqueFd owned_fd_;  // client side only
   int fd_ = -1;
   std::unique_ptr<TransportSocket> transport_;
-  TransportSocketFactory factory_;
-  std::string prefix_;
+  std::unique_ptr<Connecting> connecting_;
   std::unique_ptr<event::IoEvent> read_event_;
   std::unique_ptr<event::IoEvent> write_event_;
   std::unique_ptr<event::Timer> flush_timer_;
@@ -135,9 +146,6 @@ class TransportConnection {
   std::unique_ptr<event::Timer> timer_;
   std::string pending_;  // produced, not yet written from pending_offset_ on
   size_t pending_offset_ = 0;
-  bool end_pending_ = false;
-  TransportEnd pending_end_ = TransportEnd::kConnectFailed;
-  std::string pending_detail_;
   std::chrono::steady_clock::time_point last_activity_;
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;

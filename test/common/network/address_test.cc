@@ -18,6 +18,18 @@ TEST(AddressTest, ParsesIpv4AndIpv6) {
   EXPECT_EQ(v6->toString(), "[::1]:0");
 }
 
+TEST(AddressTest, FormatsEveryIpv4OctetWidth) {
+  std::string error;
+  for (const char* ip : {"0.0.0.0", "255.255.255.255", "10.0.99.100", "1.22.3.44"}) {
+    auto address = Address::parseIpPort(std::string(ip) + ":1", error);
+    ASSERT_TRUE(address) << error;
+    EXPECT_EQ(address->ip(), ip);
+  }
+  auto v6 = Address::parseIpPort("[2001:db8::ff]:1", error);
+  ASSERT_TRUE(v6) << error;
+  EXPECT_EQ(v6->ip(), "2001:db8::ff");
+}
+
 TEST(AddressTest, RejectsMalformedWithReasons) {
   std::string error;
   EXPECT_FALSE(Address::parseIpPort("127.0.0.1", error));

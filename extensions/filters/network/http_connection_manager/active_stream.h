@@ -46,7 +46,7 @@ class ActiveStream : public http::StreamCallbacks, public http::FilterManagerCal
   http::Upstreams& upstreams() override;
 
   // Where the connection manager keeps it.
-  std::list<std::unique_ptr<ActiveStream>>::iterator position;
+  std::list<ActiveStream>::iterator position;
 
  private:
   HttpConnectionManagerFilter& connection_;

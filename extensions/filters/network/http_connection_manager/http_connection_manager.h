@@ -108,8 +108,8 @@ class HttpConnectionManagerFilter : public network::ReadFilter,
   std::unique_ptr<event::Timer> cleanup_timer_;
   std::unique_ptr<http::ServerCodec> codec_;
   // Declared last: destroyed first, while everything a stream uses is still there.
-  std::list<std::unique_ptr<ActiveStream>> streams_;
-  std::vector<std::unique_ptr<ActiveStream>> ended_streams_;
+  std::list<ActiveStream> streams_;
+  std::list<ActiveStream> ended_streams_;
   network::CloseReason linger_reason_ = network::CloseReason::kFinished;
   bool closing_ = false;
 };

@@ -10,6 +10,7 @@ bool HeaderCollector::onField(const char* at, size_t len) {
   if (in_name_) {
     target_->back().name += piece;  // the rest of a name the last read cut
   } else {
+    if (target_->empty()) target_->reserve(kUsualHeaderFields);
     target_->push_back({std::move(piece), ""});
   }
   in_name_ = true;

@@ -202,19 +202,17 @@ int ServerCodec::headersComplete() {
   Exchange& exchange = *parsed_;
   // As HTTP/2 sees it: lower-case names, pseudo-headers first, Host as :authority.
   if (!validPath(url_)) return refuse("invalid request target");
-  HeaderMap headers;
-  headers.reserve(exchange.request_headers.size() + 8);  // + pseudo-headers and forwarding ones
-  headers.push_back({":method", http_method_str(static_cast<http_method>(parser_.method))});
-  headers.push_back({":scheme", "https"});
-  headers.push_back({":path", std::move(url_)});
+  HeaderMap& headers = exchange.request_headers;
   std::string authority;
   int content_lengths = 0;
   bool expects_continue = false;
-  for (Header& header : exchange.request_headers) {
+  // Fields that go on are compacted to the front, in order.
+  size_t kept = 0;
+  for (Header& header : headers) {
     if (!validHeaderName(header.name)) return refuse("invalid header name");
     if (!validHeaderValue(header.value)) return refuse("invalid character in a header value");
     if (header.name == "host") {
-      authority = header.value;
+      authority = std::move(header.value);
       continue;
     }
     if (header.name == "expect") {
@@ -233,16 +231,21 @@ int ServerCodec::headersComplete() {
     }
     // Connection, Keep-Alive, Transfer-Encoding and the like describe this hop only.
     if (isHopByHop(header.name, header.value)) continue;
-    headers.push_back(std::move(header));
+    if (&headers[kept] != &header) headers[kept] = std::move(header);
+    ++kept;
   }
+  headers.fields().resize(kept);
   if (content_lengths > 1) return refuse("more than one Content-Length");
   if (authority.empty()) return refuse("no Host header");
   if (!validAuthority(authority)) return refuse("invalid Host header");
   if (parser_.method == HTTP_CONNECT || parser_.upgrade) {
     return refuse("CONNECT and Upgrade are not proxied");
   }
-  headers.fields().insert(headers.begin() + 3, {":authority", std::move(authority)});
-  exchange.request_headers.clear();
+  headers.fields().insert(headers.begin(), 4, Header{});
+  headers[0] = {":method", http_method_str(static_cast<http_method>(parser_.method))};
+  headers[1] = {":scheme", "https"};
+  headers[2] = {":path", std::move(url_)};
+  headers[3] = {":authority", std::move(authority)};
   exchange.head_request = parser_.method == HTTP_HEAD;
   exchange.http_minor = parser_.http_minor;
   waiting_since_.reset();

@@ -61,7 +61,7 @@ class ClientCodec::ClientStream : public StreamBase {
     // Until the final response went to the owner, a HEADERS block is the response (nghttp2
     // files a final response that follows a 1xx under NGHTTP2_HCAT_HEADERS); after it, trailers.
     HeaderMap& target = response_started_ ? response_trailers_ : response_headers_;
-    if (target.empty()) target.reserve(12);
+    if (target.empty()) target.reserve(kUsualHeaderFields);
     target.push_back({std::string(name), std::string(value)});
   }
   void onHeadersDone(bool end_stream) {

@@ -65,8 +65,9 @@ class ServerCodec::ServerStream : public StreamBase {
     }
   }
   void onHeader(std::string_view name, std::string_view value, bool trailers) {
-    (trailers ? request_trailers_ : request_headers_)
-        .push_back({std::string(name), std::string(value)});
+    HeaderMap& target = trailers ? request_trailers_ : request_headers_;
+    if (target.empty()) target.reserve(kUsualHeaderFields);
+    target.push_back({std::string(name), std::string(value)});
   }
   void onRequestHeadersDone(bool end_stream) {
     header_bytes_ = 0;  // trailers count from zero
