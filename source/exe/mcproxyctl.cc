@@ -12,6 +12,7 @@
 
 #include "api/mcproxy/admin/v1/admin.pb.h"
 #include "source/common/config/config_error.h"
+#include "source/common/json/json_string.h"
 #include "source/common/stats/stats.h"
 #include "source/server/admin/admin_client.h"
 #include "source/snapshot/config_loader.h"
@@ -110,23 +111,6 @@ bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& erro
   return true;
 }
 
-std::string jsonEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof(buffer), "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // Loads and compiles FILE; prints warnings. Throws ConfigError.
 mcproxy::snapshot::CompileResult validateFile(const std::string& path) {
   mcproxy::stats::Store stats;
@@ -216,8 +200,8 @@ int snapshotsCommand(const Args& args) {
       for (size_t i = 0; i < history.size(); ++i) {
         const auto& s = history[i];
         std::cout << (i ? "," : "") << "\n  {\"version\": " << s.version << ", \"created_at\": \""
-                  << s.created_at << "\", \"source\": \"" << jsonEscape(s.source)
-                  << "\", \"content_hash\": \"" << s.content_hash
+                  << s.created_at << "\", \"source\": " << mcproxy::json::quoted(s.source)
+                  << ", \"content_hash\": \"" << s.content_hash
                   << "\", \"rollback_of\": " << s.rollback_of << ", \"listeners\": " << s.listeners
                   << ", \"routes\": " << s.routes << "}";
       }

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/logging/logger.h"
 
 namespace mcproxy::server {
@@ -80,6 +81,11 @@ void ConnectionImpl::close(network::CloseReason reason) {
   if (read_event_) read_event_->disable();
   if (filters_) filters_->onClose();
   fd_.reset();
+  stream_info_.end_time = dispatcher_.now();
+  if (listener_.access_log && access_log::logsConnection(stream_info_)) {
+    access_log::write(worker_.accessLog(), *listener_.access_log,
+                      listener_.access_log->connectionLine(stream_info_));
+  }
   listener_.stats.countClose(reason);
   listener_.stats.active.dec();
   LOG_DEBUG << "connection " << id() << " from " << stream_info_.real_client.toString() << " sni=\""

@@ -45,6 +45,7 @@ class ConnectionImpl : public network::Connection,
   event::Dispatcher& dispatcher() override { return dispatcher_; }
   worker::Resources& worker() override { return worker_; }
   network::StreamInfo& streamInfo() override { return stream_info_; }
+  const access_log::AccessLog* accessLog() const override { return listener_.access_log.get(); }
   void close(network::CloseReason reason) override;
   bool closed() const override { return closed_; }
 

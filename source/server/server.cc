@@ -141,8 +141,9 @@ int Server::run() {
   }
 
   for (size_t i = 0; i < options_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i));
+    workers_.push_back(std::make_unique<Worker>(i, access_log_writer_.addQueue()));
   }
+  access_log_writer_.start();
   // Moved, not copied: after a reload nothing but open connections may keep this one alive.
   if (!applySnapshot(std::move(compiled->snapshot))) return 1;
   compiled.reset();
@@ -164,9 +165,10 @@ int Server::run() {
 }
 
 bool Server::startAdmin(const mcproxy::config::v1::Admin& admin) {
-  if (admin.socket().empty()) return true;
+  if (admin.socket().empty() && admin.http_address().empty()) return true;
   std::vector<uid_t> allowed(admin.allowed_uids().begin(), admin.allowed_uids().end());
-  admin_ = std::make_unique<AdminServer>(dispatcher_, *this, admin.socket(), std::move(allowed));
+  admin_ = std::make_unique<AdminServer>(dispatcher_, *this, admin.socket(), std::move(allowed),
+                                         admin.http_address());
   std::string error;
   if (!admin_->start(error)) {
     LOG_ERROR << error;
@@ -239,8 +241,11 @@ void Server::installSignalHandlers() {
   addSignal(SIGHUP, [](evutil_socket_t, short, void* self) {
     static_cast<Server*>(self)->reload("SIGHUP");
   });
-  addSignal(SIGUSR1,
-            [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->dumpStats(); });
+  addSignal(SIGUSR1, [](evutil_socket_t, short, void* self) {
+    auto* server = static_cast<Server*>(self);
+    server->access_log_writer_.reopenFiles();  // logrotate's postrotate
+    server->dumpStats();
+  });
   drain_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onDrainTick(); });
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/stats.h"
 #include "source/server/admin/admin_backend.h"
@@ -69,7 +70,9 @@ class Server : public AdminBackend {
 
   Options options_;
   stats::Store stats_;
-  config::SharedObjects shared_objects_;
+  config::SharedObjects shared_objects_{/*live=*/true};
+  // Before the workers, which queue lines for it; after the stats, which it counts in.
+  access_log::Writer access_log_writer_{stats_};
   event::Dispatcher dispatcher_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
@@ -78,7 +81,8 @@ class Server : public AdminBackend {
   std::unique_ptr<event::Timer> watch_timer_;
   size_t heap_peak_since_trim_ = 0;
   stats::Gauge& heap_in_use_ =
-      stats_.gauge("server.heap_in_use_bytes", {"mcproxy_heap_in_use_bytes", {}});
+      stats_.gauge("server.heap_in_use_bytes",
+                   {"mcproxy_heap_in_use_bytes", {}, "Bytes of heap in use (mallinfo2)."});
   stats::Counter& heap_trims_ = stats_.counter("server.heap_trims");
   std::map<std::string, network::Address> bound_listeners_;  // configured address -> bound
   std::vector<std::unique_ptr<struct event, void (*)(struct event*)>> signal_events_;

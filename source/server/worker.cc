@@ -18,8 +18,9 @@ constexpr std::chrono::milliseconds kAcceptPauseOnFdExhaustion{100};
 
 }  // namespace
 
-Worker::Worker(size_t index)
+Worker::Worker(size_t index, access_log::WorkerQueue& access_log)
     : index_(index),
+      access_log_(access_log),
       http_pool_(std::make_unique<upstream::ConnPool>(dispatcher_)),
       next_connection_id_((static_cast<uint64_t>(index) << 48) + 1) {
   accept_pause_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] {

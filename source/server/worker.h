@@ -22,7 +22,7 @@ namespace mcproxy::server {
 // pool, relay pipes). The main thread talks to it only through post().
 class Worker : public ConnectionOwner, public worker::Resources {
  public:
-  explicit Worker(size_t index);
+  Worker(size_t index, access_log::WorkerQueue& access_log);
   ~Worker() override;
 
   void start();
@@ -48,6 +48,7 @@ class Worker : public ConnectionOwner, public worker::Resources {
   event::Dispatcher& dispatcher() override { return dispatcher_; }
   upstream::ConnPool& httpPool() override { return *http_pool_; }
   network::TransferPool& transferPool() override { return transfer_pool_; }
+  access_log::WorkerQueue& accessLog() override { return access_log_; }
 
  private:
   struct ActiveListener {
@@ -59,6 +60,7 @@ class Worker : public ConnectionOwner, public worker::Resources {
   void onAcceptReady(ActiveListener& listener);
 
   const size_t index_;
+  access_log::WorkerQueue& access_log_;  // owned by the server's access log writer
   event::Dispatcher dispatcher_;
   // After the dispatcher (whose events they use), before the connections (which use them).
   network::TransferPool transfer_pool_;

@@ -227,6 +227,20 @@ CREATE TRIGGER http_route_headers_need_http_route BEFORE INSERT ON http_route_he
   BEGIN SELECT RAISE(ABORT, 'a header match belongs to an http_routes entry'); END;
 )sql";
 
+// Migration 7: access logs, top level (listener_name '') and per listener. A row is the
+// access_log setting present; an empty path in a listener's row turns the top-level one off.
+constexpr const char* kMigration7 = R"sql(
+CREATE TABLE access_logs (
+  snapshot_version INTEGER NOT NULL REFERENCES snapshots(version),
+  listener_name    TEXT    NOT NULL,  -- '' is the top-level access_log
+  path             TEXT    NOT NULL,
+  format           TEXT    NOT NULL CHECK (format IN ('json', 'text')),
+  text_format      TEXT    NOT NULL DEFAULT '',
+  CHECK ((format = 'text') = (text_format <> '') OR path = ''),
+  PRIMARY KEY (snapshot_version, listener_name)
+) STRICT;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -241,6 +255,7 @@ const std::vector<Migration>& migrations() {
       {6, "routes.timeout_ms, http_routes, http_route_headers, http_filters",
        kMigration6 + immutableGuards("http_routes") + immutableGuards("http_route_headers") +
            immutableGuards("http_filters")},
+      {7, "access_logs", kMigration7 + guards("access_logs", true)},
   };
   return all;
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <set>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/config/config_error.h"
 #include "source/common/http/filter_factory.h"
 #include "source/common/http/headers.h"
@@ -31,18 +32,25 @@ std::string routePath(size_t listener_index, int route_index) {
 
 ListenerStats makeListenerStats(stats::Store& store, const std::string& name) {
   const std::string prefix = "listener." + name + ".";
-  auto metric = [&](const char* family) { return stats::MetricId{family, {{"listener", name}}}; };
+  auto metric = [&](const char* family, const char* help) {
+    return stats::MetricId{family, {{"listener", name}}, help};
+  };
   ListenerStats out{
-      store.counter(prefix + "downstream_cx_total", metric("mcproxy_listener_connections_total")),
-      store.gauge(prefix + "downstream_cx_active", metric("mcproxy_listener_active_connections")),
+      store.counter(prefix + "downstream_cx_total",
+                    metric("mcproxy_listener_connections_total", "Connections accepted.")),
+      store.gauge(prefix + "downstream_cx_active",
+                  metric("mcproxy_listener_active_connections", "Connections open now.")),
       store.counter(prefix + "downstream_cx_overflow",
-                    metric("mcproxy_listener_accept_overflow_total")),
+                    metric("mcproxy_listener_accept_overflow_total",
+                           "accept() failures for lack of file descriptors.")),
       {}};
   for (size_t i = 0; i < network::kCloseReasonCount; ++i) {
     const char* reason = network::closeReasonName(static_cast<network::CloseReason>(i));
-    out.closes.push_back(&store.counter(
-        prefix + "close." + reason,
-        {"mcproxy_listener_closes_total", {{"listener", name}, {"reason", reason}}}));
+    out.closes.push_back(
+        &store.counter(prefix + "close." + reason,
+                       {"mcproxy_listener_closes_total",
+                        {{"listener", name}, {"reason", reason}},
+                        "Connections closed, by reason (docs/configuration.md lists them)."}));
   }
   return out;
 }
@@ -191,8 +199,13 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
                         "an L7 route terminates TLS and needs both tls_cert and tls_key");
     }
     std::string error;
-    tls_context = tls::makeServerContext(proto.tls_cert(), proto.tls_key(), error);
-    if (!tls_context) throw ConfigError(path + ".tls_cert", error);
+    bool key_at_fault = false;
+    tls_context = tls::makeServerContext(proto.tls_cert(), proto.tls_key(), error, &key_at_fault);
+    if (!tls_context) throw ConfigError(path + (key_at_fault ? ".tls_key" : ".tls_cert"), error);
+    for (const std::string& problem :
+         tls::checkServedCertificate(tls_context.get(), router::toLowerAscii(proto.hostname()))) {
+      warnings.push_back(path + ".tls_cert: " + problem);
+    }
     watched_files.push_back(proto.tls_cert());
     watched_files.push_back(proto.tls_key());
     if (proto.backend_tls()) {
@@ -220,31 +233,15 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     throw ConfigError(path + ".proxy_protocol_version", "must be 1 or 2");
   }
 
-  const std::string stat_prefix = "route." + listener_name + "." +
-                                  (is_default ? std::string("default") : proto.hostname()) + ".";
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
-  auto routeCounter = [&](const char* stat, const char* family) -> stats::Counter& {
-    return store.counter(stat_prefix + stat,
-                         {family, {{"listener", listener_name}, {"route", route_label}}});
-  };
-  auto route = std::make_unique<router::Route>(router::Route{
-      router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
-      l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(), proto.tls_key(),
-      proto.backend_tls(), proto.send_proxy_protocol(),
-      proto.proxy_protocol_version() == 1 ? 1u : 2u,
-      router::RouteStats{
-          routeCounter("upstream_cx_total", "mcproxy_route_connections_total"),
-          routeCounter("rq_total", "mcproxy_route_requests_total"),
-          routeCounter("rq_502", "mcproxy_route_responses_502_total"),
-          routeCounter("rq_504", "mcproxy_route_responses_504_total"),
-          routeCounter("bytes_from_downstream", "mcproxy_route_rx_bytes_total"),
-          routeCounter("bytes_to_downstream", "mcproxy_route_tx_bytes_total"),
-          routeCounter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total"),
-          store.latencyHistogram(stat_prefix + "rq_latency",
-                                 {"mcproxy_route_request_duration_seconds",
-                                  {{"listener", listener_name}, {"route", route_label}}})},
-      std::move(tls_context), std::move(backend_tls_context),
-      proto.backend_protocol() == Route::HTTP1});
+  auto route = std::make_unique<router::Route>(
+      router::Route{router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
+                    l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(),
+                    proto.tls_key(), proto.backend_tls(), proto.send_proxy_protocol(),
+                    proto.proxy_protocol_version() == 1 ? 1u : 2u,
+                    router::makeRouteStats(store, listener_name, proto.hostname(), is_default),
+                    std::move(tls_context), std::move(backend_tls_context),
+                    proto.backend_protocol() == Route::HTTP1});
   route->backend_key = route->backend.toString();
   if (l7) {
     const auto protocol =
@@ -370,6 +367,48 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
   }
 }
 
+// Null for an empty path (no access log). The file is opened only by a live compile (the
+// server): a path it cannot write is an error there, and the CLI only validates.
+std::shared_ptr<const access_log::AccessLog> compileAccessLog(
+    const mcproxy::config::v1::AccessLog& proto, const std::string& path,
+    config::SharedObjects& shared) {
+  if (proto.path().empty()) {
+    if (!proto.text_format().empty()) {
+      throw ConfigError(path + ".path", "text_format is set but no path: where should lines go?");
+    }
+    return nullptr;
+  }
+  formatter::Formatter text;
+  if (proto.format() == mcproxy::config::v1::AccessLog::TEXT) {
+    if (proto.text_format().empty()) {
+      throw ConfigError(path + ".text_format", "format TEXT needs a text_format");
+    }
+    auto parsed = formatter::Formatter::parse(proto.text_format(), "-");
+    if (!parsed.ok()) {
+      throw ConfigError(path + ".text_format", std::string(parsed.status().message()));
+    }
+    text = std::move(*parsed);
+  } else if (!proto.text_format().empty()) {
+    throw ConfigError(path + ".text_format", "only used with format: TEXT");
+  }
+  std::shared_ptr<access_log::File> file;
+  if (shared.live()) {
+    file = shared.getOrCreate<access_log::File>(
+        proto.path(), [](const access_log::File&) { return true; },
+        [&]() -> std::shared_ptr<access_log::File> {
+          auto opened = access_log::File::open(proto.path());
+          if (!opened.ok())
+            throw ConfigError(path + ".path", std::string(opened.status().message()));
+          return *opened;
+        });
+  }
+  return std::make_shared<access_log::AccessLog>(
+      std::move(file),
+      proto.format() == mcproxy::config::v1::AccessLog::TEXT ? access_log::Format::kText
+                                                             : access_log::Format::kJson,
+      std::move(text));
+}
+
 std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
                                                   size_t index, stats::Store& store,
                                                   std::vector<std::string>& warnings,
@@ -427,6 +466,11 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
     }
   }
   compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files, shared);
+  if (proto.has_access_log()) {
+    listener->access_log = compileAccessLog(proto.access_log(), path + ".access_log", shared);
+  } else if (bootstrap.has_access_log()) {
+    listener->access_log = compileAccessLog(bootstrap.access_log(), "access_log", shared);
+  }
   return listener;
 }
 

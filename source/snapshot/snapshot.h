@@ -16,6 +16,10 @@
 #include "source/common/router/route.h"
 #include "source/common/stats/stats.h"
 
+namespace mcproxy::access_log {
+class AccessLog;
+}
+
 namespace mcproxy::snapshot {
 
 struct ListenerStats {
@@ -39,6 +43,8 @@ struct CompiledListener {
   const router::Route* default_route = nullptr;
   std::vector<network::FilterFactoryCb> filter_factories;
   ListenerStats stats;
+  // Null: no access log for this listener's connections and requests.
+  std::shared_ptr<const access_log::AccessLog> access_log;
 
   // Exact hostname, then the longest wildcard, then the default route; nullptr if none.
   const router::Route* findRoute(std::string_view server_name) const;

@@ -250,6 +250,22 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     }
   }
   writeFirewall(version, "", config.firewall());
+  Statement access_log = db_.prepare(
+      "INSERT INTO access_logs (snapshot_version, listener_name, path, format, text_format)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)");
+  auto writeAccessLog = [&](const std::string& listener,
+                            const mcproxy::config::v1::AccessLog& log) {
+    access_log.bind(1, version)
+        .bind(2, listener)
+        .bind(3, log.path())
+        .bind(4, log.format() == mcproxy::config::v1::AccessLog::TEXT ? "text" : "json")
+        .bind(5, log.text_format())
+        .run();
+  };
+  if (config.has_access_log()) writeAccessLog("", config.access_log());
+  for (const Listener& listener : config.listeners()) {
+    if (listener.has_access_log()) writeAccessLog(listener.name(), listener.access_log());
+  }
   Statement trusted = db_.prepare(
       "INSERT INTO trusted_sources (snapshot_version, listener_name, position, cidr)"
       " VALUES (?1, ?2, ?3, ?4)");
@@ -511,6 +527,27 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   }
   loadHttp(version, routes_by_key);
   loadFirewalls(version, config, by_name);
+  Statement access_logs = db_.prepare(
+      "SELECT listener_name, path, format, text_format FROM access_logs"
+      " WHERE snapshot_version = ?1");
+  access_logs.bind(1, version);
+  while (access_logs.step()) {
+    mcproxy::config::v1::AccessLog* log = nullptr;
+    if (access_logs.text(0).empty()) {
+      log = config.mutable_access_log();
+    } else {
+      auto it = by_name.find(access_logs.text(0));
+      if (it == by_name.end()) {
+        throw StoreError("version " + std::to_string(version) + ": access log of listener \"" +
+                         access_logs.text(0) + "\", which does not exist");
+      }
+      log = it->second->mutable_access_log();
+    }
+    log->set_path(access_logs.text(1));
+    log->set_format(access_logs.text(2) == "text" ? mcproxy::config::v1::AccessLog::TEXT
+                                                  : mcproxy::config::v1::AccessLog::JSON);
+    log->set_text_format(access_logs.text(3));
+  }
   return out;
 }
 
@@ -624,6 +661,20 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     }
   };
   diffFirewall("(top level)", a.firewall(), b.firewall());
+  // An access_log setting, present or not ("(none)"), per scope.
+  using mcproxy::config::v1::AccessLog;
+  auto diffAccessLog = [&](const std::string& scope, const AccessLog* before,
+                           const AccessLog* after) {
+    const std::string old_text = before != nullptr ? before->ShortDebugString() : "(none)";
+    const std::string new_text = after != nullptr ? after->ShortDebugString() : "(none)";
+    if (old_text != new_text) {
+      lines.push_back("~ access_log " + scope + " {" + old_text + "} => {" + new_text + "}");
+    }
+  };
+  auto accessLogOf = [](const auto& holder) -> const AccessLog* {
+    return holder.has_access_log() ? &holder.access_log() : nullptr;
+  };
+  diffAccessLog("(top level)", accessLogOf(a), accessLogOf(b));
   const auto listeners_a = index(a);
   const auto listeners_b = index(b);
   for (const auto& [name, listener] : listeners_a) {
@@ -634,6 +685,7 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     if (old == listeners_a.end()) {
       lines.push_back("+ listener " + name + " " + listener->address());
       diffFirewall(name, mcproxy::config::v1::Firewall(), listener->firewall());
+      diffAccessLog(name, nullptr, accessLogOf(*listener));
     } else {
       if (old->second->address() != listener->address()) {
         lines.push_back("~ listener " + name + " address " + old->second->address() + " -> " +
@@ -647,6 +699,7 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
                                                listener->trusted_sources().end());
       if (trusted_a != trusted_b)
         lines.push_back("~ listener " + name + " trusted_sources changed");
+      diffAccessLog(name, accessLogOf(*old->second), accessLogOf(*listener));
     }
     const auto routes_a =
         old == listeners_a.end() ? std::map<std::string, const Route*>() : routesOf(*old->second);

@@ -328,6 +328,50 @@ TEST(SnapshotStoreTest, HttpRoutesFiltersAndTimeoutsRoundTripAndDiff) {
             std::string::npos);
 }
 
+TEST(SnapshotStoreTest, AccessLogsRoundTripAndDiff) {
+  const std::string path = tempPath("access_logs");
+  SnapshotStore store(path);
+  const std::string text = R"(
+    access_log { path: "/var/log/mc-proxy/access.log" }
+    listeners { name: "edge" address: "127.0.0.1:1"
+      access_log { path: "-" format: TEXT text_format: "%CLIENT_IP% %SNI%" } }
+    listeners { name: "quiet" address: "127.0.0.1:2" access_log { } }
+    listeners { name: "inherits" address: "127.0.0.1:3" })";
+  store.write(config(text), "a");
+  const auto loaded = store.load(1).config;
+  ASSERT_TRUE(loaded.has_access_log());
+  EXPECT_EQ(loaded.access_log().path(), "/var/log/mc-proxy/access.log");
+  EXPECT_EQ(loaded.access_log().format(), mcproxy::config::v1::AccessLog::JSON);
+  EXPECT_EQ(loaded.listeners(0).access_log().text_format(), "%CLIENT_IP% %SNI%");
+  EXPECT_EQ(loaded.listeners(0).access_log().format(), mcproxy::config::v1::AccessLog::TEXT);
+  EXPECT_TRUE(loaded.listeners(1).has_access_log());  // present and empty: turned off
+  EXPECT_EQ(loaded.listeners(1).access_log().path(), "");
+  EXPECT_FALSE(loaded.listeners(2).has_access_log());
+  EXPECT_EQ(SnapshotStore::contentHash(loaded), SnapshotStore::contentHash(config(text)));
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+
+  std::string changed = text;
+  changed.replace(changed.find("access_log { } "), 15, "");
+  changed.replace(changed.find("/var/log/mc-proxy/access.log"), 28, "/tmp/a.log");
+  store.write(config(changed), "b");
+  const auto lines = store.diff(1, 2);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0],
+            "~ access_log (top level) {path: \"/var/log/mc-proxy/access.log\"} => "
+            "{path: \"/tmp/a.log\"}");
+  EXPECT_EQ(lines[1], "~ access_log quiet {} => {(none)}");
+
+  RawConnection raw(path);
+  auto row = [](const std::string& values) {
+    return "INSERT INTO access_logs VALUES (" + values + ")";
+  };
+  EXPECT_NE(raw.exec(row("2, 'edge', '/x', 'xml', ''")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(row("2, 'edge', '/x', 'text', ''")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(row("2, 'ghost', '/x', 'json', ''")).find("listener"), std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE access_logs SET path = '/y'").find("immutable"), std::string::npos);
+}
+
 TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
   const std::string path = tempPath("newer");
   { SnapshotStore store(path); }

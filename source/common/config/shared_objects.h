@@ -16,6 +16,11 @@ namespace mcproxy::config {
 // snapshot holds it.
 class SharedObjects {
  public:
+  // `live`: what is compiled will serve traffic in this process, so files it writes (access
+  // logs) are opened; otherwise a compile only validates (the CLI, tests).
+  explicit SharedObjects(bool live = false) : live_(live) {}
+  bool live() const { return live_; }
+
   // The T kept under `key` if one is alive and `fits(existing)`; otherwise a new `make()`, kept
   // under `key` for the next compile.
   template <class T>
@@ -32,6 +37,7 @@ class SharedObjects {
   }
 
  private:
+  const bool live_;
   std::mutex mutex_;
   std::map<std::string, std::weak_ptr<void>> objects_;
 };

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <absl/random/random.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -94,6 +96,9 @@ class Dispatcher {
   event_base* base() { return base_; }
   // Monotonic time (vDSO clock read; no syscall).
   std::chrono::steady_clock::time_point now() const;
+  // This loop's random source (request ids): one per thread, as absl::BitGen is not
+  // thread-safe, seeded from the OS.
+  absl::BitGen& random() { return random_; }
 
  private:
   void runPosted();
@@ -105,6 +110,7 @@ class Dispatcher {
   std::vector<std::function<void()>> posted_;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
   std::unique_ptr<Timer> deferred_delete_timer_;
+  absl::BitGen random_;
 };
 
 }  // namespace mcproxy::event

@@ -65,6 +65,11 @@ class Stream {
   // its socket looks fine; an HTTP/2 connection checks with a PING and takes no new stream
   // until it is answered.
   virtual void onResponseTimeout() {}
+  // Client side: when the connection carrying it was ready to send (TCP, PROXY, TLS done);
+  // unset while it is still being set up.
+  virtual std::optional<std::chrono::steady_clock::time_point> connectionReadyTime() const {
+    return std::nullopt;
+  }
 };
 
 // The owner's side of the link to a codec stream: detaches on destruction (RAII), and forgets
@@ -150,6 +155,10 @@ class ClientCodecCallbacks {
   virtual void onResponseTimeout() {}
   // The codec stopped reading on backpressure and may read again.
   virtual void onReadResumed() {}
+  // When the connection was ready to send; unset while it is being set up.
+  virtual std::optional<std::chrono::steady_clock::time_point> readyTime() const {
+    return std::nullopt;
+  }
 };
 
 // The backend-facing protocol of one connection.

@@ -22,9 +22,13 @@ class NvList {
     if (size_ > kInline) heap_.resize(size_);
     nghttp2_nv* out = data();
     for (const auto& header : headers) {
+      // A value that is new on every message (a request id) would only churn the peer's HPACK
+      // table: it goes as a literal the table never keeps.
+      const uint8_t flags =
+          header.name == "x-request-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
       *out++ = {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.name.data())),
                 const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(header.value.data())),
-                header.name.size(), header.value.size(), NGHTTP2_NV_FLAG_NONE};
+                header.name.size(), header.value.size(), flags};
     }
   }
   NvList(const NvList&) = delete;

@@ -34,6 +34,11 @@ struct StreamInfo {
   // and where the request went.
   const router::HttpRoute* http_route = nullptr;
   const network::Address* upstream_address = nullptr;
+  // How long the request waited for a backend connection (zero: a pooled one was ready); unset
+  // when it never got one.
+  std::optional<std::chrono::milliseconds> upstream_connect;
+  // x-request-id as forwarded to the backend (forwarding_headers sets it).
+  std::string request_id;
   // Why the proxy answered or reset instead of a backend ("upstream response timeout").
   std::string response_detail;
   bool local_reply = false;

@@ -27,6 +27,22 @@ const char* levelName(Level level) {
 
 }  // namespace
 
+bool RateLimit::allow(uint64_t& suppressed) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t second = second_.load(std::memory_order_relaxed);
+  if (second != now && second_.compare_exchange_strong(second, now)) {
+    count_.store(0, std::memory_order_relaxed);
+  }
+  if (count_.fetch_add(1, std::memory_order_relaxed) >= per_second_) {
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  suppressed = suppressed_.exchange(0, std::memory_order_relaxed);
+  return true;
+}
+
 Level minLevel() { return static_cast<Level>(g_min_level.load(std::memory_order_relaxed)); }
 
 void setMinLevel(Level level) { g_min_level.store(static_cast<int>(level)); }

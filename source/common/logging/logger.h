@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <sstream>
 #include <string>
 
@@ -15,6 +16,22 @@ void setMinLevel(Level level);
 bool parseLevel(const std::string& text, Level& level);
 // Names the calling thread in log lines ("main", "worker-0", ...).
 void setThreadName(const std::string& name);
+
+// Bounds how many lines a noisy event writes: `per_second` lines in each second, from any
+// thread (atomics, no lock); the next line allowed says how many were left out.
+class RateLimit {
+ public:
+  explicit RateLimit(int per_second) : per_second_(per_second) {}
+  // True when a line may go out now; `suppressed` is set to how many were refused since the
+  // last one allowed.
+  bool allow(uint64_t& suppressed);
+
+ private:
+  const int per_second_;
+  std::atomic<int64_t> second_{0};
+  std::atomic<int> count_{0};
+  std::atomic<uint64_t> suppressed_{0};
+};
 
 // One log line, written to stderr with a single write(2) when it goes out of scope so lines
 // from different threads never interleave.

@@ -10,6 +10,9 @@
 namespace mcproxy::worker {
 class Resources;
 }
+namespace mcproxy::access_log {
+class AccessLog;
+}
 
 namespace mcproxy::network {
 
@@ -29,6 +32,9 @@ class Connection {
   // The worker this connection runs on: its pools and buffers.
   virtual worker::Resources& worker() = 0;
   virtual StreamInfo& streamInfo() = 0;
+  // The access log of this connection's listener, or null. A terminal filter that serves
+  // requests logs each (access_log::write on the worker's queue); the connection logs itself.
+  virtual const access_log::AccessLog* accessLog() const = 0;
   // Closes the connection now and counts `reason`. Every filter's onConnectionClose() runs;
   // the filters themselves are destroyed after the current event callback returns.
   virtual void close(CloseReason reason) = 0;

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "source/common/network/address.h"
@@ -31,11 +33,19 @@ struct StreamInfo {
   std::string proxy_unique_id;        // PP2_TYPE_UNIQUE_ID
   std::string requested_server_name;  // SNI, lower-cased; empty when none was sent
   std::vector<std::string> alpn;      // ALPN protocols the client offered
+  // L7, once the TLS handshake with the client is done (OpenSSL's static names).
+  std::string_view negotiated_alpn;
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+  // Why the TLS handshake with the client failed ("no_shared_cipher", "timeout", ...).
+  std::string_view tls_failure;
+  uint64_t requests = 0;  // L7: requests the client sent on this connection
   // Chosen by the router; owned by the snapshot this connection runs on.
   const router::Route* route = nullptr;
   uint64_t bytes_from_downstream = 0;
   uint64_t bytes_to_downstream = 0;
   std::chrono::steady_clock::time_point start_time;
+  std::optional<std::chrono::steady_clock::time_point> end_time;  // set when it closed
   CloseReason close_reason = CloseReason::kFinished;
   // What a filter shares with the filters after it (and, later, the access log).
   stream_info::FilterState filter_state;

@@ -31,6 +31,8 @@ const char* transportEndName(TransportEnd end) {
       return "connect timeout";
     case TransportEnd::kHandshakeFailed:
       return "TLS handshake failed";
+    case TransportEnd::kHandshakeTimeout:
+      return "TLS handshake timed out";
     case TransportEnd::kLingerDone:
       return "closed";
   }
@@ -112,7 +114,7 @@ void TransportConnection::onTimer() {
       return;
     case State::kHandshaking:
       // A client side counts the handshake into its connect time; a server side's peer was slow.
-      end(owned_fd_.valid() ? TransportEnd::kConnectTimeout : TransportEnd::kHandshakeFailed,
+      end(owned_fd_.valid() ? TransportEnd::kConnectTimeout : TransportEnd::kHandshakeTimeout,
           "TLS handshake timed out");
       return;
     case State::kLingering:

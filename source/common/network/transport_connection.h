@@ -14,12 +14,13 @@ namespace mcproxy::network {
 
 // How a TransportConnection ended.
 enum class TransportEnd {
-  kPeerClosed,       // the peer closed its sending side (FIN, close_notify)
-  kReset,            // a read or write failed (reset, broken pipe, TLS error)
-  kConnectFailed,    // the TCP connect was refused or could not start (EMFILE, ...)
-  kConnectTimeout,   // connect, prefix and handshake did not finish in time
-  kHandshakeFailed,  // the TLS handshake failed (or, server side, took too long)
-  kLingerDone,       // lingeringClose() is over: the peer closed, or the linger time passed
+  kPeerClosed,        // the peer closed its sending side (FIN, close_notify)
+  kReset,             // a read or write failed (reset, broken pipe, TLS error)
+  kConnectFailed,     // the TCP connect was refused or could not start (EMFILE, ...)
+  kConnectTimeout,    // connect, prefix and handshake did not finish in time
+  kHandshakeFailed,   // the TLS handshake failed (TransportSocket::failureKind() says how)
+  kHandshakeTimeout,  // server side: the handshake did not finish in time
+  kLingerDone,        // lingeringClose() is over: the peer closed, or the linger time passed
 };
 
 const char* transportEndName(TransportEnd end);
@@ -58,7 +59,7 @@ class TransportConnection {
   TransportConnection& operator=(const TransportConnection&) = delete;
 
   // Server side: `fd` stays the caller's. The handshake must finish within `handshake_timeout`
-  // (then kHandshakeFailed).
+  // (then kHandshakeTimeout).
   void accept(int fd, std::unique_ptr<TransportSocket> transport,
               std::chrono::milliseconds handshake_timeout);
   // Client side: connects to `address`, writes `prefix` as it is (a PROXY header precedes TLS),

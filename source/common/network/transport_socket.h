@@ -45,6 +45,9 @@ class TransportSocket {
   // Why the last handshake, read or write failed. Reading it empties OpenSSL's error queue,
   // which every TLS connection of the thread shares.
   virtual std::string failureReason() = 0;
+  // What kind of failure the last handshake had, for counters: "no_shared_version",
+  // "no_shared_cipher", "client_alert", "client_closed", "not_tls" or "other".
+  virtual std::string_view failureKind() const { return "other"; }
   // For logs: "TLSv1.3" and the cipher; empty without TLS.
   virtual std::string_view tlsVersion() const { return {}; }
   virtual std::string_view tlsCipher() const { return {}; }

@@ -51,4 +51,43 @@ const HttpRoute* Route::matchHttpRoute(const http::HeaderMap& request) const {
   return nullptr;
 }
 
+RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
+                          const std::string& hostname, bool is_default) {
+  const std::string prefix =
+      "route." + listener + "." + (is_default ? std::string("default") : hostname) + ".";
+  const std::string label = is_default ? std::string("(default)") : hostname;
+  const stats::MetricId::Labels labels = {{"listener", listener}, {"route", label}};
+  auto counter = [&](const char* stat, const char* family, const char* help) -> stats::Counter& {
+    return store.counter(prefix + stat, {family, labels, help});
+  };
+  auto responses = [&](const char* status_class) -> stats::Counter* {
+    stats::MetricId metric{"mcproxy_route_responses_total", labels,
+                           "L7 responses sent to clients, by status class."};
+    metric.labels.push_back({"class", status_class});
+    return &store.counter(prefix + "rq_" + status_class, metric);
+  };
+  return RouteStats{
+      counter("upstream_cx_total", "mcproxy_route_connections_total", "Connections routed here."),
+      counter("rq_total", "mcproxy_route_requests_total", "L7 requests routed here."),
+      counter("rq_502", "mcproxy_route_responses_502_total",
+              "L7 502s: the backend refused, reset or broke the protocol."),
+      counter("rq_504", "mcproxy_route_responses_504_total",
+              "L7 504s: the backend did not connect or answer in time."),
+      counter("bytes_from_downstream", "mcproxy_route_rx_bytes_total",
+              "L4 bytes from clients to the backend."),
+      counter("bytes_to_downstream", "mcproxy_route_tx_bytes_total",
+              "L4 bytes from the backend to clients."),
+      counter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total",
+              "Backend connections that failed to open."),
+      store.latencyHistogram(prefix + "rq_latency",
+                             {"mcproxy_route_request_duration_seconds", labels,
+                              "L7 request headers to response end, in seconds."}),
+      {responses("1xx"), responses("2xx"), responses("3xx"), responses("4xx"), responses("5xx")},
+      store.gauge(prefix + "rq_active",
+                  {"mcproxy_route_active_requests", labels, "L7 requests in flight."}),
+      store.latencyHistogram(prefix + "upstream_cx_connect",
+                             {"mcproxy_route_upstream_connect_duration_seconds", labels,
+                              "L7 backend connection setup (TCP, PROXY, TLS), in seconds."})};
+}
+
 }  // namespace mcproxy::router

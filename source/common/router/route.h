@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -26,7 +27,20 @@ struct RouteStats {
   stats::Counter& bytes_to_downstream;    // backend -> client
   stats::Counter& upstream_connect_failed;
   stats::Histogram& request_latency;  // L7: seconds from request headers to response end
+  // L7: responses sent, by status class (index 0: 1xx ... 4: 5xx).
+  std::array<stats::Counter*, 5> responses_by_class;
+  stats::Gauge& streams_active;                // L7: requests in flight
+  stats::Histogram& upstream_connect_latency;  // L7: seconds to set up a backend connection
+
+  void countResponse(int status) const {
+    if (status >= 100 && status < 600) responses_by_class[status / 100 - 1]->inc();
+  }
 };
+
+// A route's stats in `store`, named "route.<listener>.<hostname or default>.*" and exported with
+// the labels listener and route ("(default)" for a default route).
+RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
+                          const std::string& hostname, bool is_default);
 
 // Which request paths something applies to: a prefix of :path (query included), or exactly
 // :path without its query, or (neither) every path.

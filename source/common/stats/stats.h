@@ -53,8 +53,10 @@ class Histogram {
 
 // How a stat is exported to Prometheus: a metric family and its labels.
 struct MetricId {
+  using Labels = std::vector<std::pair<std::string, std::string>>;
   std::string family;  // e.g. "mcproxy_listener_connections_total"
-  std::vector<std::pair<std::string, std::string>> labels;
+  Labels labels;
+  std::string help;  // the family's # HELP text (one stat of the family needs to say it)
 };
 
 // Owns every counter and gauge of the process, by name. Lookups (which lock) happen when a

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mcproxy::tls {
 
@@ -19,9 +20,18 @@ using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
 // A server TLS context for one certificate: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers,
 // session resumption (tickets and a server-side cache), ALPN preferring h2 over http/1.1.
-// Returns null and sets `error` (naming the file and OpenSSL's reason) on failure.
+// Returns null and sets `error` (naming the file and OpenSSL's reason) on failure;
+// `key_at_fault` says whether the key file (unreadable, or not the certificate's) is to blame.
 std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
-                                           const std::string& key_file, std::string& error);
+                                           const std::string& key_file, std::string& error,
+                                           bool* key_at_fault = nullptr);
+
+// What a client would find wrong with the certificate `ctx` serves, for config warnings: a chain
+// that does not verify against the system CA bundle (OpenSSL's default paths; SSL_CERT_FILE and
+// SSL_CERT_DIR override them) because the file holds the leaf only, the intermediates do not
+// lead to a trusted root, or a certificate expired or is not yet valid; and a `hostname` the
+// leaf does not cover ("*.a.test": any one name under it). Empty when nothing is.
+std::vector<std::string> checkServedCertificate(SSL_CTX* ctx, std::string_view hostname);
 
 // A client TLS context for upstreams: verifies against `ca_file` (the system bundle when empty),
 // offers ALPN `alpn` ("h2" or "http/1.1").

@@ -12,6 +12,32 @@
 namespace mcproxy::tls {
 namespace {
 
+// What an OpenSSL handshake error says went wrong, as a counter label.
+std::string_view classifyHandshakeError(unsigned long error) {
+  if (ERR_GET_LIB(error) != ERR_LIB_SSL) return "other";
+  const int reason = ERR_GET_REASON(error);
+  if (reason >= SSL_AD_REASON_OFFSET) return "client_alert";  // the peer sent an alert
+  switch (reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+      return "no_shared_version";
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+      return "no_shared_cipher";
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+      return "not_tls";
+    default:
+      return "other";
+  }
+}
+
 class TlsTransportSocket : public network::TransportSocket {
  public:
   TlsTransportSocket(int fd, SSL_CTX* context, std::string peeked) : ssl_(SSL_new(context)) {
@@ -30,7 +56,13 @@ class TlsTransportSocket : public network::TransportSocket {
         return HandshakeStatus::kWantRead;
       case SSL_ERROR_WANT_WRITE:
         return HandshakeStatus::kWantWrite;
+      case SSL_ERROR_SYSCALL:  // EOF or a reset: the peer went away mid-handshake
+        failure_kind_ = "client_closed";
+        failure_ = errno != 0 ? std::strerror(errno) : "peer closed during the handshake";
+        ERR_clear_error();
+        return HandshakeStatus::kFailed;
       default: {
+        failure_kind_ = classifyHandshakeError(ERR_peek_error());
         const long verify = SSL_get_verify_result(ssl_.get());
         // opensslErrors() also empties the thread's error queue, which every other TLS
         // connection on the worker would otherwise take for its own error.
@@ -86,6 +118,7 @@ class TlsTransportSocket : public network::TransportSocket {
     return {reinterpret_cast<const char*>(alpn), len};
   }
   std::string failureReason() override { return failure_.empty() ? "TLS error" : failure_; }
+  std::string_view failureKind() const override { return failure_kind_; }
   std::string_view tlsVersion() const override { return SSL_get_version(ssl_.get()); }
   std::string_view tlsCipher() const override {
     const char* name = SSL_get_cipher_name(ssl_.get());
@@ -102,6 +135,7 @@ class TlsTransportSocket : public network::TransportSocket {
 
   SslPtr ssl_;
   std::string failure_;
+  std::string_view failure_kind_ = "other";
 };
 
 }  // namespace

@@ -10,6 +10,10 @@
 
 struct ssl_ctx_st;
 
+namespace mcproxy::stats {
+class Histogram;
+}
+
 namespace mcproxy::upstream {
 
 enum class Protocol { kHttp2, kHttp1 };
@@ -26,6 +30,8 @@ struct Endpoint {
   const std::shared_ptr<ssl_ctx_st>& tls;
   // The name sent as SNI and verified, with TLS.
   std::string_view tls_server_name;
+  // Where a new connection's setup time (TCP, PROXY, TLS) is observed; null: nowhere.
+  stats::Histogram* connect_latency = nullptr;
 };
 
 // "h2|10.0.0.5:8443", "http1|10.0.0.5:80|tls:api.test": what makes two requests able to share a

@@ -21,7 +21,8 @@ HttpConnection::HttpConnection(event::Dispatcher& dispatcher, ConnPool& pool,
       settings_(settings),
       proxy_header_(std::move(proxy_header)),
       transport_(dispatcher, *this),
-      timer_(dispatcher, [this] { onTimer(); }) {
+      timer_(dispatcher, [this] { onTimer(); }),
+      connect_latency_(endpoint.connect_latency) {
   if (protocol_ == Protocol::kHttp2) {
     codec_ = std::make_unique<http::http2::ClientCodec>(*this, settings_.stream_window_bytes);
   } else {
@@ -41,6 +42,7 @@ void HttpConnection::connect() {
   } else {
     factory = [](int fd) { return network::makeRawTransportSocket(fd); };
   }
+  connect_start_ = dispatcher_.now();
   transport_.connect(address_, std::move(proxy_header_), std::move(factory),
                      settings_.connect_timeout);
 }
@@ -62,6 +64,10 @@ http::Stream& HttpConnection::newStream(http::StreamCallbacks& callbacks) {
 }
 
 void HttpConnection::onTransportReady() {
+  ready_time_ = dispatcher_.now();
+  if (connect_latency_ != nullptr) {
+    connect_latency_->observe(std::chrono::duration<double>(*ready_time_ - connect_start_).count());
+  }
   if (!tls_) return;
   const std::string_view alpn = transport_.transport()->negotiatedProtocol();
   const bool h2 = protocol_ == Protocol::kHttp2;
@@ -91,6 +97,7 @@ void HttpConnection::onTransportEnd(network::TransportEnd end, const std::string
   const std::string backend = address_.toString();
   switch (end) {
     case network::TransportEnd::kConnectTimeout:
+    case network::TransportEnd::kHandshakeTimeout:  // server side only; here for completeness
       fail(http::StreamEndReason::kConnectTimeout, "connect to " + backend + " timed out");
       return;
     case network::TransportEnd::kPeerClosed:

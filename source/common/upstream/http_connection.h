@@ -6,6 +6,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/http/codec.h"
 #include "source/common/network/transport_connection.h"
+#include "source/common/stats/stats.h"
 #include "source/common/upstream/endpoint.h"
 
 namespace mcproxy::upstream {
@@ -46,6 +47,9 @@ class HttpConnection : public network::TransportCallbacks,
   void onPingAck() override;
   void onResponseTimeout() override;
   void onReadResumed() override { transport_.resumeReading(); }
+  std::optional<std::chrono::steady_clock::time_point> readyTime() const override {
+    return ready_time_;
+  }
 
  private:
   void fail(http::StreamEndReason reason, const std::string& detail);
@@ -63,6 +67,9 @@ class HttpConnection : public network::TransportCallbacks,
   network::TransportConnection transport_;
   std::unique_ptr<http::ClientCodec> codec_;
   event::Timer timer_;  // idle timeout while without streams; PING deadline while suspected
+  stats::Histogram* const connect_latency_;  // the route's, or null
+  std::chrono::steady_clock::time_point connect_start_;
+  std::optional<std::chrono::steady_clock::time_point> ready_time_;
   bool awaiting_ping_ = false;
   bool closed_ = false;
 };

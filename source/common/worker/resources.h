@@ -2,6 +2,9 @@
 
 #include "source/common/event/dispatcher.h"
 
+namespace mcproxy::access_log {
+class WorkerQueue;
+}
 namespace mcproxy::network {
 class TransferPool;
 }
@@ -21,6 +24,8 @@ class Resources {
   virtual upstream::ConnPool& httpPool() = 0;
   // Pipes and buffers that L4 relays borrow while bytes are in flight.
   virtual network::TransferPool& transferPool() = 0;
+  // Access log lines on their way to the logging thread (never blocks).
+  virtual access_log::WorkerQueue& accessLog() = 0;
 };
 
 }  // namespace mcproxy::worker

@@ -1,7 +1,6 @@
 #include "source/server/admin/admin_server.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <nghttp2/nghttp2.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,17 +9,27 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <map>
 
-#include "source/common/http/nghttp2_headers.h"
+#include "source/common/buffer/buffer.h"
+#include "source/common/http/codec.h"
+#include "source/common/http/http1/server_codec.h"
+#include "source/common/http/http2/server_codec.h"
 #include "source/common/logging/logger.h"
+#include "source/common/network/transport_connection.h"
+#include "source/common/network/transport_socket.h"
 #include "source/server/admin/admin_service.h"
+#include "source/server/listen_socket.h"
 
 namespace mcproxy::server {
 namespace {
 
 constexpr const char* kGrpcPrefix = "/mcproxy.admin.v1.Admin/";
 constexpr size_t kMaxRequestBytes = 4 * 1024 * 1024;
+// An HTTP/2 client with prior knowledge starts with this; anything else is HTTP/1.1.
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr std::chrono::milliseconds kFirstBytesTimeout{10000};
+constexpr std::chrono::milliseconds kLingerTime{1000};
+constexpr http::http2::ServerLimits kHttp2Limits{100, 65536, 1024 * 1024};
 
 // Percent-encodes a grpc-message value (RFC 3986 unreserved bytes and space pass).
 std::string grpcMessage(const std::string& text) {
@@ -40,238 +49,258 @@ std::string grpcMessage(const std::string& text) {
 
 }  // namespace
 
-// One admin client connection: an nghttp2 server session over the Unix socket.
-class AdminConnection : public event::DeferredDeletable {
- public:
-  AdminConnection(AdminServer& server, event::Dispatcher& dispatcher, network::UniqueFd fd)
-      : server_(server), dispatcher_(dispatcher), fd_(std::move(fd)) {
-    nghttp2_session_callbacks* callbacks;
-    nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, &onHeader);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &onData);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrame);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &onClose);
-    nghttp2_session_server_new(&session_, callbacks, this);
-    nghttp2_session_callbacks_del(callbacks);
-    const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 1);
-    read_event_ = std::make_unique<event::IoEvent>(
-        dispatcher_, fd_.get(), event::IoEvent::Kind::kRead, [this] { onRead(); });
-    write_event_ = std::make_unique<event::IoEvent>(
-        dispatcher_, fd_.get(), event::IoEvent::Kind::kWrite, [this] { flush(); });
-  }
-  ~AdminConnection() override { nghttp2_session_del(session_); }
+class AdminStream;
 
-  // After the server recorded `position`: from here on the connection may close itself.
+// One admin client connection: the proxy's TransportConnection over a raw socket, with the
+// HTTP/2 codec (prior knowledge) or the HTTP/1.1 one, chosen by the first bytes.
+class AdminConnection : public network::TransportCallbacks,
+                        public http::ServerCodecCallbacks,
+                        public event::DeferredDeletable {
+ public:
+  AdminConnection(AdminServer& server, event::Dispatcher& dispatcher, network::UniqueFd fd,
+                  bool grpc)
+      : server_(server),
+        dispatcher_(dispatcher),
+        fd_(std::move(fd)),
+        grpc_(grpc),
+        transport_(dispatcher, *this) {}
+  ~AdminConnection() override;
+
   void start() {
-    read_event_->enable();
-    flush();
+    transport_.accept(fd_.get(), network::makeRawTransportSocket(fd_.get()), kFirstBytesTimeout);
   }
+  AdminServer& server() { return server_; }
+  bool grpcAllowed() const { return grpc_; }
+  void onStreamEnded(AdminStream& stream);
+
+  // network::TransportCallbacks
+  void onTransportReady() override {}
+  void onTransportData(const char* data, size_t len) override;
+  void produceOutput(std::string& out, size_t max) override {
+    if (codec_) codec_->produce(out, max);
+  }
+  void onTransportFlushed() override {
+    if (codec_ && codec_->finished()) transport_.lingeringClose(kLingerTime);
+  }
+  bool readPaused() const override { return codec_ && codec_->readPaused(); }
+  void onTransportEnd(network::TransportEnd, const std::string&) override { close(); }
+
+  // http::ServerCodecCallbacks
+  http::StreamCallbacks& onNewStream(http::Stream& stream) override;
+  void scheduleFlush() override { transport_.scheduleFlush(); }
 
   std::list<std::unique_ptr<AdminConnection>>::iterator position;
 
  private:
-  struct Stream {
-    std::map<std::string, std::string> headers;
-    std::string body;
-    std::string response;
-    http::HeaderMap trailers;
-  };
-
-  static AdminConnection* self(void* user_data) { return static_cast<AdminConnection*>(user_data); }
-
-  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-    self(user)
-        ->streams_[frame->hd.stream_id]
-        .headers[std::string(reinterpret_cast<const char*>(name), namelen)] =
-        std::string(reinterpret_cast<const char*>(value), valuelen);
-    return 0;
-  }
-
-  static int onData(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                    void* user) {
-    Stream& stream = self(user)->streams_[id];
-    if (stream.body.size() + len > kMaxRequestBytes) {
-      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
-      return 0;
-    }
-    stream.body.append(reinterpret_cast<const char*>(data), len);
-    return 0;
-  }
-
-  static int onFrame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-      self(user)->respond(frame->hd.stream_id);
-    }
-    return 0;
-  }
-
-  static int onClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
-    self(user)->streams_.erase(id);
-    return 0;
-  }
-
-  static ssize_t readResponse(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
-                              uint32_t* flags, nghttp2_data_source* source, void*) {
-    auto* stream = static_cast<Stream*>(source->ptr);
-    return http::pullBody(session, id, stream->response, true, stream->trailers, buf, length,
-                          flags);
-  }
-
-  void respond(int32_t id) {
-    Stream& stream = streams_[id];
-    const std::string& path = stream.headers[":path"];
-    http::HeaderMap headers;
-    if (path.rfind(kGrpcPrefix, 0) == 0) {
-      GrpcReply reply;
-      const std::string& body = stream.body;
-      auto framedLength = [&body] {
-        uint32_t len = 0;
-        for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(body[i]);
-        return static_cast<size_t>(len);
-      };
-      if (body.size() < 5 || body[0] != 0 || body.size() - 5 != framedLength()) {
-        reply = {GrpcCode::kInvalidArgument, "not one uncompressed gRPC message", ""};
-      } else {
-        reply = handleAdminCall(path.substr(std::strlen(kGrpcPrefix)), body.substr(5),
-                                server_.backend());
-      }
-      headers = {{":status", "200"}, {"content-type", "application/grpc"}};
-      if (reply.code == GrpcCode::kOk) {
-        const uint32_t len = static_cast<uint32_t>(reply.response.size());
-        stream.response = std::string{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                                      static_cast<char>(len >> 8), static_cast<char>(len)} +
-                          reply.response;
-        stream.trailers = {{"grpc-status", "0"}};
-      } else {
-        // Trailers-only: the status goes in the one HEADERS frame.
-        headers.push_back({"grpc-status", std::to_string(static_cast<int>(reply.code))});
-        headers.push_back({"grpc-message", grpcMessage(reply.message)});
-        submit(id, headers, nullptr);
-        return;
-      }
-    } else {
-      std::string status = "200";
-      std::string content_type = "text/plain; charset=utf-8";
-      AdminBackend& backend = server_.backend();
-      if (path == "/healthz") {
-        stream.response = "ok\n";
-      } else if (path == "/readyz") {
-        const bool ready = backend.ready();
-        status = ready ? "200" : "503";
-        stream.response = ready ? "ready\n" : "not ready\n";
-      } else if (path == "/metrics") {
-        content_type = "text/plain; version=0.0.4; charset=utf-8";
-        stream.response = renderPrometheus(backend.stats(), backend);
-      } else if (path == "/config_dump") {
-        content_type = "application/json";
-        mcproxy::config::v1::Bootstrap config = backend.currentSnapshot()->config;
-        config.clear_admin();
-        google::protobuf::util::JsonPrintOptions options;
-        options.add_whitespace = true;
-        (void)google::protobuf::util::MessageToJsonString(config, &stream.response, options);
-        stream.response = "{\"version\": " + std::to_string(backend.currentSnapshot()->version) +
-                          ", \"config\": " + stream.response + "}\n";
-      } else {
-        status = "404";
-        stream.response = "no such endpoint: " + path + "\n";
-      }
-      headers = {{":status", status}, {"content-type", content_type}};
-    }
-    nghttp2_data_provider provider{};
-    provider.source.ptr = &stream;
-    provider.read_callback = &readResponse;
-    submit(id, headers, &provider);
-  }
-
-  void submit(int32_t id, const http::HeaderMap& headers, nghttp2_data_provider* provider) {
-    http::NvList nv(headers);
-    nghttp2_submit_response(session_, id, nv.data(), nv.size(), provider);
-  }
-
-  void onRead() {
-    char buffer[16384];
-    while (true) {
-      const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
-      if (n > 0) {
-        if (nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buffer),
-                                     static_cast<size_t>(n)) < 0) {
-          close();
-          return;
-        }
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-      close();
-      return;
-    }
-    flush();
-  }
-
-  void flush() {
-    while (true) {
-      if (pending_.size() < 65536) {
-        const uint8_t* data = nullptr;
-        const ssize_t n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-          close();
-          return;
-        }
-        pending_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-        if (n > 0) continue;
-      }
-      if (pending_.empty()) break;
-      const ssize_t sent = ::send(fd_.get(), pending_.data(), pending_.size(), MSG_NOSIGNAL);
-      if (sent < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-          write_event_->enable();
-          return;
-        }
-        close();
-        return;
-      }
-      pending_.erase(0, static_cast<size_t>(sent));
-    }
-    write_event_->disable();
-    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) close();
-  }
-
-  void close() {
-    if (closed_) return;
-    closed_ = true;
-    read_event_->disable();
-    write_event_->disable();
-    fd_.reset();
-    server_.onConnectionClosed(*this);
-  }
+  void close();
 
   AdminServer& server_;
   event::Dispatcher& dispatcher_;
   network::UniqueFd fd_;
-  nghttp2_session* session_ = nullptr;
-  std::map<int32_t, Stream> streams_;
-  std::string pending_;
-  std::unique_ptr<event::IoEvent> read_event_;
-  std::unique_ptr<event::IoEvent> write_event_;
+  const bool grpc_;  // the Unix socket: the gRPC API too
+  network::TransportConnection transport_;
+  std::string first_bytes_;  // until the protocol is known
+  std::unique_ptr<http::ServerCodec> codec_;
+  std::list<std::unique_ptr<AdminStream>> streams_;
   bool closed_ = false;
 };
 
+// One request: its headers and body, then one response.
+class AdminStream : public http::StreamCallbacks, public event::DeferredDeletable {
+ public:
+  AdminStream(AdminConnection& connection, http::Stream& stream)
+      : connection_(connection), stream_(&stream) {}
+
+  void onHeaders(http::HeaderMap&& headers, bool end_stream) override {
+    headers_ = std::move(headers);
+    if (end_stream) respond();
+  }
+  void onData(std::string_view data, bool end_stream) override {
+    if (body_.size() + data.size() > kMaxRequestBytes) {
+      stream_.reset();  // too large: reset (HTTP/1.1: the connection closes)
+      connection_.onStreamEnded(*this);
+      return;
+    }
+    body_.append(data);
+    if (stream_) stream_->consumeBody(data.size());
+    if (end_stream) respond();
+  }
+  void onTrailers(http::HeaderMap&&) override { respond(); }
+  void onBodySent(size_t) override {}
+  void onStreamEnd(http::StreamEndReason, std::string_view) override {
+    stream_.onEnd();
+    connection_.onStreamEnded(*this);
+  }
+  void onDecodeError(int status, std::string_view detail) override {
+    send(std::to_string(status), "text/plain; charset=utf-8", std::string(detail) + "\n", {});
+  }
+
+  std::list<std::unique_ptr<AdminStream>>::iterator position;
+
+ private:
+  void respond();
+  void send(const std::string& status, const std::string& content_type, std::string body,
+            const http::HeaderMap& trailers);
+
+  AdminConnection& connection_;
+  http::StreamHandle stream_;
+  http::HeaderMap headers_;
+  std::string body_;
+  bool responded_ = false;
+};
+
+void AdminStream::send(const std::string& status, const std::string& content_type, std::string body,
+                       const http::HeaderMap& trailers) {
+  if (responded_ || !stream_) return;
+  responded_ = true;
+  http::HeaderMap headers{{":status", status}, {"content-type", content_type}};
+  if (trailers.empty()) headers.add("content-length", std::to_string(body.size()));
+  stream_->encodeHeaders(headers, false);
+  buffer::Buffer data;
+  data.append(body);
+  if (!stream_) return;
+  stream_->encodeData(data, trailers.empty());
+  if (!trailers.empty() && stream_) stream_->encodeTrailers(trailers);
+}
+
+void AdminStream::respond() {
+  if (responded_) return;
+  const std::string path(headers_.path());
+  AdminBackend& backend = connection_.server().backend();
+  if (connection_.grpcAllowed() && path.rfind(kGrpcPrefix, 0) == 0) {
+    GrpcReply reply;
+    auto framedLength = [this] {
+      uint32_t len = 0;
+      for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(body_[i]);
+      return static_cast<size_t>(len);
+    };
+    if (body_.size() < 5 || body_[0] != 0 || body_.size() - 5 != framedLength()) {
+      reply = {GrpcCode::kInvalidArgument, "not one uncompressed gRPC message", ""};
+    } else {
+      reply = handleAdminCall(path.substr(std::strlen(kGrpcPrefix)), body_.substr(5), backend);
+    }
+    if (reply.code != GrpcCode::kOk) {
+      // Trailers-only: the status goes in the one HEADERS frame.
+      responded_ = true;
+      http::HeaderMap headers{{":status", "200"},
+                              {"content-type", "application/grpc"},
+                              {"grpc-status", std::to_string(static_cast<int>(reply.code))},
+                              {"grpc-message", grpcMessage(reply.message)}};
+      if (stream_) stream_->encodeHeaders(headers, true);
+      return;
+    }
+    const uint32_t len = static_cast<uint32_t>(reply.response.size());
+    std::string framed{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                       static_cast<char>(len >> 8), static_cast<char>(len)};
+    send("200", "application/grpc", framed + reply.response, {{"grpc-status", "0"}});
+    return;
+  }
+  if (path.rfind(kGrpcPrefix, 0) == 0) {  // over TCP: changes stay behind the socket's mode
+    send("404", "text/plain; charset=utf-8",
+         "the admin API is served on the admin socket (admin.socket) only\n", {});
+    return;
+  }
+  const std::string_view method = headers_.method();
+  if (method != "GET" && method != "HEAD") {
+    send("405", "text/plain; charset=utf-8", "only GET here\n", {});
+    return;
+  }
+  if (path == "/healthz") {
+    send("200", "text/plain; charset=utf-8", "ok\n", {});
+  } else if (path == "/readyz") {
+    const bool ready = backend.ready();
+    send(ready ? "200" : "503", "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {});
+  } else if (path == "/metrics") {
+    send("200", "text/plain; version=0.0.4; charset=utf-8",
+         renderPrometheus(backend.stats(), backend), {});
+  } else if (path == "/config_dump") {
+    mcproxy::config::v1::Bootstrap config = backend.currentSnapshot()->config;
+    config.clear_admin();
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(config, &json, options);
+    send("200", "application/json",
+         "{\"version\": " + std::to_string(backend.currentSnapshot()->version) +
+             ", \"config\": " + json + "}\n",
+         {});
+  } else {
+    send("404", "text/plain; charset=utf-8", "no such endpoint: " + path + "\n", {});
+  }
+}
+
+AdminConnection::~AdminConnection() {
+  streams_.clear();
+  codec_.reset();
+}
+
+void AdminConnection::onTransportData(const char* data, size_t len) {
+  if (!codec_) {
+    first_bytes_.append(data, len);
+    const size_t known = std::min(first_bytes_.size(), kHttp2Preface.size());
+    const bool h2 = first_bytes_.compare(0, known, kHttp2Preface.substr(0, known)) == 0;
+    if (h2 && known < 4) return;  // "P", "PR", "PRI": POST or PUT may still follow
+    if (h2) {
+      codec_ = std::make_unique<http::http2::ServerCodec>(*this, kHttp2Limits);
+    } else {
+      codec_ = std::make_unique<http::http1::ServerCodec>(*this, kHttp2Limits.max_header_list_bytes,
+                                                          kMaxRequestBytes);
+    }
+    data = first_bytes_.data();
+    len = first_bytes_.size();
+  }
+  const bool ok = codec_->receive(data, len);
+  std::string().swap(first_bytes_);
+  if (!ok) {
+    transport_.flush();
+    transport_.lingeringClose(kLingerTime);
+  }
+}
+
+http::StreamCallbacks& AdminConnection::onNewStream(http::Stream& stream) {
+  streams_.push_front(std::make_unique<AdminStream>(*this, stream));
+  streams_.front()->position = streams_.begin();
+  return *streams_.front();
+}
+
+void AdminConnection::onStreamEnded(AdminStream& stream) {
+  // Destroyed after the codec callback it ends in has returned.
+  std::unique_ptr<AdminStream> owned = std::move(*stream.position);
+  streams_.erase(stream.position);
+  dispatcher_.deferredDelete(std::move(owned));
+}
+
+void AdminConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (codec_) codec_->abort();  // every open stream ends
+  transport_.close();
+  server_.onConnectionClosed(*this);
+}
+
 AdminServer::AdminServer(event::Dispatcher& dispatcher, AdminBackend& backend,
-                         std::string socket_path, std::vector<uid_t> allowed_uids)
+                         std::string socket_path, std::vector<uid_t> allowed_uids,
+                         std::string http_address)
     : dispatcher_(dispatcher),
       backend_(backend),
       socket_path_(std::move(socket_path)),
-      allowed_uids_(std::move(allowed_uids)) {}
+      allowed_uids_(std::move(allowed_uids)),
+      http_address_(std::move(http_address)) {}
 
 AdminServer::~AdminServer() {
   connections_.clear();
   accept_event_.reset();
+  http_accept_event_.reset();
   if (socket_.valid()) ::unlink(socket_path_.c_str());
 }
 
 bool AdminServer::start(std::string& error) {
+  if (!socket_path_.empty() && !startSocket(error)) return false;
+  if (!http_address_.empty() && !startHttp(error)) return false;
+  return true;
+}
+
+bool AdminServer::startSocket(std::string& error) {
   sockaddr_un address{};
   if (socket_path_.size() >= sizeof(address.sun_path)) {
     error = "admin.socket: path longer than " + std::to_string(sizeof(address.sun_path) - 1);
@@ -308,31 +337,55 @@ bool AdminServer::start(std::string& error) {
     error = "admin.socket: " + socket_path_ + ": " + std::strerror(errno);
     return false;
   }
-  accept_event_ = std::make_unique<event::IoEvent>(
-      dispatcher_, socket_.get(), event::IoEvent::Kind::kRead, [this] { onAccept(); });
+  accept_event_ =
+      std::make_unique<event::IoEvent>(dispatcher_, socket_.get(), event::IoEvent::Kind::kRead,
+                                       [this] { onAccept(socket_.get(), /*grpc=*/true); });
   accept_event_->enable();
   LOG_INFO << "admin API on " << socket_path_ << " (mode 0600)";
   return true;
 }
 
-void AdminServer::onAccept() {
+bool AdminServer::startHttp(std::string& error) {
+  auto address = network::Address::parseIpPort(http_address_, error);
+  if (!address) {
+    error = "admin.http_address: " + error;
+    return false;
+  }
+  http_socket_ = createListenSocket(*address, 64, error);
+  if (!http_socket_.valid()) {
+    error = "admin.http_address: " + http_address_ + ": " + error;
+    return false;
+  }
+  http_bound_ = boundAddress(http_socket_.get());
+  http_accept_event_ =
+      std::make_unique<event::IoEvent>(dispatcher_, http_socket_.get(), event::IoEvent::Kind::kRead,
+                                       [this] { onAccept(http_socket_.get(), /*grpc=*/false); });
+  http_accept_event_->enable();
+  LOG_INFO << "admin HTTP (/metrics, /healthz, /readyz, /config_dump) on "
+           << http_bound_.toString();
+  return true;
+}
+
+void AdminServer::onAccept(int listen_fd, bool grpc) {
   while (true) {
-    network::UniqueFd fd(::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    network::UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) return;
-    ucred peer{};
-    socklen_t len = sizeof(peer);
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 ||
-        (peer.uid != ::geteuid() &&
-         std::find(allowed_uids_.begin(), allowed_uids_.end(), peer.uid) == allowed_uids_.end())) {
-      LOG_WARN << "admin API: refused a client with uid " << peer.uid << " (pid " << peer.pid
-               << "); list it in admin { allowed_uids } to let it in";
-      continue;  // closing fd refuses it
+    if (grpc) {
+      ucred peer{};
+      socklen_t len = sizeof(peer);
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 ||
+          (peer.uid != ::geteuid() && std::find(allowed_uids_.begin(), allowed_uids_.end(),
+                                                peer.uid) == allowed_uids_.end())) {
+        LOG_WARN << "admin API: refused a client with uid " << peer.uid << " (pid " << peer.pid
+                 << "); list it in admin { allowed_uids } to let it in";
+        continue;  // closing fd refuses it
+      }
     }
-    auto connection = std::make_unique<AdminConnection>(*this, dispatcher_, std::move(fd));
-    AdminConnection* raw = connection.get();
-    connections_.push_front(std::move(connection));
-    raw->position = connections_.begin();
-    raw->start();
+    connections_.push_front(
+        std::make_unique<AdminConnection>(*this, dispatcher_, std::move(fd), grpc));
+    AdminConnection& connection = *connections_.front();
+    connection.position = connections_.begin();
+    connection.start();
   }
 }
 

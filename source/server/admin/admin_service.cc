@@ -259,8 +259,14 @@ std::string renderPrometheus(const stats::Store& stats, const AdminBackend& back
     }
     return out;
   };
-  // Group by family: one # TYPE line each, then its samples.
-  std::map<std::string, std::pair<bool, std::vector<std::string>>> families;
+  // Group by family: # HELP and # TYPE once each, then its samples.
+  struct Family {
+    bool gauge = false;
+    std::string help;
+    std::vector<std::string> lines;
+  };
+  std::map<std::string, Family> families;
+  auto help = [](const std::string& text) { return text.empty() ? "(undocumented)" : text; };
   for (const auto& sample : stats.samples()) {
     if (sample.metric.family.empty()) continue;
     std::string line = sample.metric.family;
@@ -274,8 +280,9 @@ std::string renderPrometheus(const stats::Store& stats, const AdminBackend& back
     }
     line += " " + std::to_string(sample.value);
     auto& family = families[sample.metric.family];
-    family.first = sample.is_gauge;
-    family.second.push_back(std::move(line));
+    family.gauge = sample.is_gauge;
+    if (family.help.empty()) family.help = sample.metric.help;
+    family.lines.push_back(std::move(line));
   }
   std::ostringstream out;
   out << "# HELP mcproxy_snapshot_version The config version new connections use.\n"
@@ -285,12 +292,14 @@ std::string renderPrometheus(const stats::Store& stats, const AdminBackend& back
       << "# TYPE mcproxy_uptime_seconds gauge\n"
       << "mcproxy_uptime_seconds " << backend.status().uptime_seconds() << "\n";
   for (const auto& [family, entry] : families) {
-    out << "# TYPE " << family << (entry.first ? " gauge" : " counter") << "\n";
-    for (const auto& line : entry.second) out << line << "\n";
+    out << "# HELP " << family << " " << help(entry.help) << "\n";
+    out << "# TYPE " << family << (entry.gauge ? " gauge" : " counter") << "\n";
+    for (const auto& line : entry.lines) out << line << "\n";
   }
   std::map<std::string, std::vector<stats::Store::HistogramSample>> histograms;
   for (const auto& sample : stats.histograms()) histograms[sample.metric.family].push_back(sample);
   for (const auto& [family, samples] : histograms) {
+    out << "# HELP " << family << " " << help(samples.front().metric.help) << "\n";
     out << "# TYPE " << family << " histogram\n";
     for (const auto& sample : samples) {
       std::string labels;

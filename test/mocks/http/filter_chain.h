@@ -12,9 +12,9 @@
 #include "source/common/config/config_error.h"
 #include "source/common/http/filter_factory.h"
 #include "source/common/http/filter_manager.h"
-#include "source/common/router/route.h"
 #include "source/common/stats/stats.h"
 #include "test/mocks/http/filter.h"
+#include "test/mocks/router/route.h"
 
 namespace mcproxy::test {
 
@@ -26,13 +26,7 @@ class FilterChainHarness {
     connection.downstream_remote = *network::Address::parseIpPort("10.0.0.1:5555", error);
     connection.requested_server_name = "a.test";
     connection.listener_name = "edge";
-    route = std::make_unique<router::Route>(router::Route{
-        "a.test", "127.0.0.1:9000", *network::Address::parseIpPort("127.0.0.1:9000", error),
-        router::RouteMode::kL7, "", "", false, false, 2,
-        router::RouteStats{stats.counter("c"), stats.counter("rq"), stats.counter("502"),
-                           stats.counter("504"), stats.counter("rx"), stats.counter("tx"),
-                           stats.counter("fail"), stats.latencyHistogram("l", {})},
-        nullptr, nullptr, false});
+    route = test::makeRoute(stats);
     connection.route = route.get();
   }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/filter.h"
 #include "source/common/network/filter_manager.h"
@@ -16,17 +17,23 @@
 
 namespace mcproxy::test {
 
-// A worker's resources, on the test's own dispatcher.
+// A worker's resources, on the test's own dispatcher. Its access log writer is never started:
+// a test pops what was queued (accessLog().pop()).
 class FakeWorker : public worker::Resources {
  public:
   event::Dispatcher& dispatcher() override { return dispatcher_; }
   upstream::ConnPool& httpPool() override { return pool_; }
   network::TransferPool& transferPool() override { return transfer_pool_; }
+  access_log::WorkerQueue& accessLog() override { return access_log_; }
+
+  stats::Store stats;
 
  private:
   event::Dispatcher dispatcher_;
   network::TransferPool transfer_pool_;
   upstream::ConnPool pool_{dispatcher_};
+  access_log::Writer writer_{stats};
+  access_log::WorkerQueue& access_log_ = writer_.addQueue();
 };
 
 // A downstream connection without a socket: what a filter chain sees of one.
@@ -40,6 +47,7 @@ class FakeConnection : public network::Connection, public network::FilterManager
   event::Dispatcher& dispatcher() override { return worker_.dispatcher(); }
   worker::Resources& worker() override { return worker_; }
   network::StreamInfo& streamInfo() override { return stream_info_; }
+  const access_log::AccessLog* accessLog() const override { return access_log; }
   void close(network::CloseReason reason) override {
     if (closed_) return;
     closed_ = true;
@@ -56,6 +64,7 @@ class FakeConnection : public network::Connection, public network::FilterManager
   void onTransportTaken() override { transport_taken = true; }
 
   network::FilterManager* manager = nullptr;
+  const access_log::AccessLog* access_log = nullptr;
   buffer::Buffer read_buffer;
   bool read_ended = false;
   bool filters_ready = false;

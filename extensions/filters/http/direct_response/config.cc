@@ -41,7 +41,7 @@ class DirectResponseConfigFactory : public http::TypedHttpFilterConfigFactory<Pr
           throw config::ConfigError(entry + ".name",
                                     "\"" + rule.headers(j).name() + "\" cannot be set here");
         }
-        auto value = http::Formatter::parse(rule.headers(j).value());
+        auto value = formatter::Formatter::parse(rule.headers(j).value());
         if (!value.ok()) {
           throw config::ConfigError(entry + ".value", std::string(value.status().message()));
         }

@@ -7,7 +7,8 @@ http::FilterStatus DirectResponseFilter::onRequestHeaders(http::HeaderMap& heade
     if (!rule.path.matches(headers.path())) continue;
     http::HeaderMap extra;
     for (const auto& [name, value] : rule.headers) {
-      std::string text = value.format(callbacks_.streamInfo(), &headers);
+      std::string text =
+          value.format({callbacks_.streamInfo().connection, &callbacks_.streamInfo(), &headers});
       if (http::validHeaderValue(text)) extra.add(name, std::move(text));
     }
     callbacks_.sendLocalReply(rule.status, rule.body, std::move(extra), "direct response");

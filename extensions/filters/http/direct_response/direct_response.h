@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "source/common/formatter/formatter.h"
 #include "source/common/http/filter.h"
-#include "source/common/http/formatter.h"
 #include "source/common/router/route.h"
 
 namespace mcproxy::extensions::direct_response {
@@ -12,7 +12,7 @@ namespace mcproxy::extensions::direct_response {
 struct Rule {
   router::PathMatcher path;
   int status = 200;
-  std::vector<std::pair<std::string, http::Formatter>> headers;
+  std::vector<std::pair<std::string, formatter::Formatter>> headers;
   std::string body;
 };
 

@@ -7,9 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "source/common/http/request_id.h"
+
 namespace mcproxy::extensions::forwarding_headers {
 
+void ForwardingHeadersFilter::setRequestId(http::HeaderMap& headers) {
+  http::StreamInfo& info = callbacks_.streamInfo();
+  const std::string* incoming = headers.get("x-request-id");
+  if (config_.trusted_hops > 0 && incoming != nullptr && http::acceptableRequestId(*incoming)) {
+    info.request_id = *incoming;  // a trusted hop in front named the request already
+  } else {
+    info.request_id = http::newRequestId(callbacks_.dispatcher().random());
+  }
+  headers.set("x-request-id", info.request_id);
+}
+
 http::FilterStatus ForwardingHeadersFilter::onRequestHeaders(http::HeaderMap& headers, bool) {
+  setRequestId(headers);
   std::string client = callbacks_.streamInfo().connection.real_client.ip();
   if (config_.trusted_hops == 0) {  // what the client sent is replaced
     headers.set("x-forwarded-for", client);

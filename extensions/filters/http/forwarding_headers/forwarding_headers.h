@@ -12,7 +12,8 @@ struct ForwardingHeadersConfig {
 
 // mcproxy.filters.http.forwarding_headers: X-Forwarded-For, X-Forwarded-Proto and X-Real-IP
 // for the backend, from the real client address (after PROXY protocol) and, with trusted_hops,
-// from what trusted hops in front of this proxy appended.
+// from what trusted hops in front of this proxy appended; and X-Request-Id, generated unless a
+// trusted hop sent one.
 class ForwardingHeadersFilter : public http::StreamFilter {
  public:
   ForwardingHeadersFilter(const ForwardingHeadersConfig& config, http::FilterCallbacks& callbacks)
@@ -21,6 +22,9 @@ class ForwardingHeadersFilter : public http::StreamFilter {
   http::FilterStatus onRequestHeaders(http::HeaderMap& headers, bool end_stream) override;
 
  private:
+  // x-request-id: kept from a trusted hop, else a new one; the log and the backend see it.
+  void setRequestId(http::HeaderMap& headers);
+
   const ForwardingHeadersConfig& config_;
   http::FilterCallbacks& callbacks_;
 };

@@ -38,7 +38,7 @@ Mutations compile(const ProtoMutations& proto, const std::string& path) {
       const auto& header = (*list)[i];
       const std::string entry = path + "." + field + "[" + std::to_string(i) + "]";
       std::string name = checkedName(header.name(), entry + ".name");
-      auto value = http::Formatter::parse(header.value());
+      auto value = formatter::Formatter::parse(header.value());
       if (!value.ok())
         throw config::ConfigError(entry + ".value", std::string(value.status().message()));
       if (value->literal() && !http::validHeaderValue(header.value())) {

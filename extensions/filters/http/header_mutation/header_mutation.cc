@@ -6,12 +6,12 @@ void Mutations::apply(http::HeaderMap& headers, const http::StreamInfo& info,
                       const http::HeaderMap* request_headers) const {
   for (const std::string& name : remove) headers.remove(name);
   for (const Value& value : set) {
-    std::string text = value.value.format(info, request_headers);
+    std::string text = value.value.format({info.connection, &info, request_headers});
     // A substituted value (a request header, the SNI) is not trusted to be a valid field.
     if (http::validHeaderValue(text)) headers.set(value.name, std::move(text));
   }
   for (const Value& value : add) {
-    std::string text = value.value.format(info, request_headers);
+    std::string text = value.value.format({info.connection, &info, request_headers});
     if (http::validHeaderValue(text)) headers.add(value.name, std::move(text));
   }
 }

@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "source/common/formatter/formatter.h"
 #include "source/common/http/filter.h"
-#include "source/common/http/formatter.h"
 
 namespace mcproxy::extensions::header_mutation {
 
@@ -12,13 +12,13 @@ namespace mcproxy::extensions::header_mutation {
 struct Mutations {
   struct Value {
     std::string name;
-    http::Formatter value;
+    formatter::Formatter value;
   };
   std::vector<std::string> remove;
   std::vector<Value> set;
   std::vector<Value> add;
 
-  bool reads_request_headers = false;  // some value uses %REQ(name)%
+  bool reads_request_headers = false;  // some value reads a request header
 
   bool empty() const { return remove.empty() && set.empty() && add.empty(); }
   void apply(http::HeaderMap& headers, const http::StreamInfo& info,

@@ -41,7 +41,10 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
       backend,
       tls ? std::string_view(tls_key)
           : std::string_view(http_route != nullptr ? http_route->pool_key : route_->http_pool_key),
-      protocol, route_->backend_tls_context, connection.requested_server_name};
+      protocol,
+      route_->backend_tls_context,
+      connection.requested_server_name,
+      &route_->stats.upstream_connect_latency};
   // With PROXY protocol an upstream connection speaks for this one client: it comes from the
   // client connection's own pool and ends with it.
   const std::string proxy_header =
@@ -52,6 +55,7 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies; a
   // backend asked again would send a 100 nobody waits for.
   headers.remove("expect");
+  upstream_start_ = callbacks_.dispatcher().now();
   upstream_ =
       http::StreamHandle(&upstreams.pool(route_->send_proxy_protocol)
                               .newStream(endpoint, upstreams.settings(), proxy_header, *this));
@@ -109,9 +113,21 @@ void RouterFilter::onResponseBodySent(size_t bytes) {
   if (upstream_) upstream_->consumeBody(bytes);
 }
 
+void RouterFilter::noteConnectTime() {
+  http::StreamInfo& info = callbacks_.streamInfo();
+  if (info.upstream_connect || !upstream_) return;
+  if (const auto ready = upstream_->connectionReadyTime()) {
+    // A pooled connection that was ready before the request came took no time.
+    info.upstream_connect =
+        std::max(std::chrono::milliseconds(0),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(*ready - upstream_start_));
+  }
+}
+
 void RouterFilter::onHeaders(http::HeaderMap&& headers, bool end_stream) {
   timeout_.cancel();
   response_started_ = true;
+  noteConnectTime();
   callbacks_.streamInfo().upstream_response_time = callbacks_.dispatcher().now();
   callbacks_.encodeResponseHeaders(std::move(headers), end_stream);
 }
@@ -129,6 +145,7 @@ void RouterFilter::onTrailers(http::HeaderMap&& trailers) {
 void RouterFilter::onBodySent(size_t bytes) { callbacks_.onRequestBodyForwarded(bytes); }
 
 void RouterFilter::onStreamEnd(http::StreamEndReason reason, std::string_view detail) {
+  noteConnectTime();
   upstream_.onEnd();
   if (reason == http::StreamEndReason::kComplete) return;
   fail(reason == http::StreamEndReason::kConnectTimeout ? 504 : 502, detail);

@@ -38,12 +38,15 @@ class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
   void onRequestComplete();
   void onResponseTimeout();
   void fail(int status, std::string_view detail);
+  // Sets the request's upstream_connect once its backend connection is known to be ready.
+  void noteConnectTime();
 
   http::FilterCallbacks& callbacks_;
   const router::Route* route_ = nullptr;
   http::StreamHandle upstream_;
   event::TimeoutQueue::Entry timeout_;
   std::chrono::milliseconds timeout_duration_{0};
+  std::chrono::steady_clock::time_point upstream_start_;  // handed to the upstream pool
   bool response_started_ = false;
 };
 

@@ -1,7 +1,9 @@
 #include "extensions/filters/network/http_connection_manager/active_stream.h"
 
 #include "extensions/filters/network/http_connection_manager/http_connection_manager.h"
+#include "source/common/access_log/access_log.h"
 #include "source/common/router/route.h"
+#include "source/common/worker/resources.h"
 
 namespace mcproxy::extensions::http_connection_manager {
 
@@ -12,15 +14,25 @@ ActiveStream::ActiveStream(HttpConnectionManagerFilter& connection, http::Stream
       filters_(*this, info_, connection.route().http_filters) {
   info_.start_time = connection.dispatcher().now();
   info_.protocol = connection.protocol();
+  ++connection.downstream().streamInfo().requests;
+  connection.route().stats.streams_active.inc();
 }
 
 ActiveStream::~ActiveStream() {
   if (!info_.end_time) info_.end_time = connection_.dispatcher().now();
+  const router::RouteStats& stats = connection_.route().stats;
+  stats.streams_active.dec();
   if (info_.response_status != 0) {
-    connection_.route().stats.request_latency.observe(
+    stats.request_latency.observe(
         std::chrono::duration<double>(*info_.end_time - info_.start_time).count());
+    stats.countResponse(info_.response_status);
   }
   filters_.log();
+  network::Connection& downstream = connection_.downstream();
+  if (const access_log::AccessLog* log = downstream.accessLog()) {
+    access_log::write(downstream.worker().accessLog(), *log,
+                      log->requestLine({info_.connection, &info_, filters_.requestHeaders()}));
+  }
   // Then the members go: the filters (the router's upstream request detaches from the backend's
   // codec), and the handle to the client's codec.
 }

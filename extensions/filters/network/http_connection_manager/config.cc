@@ -44,7 +44,10 @@ class HttpConnectionManagerConfigFactory
         std::chrono::milliseconds(orDefault(proto.tls_handshake_timeout_ms(), 10000)),
         http::http2::ServerLimits{streams, header_bytes, window},
         std::chrono::milliseconds(orDefault(proto.idle_timeout_ms(), 300000)),
-        std::chrono::milliseconds(orDefault(proto.request_header_timeout_ms(), 10000))});
+        std::chrono::milliseconds(orDefault(proto.request_header_timeout_ms(), 10000)),
+        TlsStats(context.stats, context.listener_config.name().empty()
+                                    ? context.listener_config.address()
+                                    : context.listener_config.name())});
     return [config] { return std::make_unique<HttpConnectionManagerFilter>(*config); };
   }
 };

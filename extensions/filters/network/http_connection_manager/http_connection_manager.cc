@@ -18,7 +18,49 @@ constexpr std::chrono::milliseconds kLingerTime{1000};
 // buffer page): most idle connections stay idle, and 4 KiB each is 40 MiB at 10,000.
 constexpr std::chrono::milliseconds kQuietRelease{500};
 
+// Failed handshakes are logged, but a scan or a flood must not fill the log.
+logging::RateLimit g_handshake_log_limit(10);
+
 }  // namespace
+
+TlsStats::TlsStats(stats::Store& store, const std::string& listener) {
+  const std::string prefix = "listener." + listener + ".tls.";
+  for (const char* version : kVersions) {
+    handshakes_.push_back(&store.counter(prefix + "handshakes." + version,
+                                         {"mcproxy_listener_tls_handshakes_total",
+                                          {{"listener", listener}, {"version", version}},
+                                          "TLS handshakes with clients completed, by version."}));
+  }
+  handshakes_.push_back(&store.counter(
+      prefix + "handshakes.other",
+      {"mcproxy_listener_tls_handshakes_total", {{"listener", listener}, {"version", "other"}}}));
+  for (const char* kind : kFailureKinds) {
+    failures_.push_back(&store.counter(prefix + "handshake_failures." + kind,
+                                       {"mcproxy_listener_tls_handshake_failures_total",
+                                        {{"listener", listener}, {"reason", kind}},
+                                        "TLS handshakes with clients that failed, by reason."}));
+  }
+}
+
+void TlsStats::countHandshake(std::string_view version) const {
+  for (size_t i = 0; i < std::size(kVersions); ++i) {
+    if (version == kVersions[i]) {
+      handshakes_[i]->inc();
+      return;
+    }
+  }
+  handshakes_.back()->inc();
+}
+
+void TlsStats::countFailure(std::string_view kind) const {
+  for (size_t i = 0; i < std::size(kFailureKinds); ++i) {
+    if (kind == kFailureKinds[i]) {
+      failures_[i]->inc();
+      return;
+    }
+  }
+  failures_.back()->inc();  // "other"
+}
 
 HttpConnectionManagerFilter::HttpConnectionManagerFilter(const HttpConnectionManagerConfig& config)
     : config_(config) {}
@@ -47,7 +89,15 @@ network::FilterStatus HttpConnectionManagerFilter::onData(buffer::Buffer& data, 
 }
 
 void HttpConnectionManagerFilter::onTransportReady() {
-  if (transport_->transport()->negotiatedProtocol() == "h2") {
+  const network::TransportSocket& socket = *transport_->transport();
+  const bool h2 = socket.negotiatedProtocol() == "h2";
+  network::StreamInfo& info = callbacks_->connection().streamInfo();
+  // Static strings: the log line is written after the TLS object is gone.
+  info.negotiated_alpn = h2 ? "h2" : socket.negotiatedProtocol().empty() ? "" : "http/1.1";
+  info.tls_version = socket.tlsVersion();
+  info.tls_cipher = socket.tlsCipher();
+  config_.tls.countHandshake(info.tls_version);
+  if (h2) {
     codec_ = std::make_unique<http::http2::ServerCodec>(*this, config_.http2);
   } else {  // "http/1.1", or no ALPN at all
     codec_ = std::make_unique<http::http1::ServerCodec>(*this, config_.http2.max_header_list_bytes,
@@ -83,10 +133,24 @@ void HttpConnectionManagerFilter::onTransportEnd(network::TransportEnd end,
                                                  const std::string& detail) {
   switch (end) {
     case network::TransportEnd::kHandshakeFailed:
-      LOG_DEBUG << "connection " << callbacks_->connection().id()
-                << ": TLS handshake failed: " << detail;
+    case network::TransportEnd::kHandshakeTimeout: {
+      const std::string_view kind = end == network::TransportEnd::kHandshakeTimeout
+                                        ? "timeout"
+                                        : transport_->transport()->failureKind();
+      config_.tls.countFailure(kind);
+      network::StreamInfo& info = callbacks_->connection().streamInfo();
+      info.tls_failure = kind;
+      uint64_t suppressed = 0;
+      if (g_handshake_log_limit.allow(suppressed)) {
+        LOG_WARN << "TLS handshake with " << info.real_client.toString() << " (SNI \""
+                 << info.requested_server_name << "\", listener " << info.listener_name
+                 << ") failed: " << kind << ": " << detail
+                 << (suppressed > 0 ? " (" + std::to_string(suppressed) + " more not logged)"
+                                    : std::string());
+      }
       close(network::CloseReason::kTlsHandshakeFailed);
       return;
+    }
     case network::TransportEnd::kPeerClosed:
       close(network::CloseReason::kFinished);
       return;

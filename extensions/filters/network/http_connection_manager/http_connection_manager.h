@@ -12,6 +12,7 @@
 #include "source/common/http/http2/server_codec.h"
 #include "source/common/network/filter.h"
 #include "source/common/network/transport_connection.h"
+#include "source/common/stats/stats.h"
 #include "source/common/upstream/conn_pool.h"
 #include "source/common/upstream/endpoint.h"
 
@@ -23,6 +24,24 @@ namespace mcproxy::extensions::http_connection_manager {
 
 class ActiveStream;
 
+// TLS handshakes with clients, per listener: done by version, failed by kind.
+class TlsStats {
+ public:
+  // The failure kinds counted (tls::TransportSocket::failureKind(), and "timeout").
+  static constexpr const char* kFailureKinds[] = {
+      "no_shared_version", "no_shared_cipher", "client_alert", "client_closed",
+      "not_tls",           "timeout",          "other"};
+  static constexpr const char* kVersions[] = {"TLSv1.2", "TLSv1.3"};
+
+  TlsStats(stats::Store& store, const std::string& listener);
+  void countHandshake(std::string_view version) const;
+  void countFailure(std::string_view kind) const;
+
+ private:
+  std::vector<stats::Counter*> handshakes_;  // kVersions, then any other
+  std::vector<stats::Counter*> failures_;    // kFailureKinds
+};
+
 struct HttpConnectionManagerConfig {
   upstream::PoolSettings upstream;
   std::chrono::milliseconds response_timeout;
@@ -30,6 +49,7 @@ struct HttpConnectionManagerConfig {
   http::http2::ServerLimits http2;
   std::chrono::milliseconds idle_timeout;
   std::chrono::milliseconds request_header_timeout;
+  TlsStats tls;
 };
 
 // The terminal network filter of L7 routes: terminates TLS with the route's certificate (fed
@@ -74,6 +94,7 @@ class HttpConnectionManagerFilter : public network::ReadFilter,
   event::Dispatcher& dispatcher() { return callbacks_->connection().dispatcher(); }
   event::TimeoutQueue& timeoutQueue();
   const network::StreamInfo& connectionInfo() { return callbacks_->connection().streamInfo(); }
+  network::Connection& downstream() { return callbacks_->connection(); }
   const router::Route& route() const { return *route_; }
   // "HTTP/2" or "HTTP/1.1": what the client speaks.
   std::string_view protocol() const { return codec_->protocol(); }

@@ -17,6 +17,10 @@ class ClientCodec::Exchange : public Stream {
  public:
   Exchange(ClientCodec& codec, StreamCallbacks& owner) : owner(&owner), codec_(codec) {}
 
+  std::optional<std::chrono::steady_clock::time_point> connectionReadyTime() const override {
+    return codec_.callbacks_.readyTime();
+  }
+
   void encodeHeaders(const HeaderMap& headers, bool end_stream) override {
     headers_encoded_ = true;
     request_complete = end_stream;

@@ -55,6 +55,9 @@ class ClientCodec::ClientStream : public StreamBase {
   }
   bool headersEncoded() const override { return headers_encoded_; }
   void onResponseTimeout() override { codec_.callbacks_.onResponseTimeout(); }
+  std::optional<std::chrono::steady_clock::time_point> connectionReadyTime() const override {
+    return codec_.callbacks_.readyTime();
+  }
 
   void onHeader(std::string_view name, std::string_view value) {
     if (isHopByHop(name, value)) return;  // this hop's business only

@@ -47,11 +47,10 @@ TEST(DirectResponseTest, ConfigErrorsNameTheField) {
             base + ": \"a\" must start with \"/\"");
   EXPECT_EQ(test::configError(kName, R"(rules { path_prefix: "/a" path_exact: "/b" status: 200 })"),
             base + ": path_prefix and path_exact exclude each other");
-  EXPECT_EQ(
-      test::configError(kName, R"(rules { status: 200 headers { name: "x" value: "%BAD%" } })"),
-      base +
-          ".headers[0].value: unknown %BAD%; known: %CLIENT_IP% %CLIENT_PORT% %PEER_IP% "
-          "%SNI% %ROUTE% %LISTENER% %PROTOCOL% %REQ(name)% %%");
+  const std::string unknown =
+      test::configError(kName, R"(rules { status: 200 headers { name: "x" value: "%BAD%" } })");
+  EXPECT_TRUE(unknown.starts_with(base + ".headers[0].value: unknown %BAD%; known: %TIME% "))
+      << unknown;
 }
 
 }  // namespace

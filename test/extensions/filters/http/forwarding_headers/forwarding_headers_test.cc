@@ -19,7 +19,52 @@ TEST(ForwardingHeadersTest, ByDefaultWhatTheClientClaimsIsReplaced) {
   EXPECT_EQ(*harness.request_seen.get("x-forwarded-for"), "192.0.2.7");
   EXPECT_EQ(*harness.request_seen.get("x-real-ip"), "192.0.2.7");
   EXPECT_EQ(*harness.request_seen.get("x-forwarded-proto"), "https");
-  EXPECT_EQ(harness.request_seen.size(), 7u);  // no second copy of any of them
+  EXPECT_EQ(harness.request_seen.size(), 8u);  // no second copy of any of them (+ x-request-id)
+}
+
+// 8-4-4-4-12 lower-case hex, version 4, variant 10xx.
+bool isUuid4(const std::string& id) {
+  if (id.size() != 36 || id[14] != '4' || std::string("89ab").find(id[19]) == std::string::npos) {
+    return false;
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (id[i] == '-')) return false;
+    if (!dash && std::string("0123456789abcdef").find(id[i]) == std::string::npos) return false;
+  }
+  return true;
+}
+
+TEST(ForwardingHeadersTest, EveryRequestGetsANewRequestIdUnlessATrustedHopNamedIt) {
+  test::FilterChainHarness untrusting;
+  untrusting.start(kName, "");
+  http::HeaderMap forged = untrusting.get("/");
+  forged.add("x-request-id", "chosen-by-the-client");
+  untrusting.request(std::move(forged));
+  const std::string first = *untrusting.request_seen.get("x-request-id");
+  EXPECT_TRUE(isUuid4(first)) << first;
+  EXPECT_EQ(untrusting.info.request_id, first);  // what the access log writes
+
+  test::FilterChainHarness again;
+  again.start(kName, "");
+  again.request(again.get("/"));
+  EXPECT_TRUE(isUuid4(*again.request_seen.get("x-request-id")));
+  EXPECT_NE(*again.request_seen.get("x-request-id"), first);
+
+  test::FilterChainHarness trusting;
+  trusting.start(kName, "trusted_hops: 1");
+  http::HeaderMap named = trusting.get("/");
+  named.add("x-request-id", "edge-7f3a");
+  trusting.request(std::move(named));
+  EXPECT_EQ(*trusting.request_seen.get("x-request-id"), "edge-7f3a");
+  EXPECT_EQ(trusting.info.request_id, "edge-7f3a");
+
+  test::FilterChainHarness unusable;
+  unusable.start(kName, "trusted_hops: 1");
+  http::HeaderMap spaced = unusable.get("/");
+  spaced.add("x-request-id", "has space");
+  unusable.request(std::move(spaced));
+  EXPECT_TRUE(isUuid4(*unusable.request_seen.get("x-request-id")));
 }
 
 TEST(ForwardingHeadersTest, TrustedHopsKeepTheirEntriesAndNameTheClient) {

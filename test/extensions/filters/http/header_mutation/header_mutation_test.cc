@@ -54,10 +54,11 @@ TEST(HeaderMutationTest, ASubstitutionThatWouldBreakTheFieldIsLeftOut) {
 
 TEST(HeaderMutationTest, ConfigErrorsNameTheField) {
   const std::string base = "listeners[0].routes[0].http_filters[0].typed_config.";
-  EXPECT_EQ(test::configError(kName, R"(request { set { name: "x" value: "%SNII%" } })"),
-            base +
-                "request.set[0].value: unknown %SNII%; known: %CLIENT_IP% %CLIENT_PORT% "
-                "%PEER_IP% %SNI% %ROUTE% %LISTENER% %PROTOCOL% %REQ(name)% %%");
+  const std::string unknown =
+      test::configError(kName, R"(request { set { name: "x" value: "%SNII%" } })");
+  EXPECT_TRUE(unknown.starts_with(base + "request.set[0].value: unknown %SNII%; known: %TIME% "))
+      << unknown;
+  EXPECT_TRUE(unknown.ends_with(" %USER_AGENT% %REQ(name)% %%")) << unknown;
   EXPECT_EQ(test::configError(kName, R"(response { add { name: "bad name" value: "v" } })"),
             base + "response.add[0].name: \"bad name\" is not a valid header name");
   EXPECT_EQ(test::configError(kName, R"(request { remove: "connection" })"),

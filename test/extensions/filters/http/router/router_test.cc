@@ -4,10 +4,10 @@
 #include <openssl/ssl.h>
 
 #include "source/common/http/filter_manager.h"
-#include "source/common/router/route.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/endpoint.h"
 #include "test/mocks/http/filter.h"
+#include "test/mocks/router/route.h"
 
 namespace mcproxy::extensions::http_router {
 namespace {
@@ -24,13 +24,7 @@ network::Address address(const std::string& text) {
 class RouterTest : public ::testing::Test {
  protected:
   RouterTest() {
-    route_ = std::make_unique<router::Route>(router::Route{
-        "a.test", "127.0.0.1:9000", address("127.0.0.1:9000"), router::RouteMode::kL7, "", "",
-        false, false, 2,
-        router::RouteStats{stats_.counter("c"), stats_.counter("rq"), stats_.counter("502"),
-                           stats_.counter("504"), stats_.counter("rx"), stats_.counter("tx"),
-                           stats_.counter("fail"), stats_.latencyHistogram("l", {})},
-        nullptr, nullptr, false});
+    route_ = test::makeRoute(stats_);
     route_->http_pool_key =
         upstream::poolKey(route_->backend, upstream::Protocol::kHttp2, false, "");
     router::HttpRoute api;
