@@ -241,6 +241,20 @@ CREATE TABLE access_logs (
 ) STRICT;
 )sql";
 
+// Migration 8: plugin modules, in config order.
+constexpr const char* kMigration8 = R"sql(
+CREATE TABLE modules (
+  snapshot_version INTEGER NOT NULL REFERENCES snapshots(version),
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  name             TEXT    NOT NULL CHECK (name <> '' AND name NOT GLOB '*[^a-z0-9_]*'),
+  path             TEXT    NOT NULL CHECK (path <> ''),
+  sha256           TEXT    NOT NULL DEFAULT ''
+                   CHECK (sha256 = '' OR (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-fA-F]*')),
+  PRIMARY KEY (snapshot_version, name),
+  UNIQUE (snapshot_version, position)
+) STRICT;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -256,6 +270,7 @@ const std::vector<Migration>& migrations() {
        kMigration6 + immutableGuards("http_routes") + immutableGuards("http_route_headers") +
            immutableGuards("http_filters")},
       {7, "access_logs", kMigration7 + guards("access_logs", true)},
+      {8, "modules", kMigration8 + immutableGuards("modules")},
   };
   return all;
 }

@@ -11,6 +11,8 @@
 #include "source/common/config/config_error.h"
 #include "source/common/http/filter_factory.h"
 #include "source/common/http/headers.h"
+#include "source/common/logging/logger.h"
+#include "source/common/module/module.h"
 #include "source/common/tls/server_context.h"
 #include "source/common/upstream/endpoint.h"
 
@@ -104,7 +106,8 @@ std::vector<http::FilterFactory> compileHttpFilters(const Route& proto, const st
                                                     const std::string& route_name,
                                                     stats::Store& store,
                                                     std::vector<std::string>& warnings,
-                                                    std::vector<std::string>& watched_files) {
+                                                    std::vector<std::string>& watched_files,
+                                                    const module::ModuleSet& modules) {
   struct Entry {
     std::string name;
     std::unique_ptr<google::protobuf::Message> config;
@@ -151,8 +154,8 @@ std::vector<http::FilterFactory> compileHttpFilters(const Route& proto, const st
   }
   std::vector<http::FilterFactory> chain;
   for (auto& entry : entries) {
-    http::FilterFactoryContext context{entry.path, path,     route_name,
-                                       store,      warnings, watched_files};
+    http::FilterFactoryContext context{entry.path, path,          route_name, store,
+                                       warnings,   watched_files, &modules};
     chain.push_back(
         http::HttpFilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
   }
@@ -162,7 +165,8 @@ std::vector<http::FilterFactory> compileHttpFilters(const Route& proto, const st
 std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
                                             const std::string& listener_name, bool is_default,
                                             stats::Store& store, std::vector<std::string>& warnings,
-                                            std::vector<std::string>& watched_files) {
+                                            std::vector<std::string>& watched_files,
+                                            const module::ModuleSet& modules) {
   if (is_default) {
     if (!proto.hostname().empty()) {
       throw ConfigError(path + ".hostname", "the default route matches every name; leave it empty");
@@ -252,7 +256,7 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
         !proto.http_routes().empty() || !proto.http_filters().empty() || proto.timeout_ms() != 0;
     compileHttpRoutes(proto, path, protocol, *route);
     route->http_filters =
-        compileHttpFilters(proto, path, route_label, store, warnings, watched_files);
+        compileHttpFilters(proto, path, route_label, store, warnings, watched_files, modules);
   } else {
     if (!proto.http_routes().empty()) {
       warnings.push_back(path + ".http_routes: ignored on an L4 route (HTTP is not seen)");
@@ -278,7 +282,7 @@ constexpr const char* kFirewallFilter = "mcproxy.filters.network.firewall";
 void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_t index,
                         CompiledListener& listener, stats::Store& store,
                         std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
-                        config::SharedObjects& shared) {
+                        config::SharedObjects& shared, const module::ModuleSet& modules) {
   const std::string listener_path = "listeners[" + std::to_string(index) + "]";
   const std::string path = listener_path + ".filters";
   const bool wants_firewall =
@@ -338,9 +342,9 @@ void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_
                                 kFirewallFilter);
   }
   for (auto& entry : entries) {
-    network::FilterFactoryContext context{listener, bootstrap,     proto,
-                                          store,    entry.path,    listener_path,
-                                          warnings, watched_files, shared};
+    network::FilterFactoryContext context{listener,   bootstrap,     proto,    store,
+                                          entry.path, listener_path, warnings, watched_files,
+                                          shared,     &modules};
     listener.filter_factories.push_back(
         network::FilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
   }
@@ -413,7 +417,8 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
                                                   size_t index, stats::Store& store,
                                                   std::vector<std::string>& warnings,
                                                   std::vector<std::string>& watched_files,
-                                                  config::SharedObjects& shared) {
+                                                  config::SharedObjects& shared,
+                                                  const module::ModuleSet& modules) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (proto.address().empty()) throw ConfigError(path + ".address", "is required");
   std::string error;
@@ -437,7 +442,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
 
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
-                              watched_files);
+                              watched_files, modules);
     if (!listener->route_table.add(route->hostname, route.get())) {
       throw ConfigError(
           routePath(index, i) + ".hostname",
@@ -447,7 +452,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
   }
   if (proto.has_default_route()) {
     auto route = compileRoute(proto.default_route(), path + ".default_route", name, true, store,
-                              warnings, watched_files);
+                              warnings, watched_files, modules);
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
@@ -465,13 +470,81 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
                          "routes and default_route are unreachable");
     }
   }
-  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files, shared);
+  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files, shared,
+                     modules);
   if (proto.has_access_log()) {
     listener->access_log = compileAccessLog(proto.access_log(), path + ".access_log", shared);
   } else if (bootstrap.has_access_log()) {
     listener->access_log = compileAccessLog(bootstrap.access_log(), "access_log", shared);
   }
   return listener;
+}
+
+// A module as loaded, and the file it was loaded from then: a later compile reuses it while the
+// file is unchanged (and its digest still the one asked for).
+struct LoadedModule {
+  WatchedFile file;
+  std::string sha256;
+  std::shared_ptr<module::Module> module;
+};
+
+bool validModuleName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Loads `modules` (or takes them from an earlier compile) into `snapshot`. Throws ConfigError
+// naming the field; a load failure is also counted.
+void loadModules(const Bootstrap& config, stats::Store& store, config::SharedObjects& shared,
+                 Snapshot& snapshot, std::vector<std::string>& watched_files) {
+  stats::Counter& failures = store.counter(
+      "modules.load_failures",
+      {"mcproxy_module_load_failures_total", {}, "Plugin modules that could not be loaded."});
+  for (int i = 0; i < config.modules_size(); ++i) {
+    const auto& proto = config.modules(i);
+    const std::string path = "modules[" + std::to_string(i) + "]";
+    if (!validModuleName(proto.name())) {
+      throw ConfigError(path + ".name", "\"" + proto.name() + "\" is not [a-z0-9_]+ (1-64)");
+    }
+    if (snapshot.modules.find(proto.name()) != nullptr) {
+      throw ConfigError(path + ".name", "\"" + proto.name() + "\" names two modules");
+    }
+    if (proto.path().empty()) throw ConfigError(path + ".path", "is required");
+    const std::string& sha256 = proto.sha256();
+    if (!sha256.empty() &&
+        (sha256.size() != 64 ||
+         sha256.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)) {
+      throw ConfigError(path + ".sha256", "must be 64 hex digits (sha256sum's output)");
+    }
+    std::string error;
+    auto loaded = shared.getOrCreate<LoadedModule>(
+        "module/" + proto.name() + "/" + proto.path(),
+        [&](const LoadedModule& existing) {
+          return !existing.file.changed() && existing.sha256 == sha256;
+        },
+        [&]() -> std::shared_ptr<LoadedModule> {
+          auto made = std::make_shared<LoadedModule>();
+          made->file = WatchedFile::stat(proto.path());
+          made->sha256 = sha256;
+          auto module = module::Module::load(proto.name(), proto.path(), sha256);
+          if (!module.ok()) {
+            failures.inc();
+            const bool digest =
+                std::string(module.status().message()).find("sha256 is") != std::string::npos;
+            throw ConfigError(path + (digest ? ".sha256" : ".path"),
+                              std::string(module.status().message()));
+          }
+          made->module = std::move(*module);
+          LOG_INFO << "module " << proto.name() << " loaded from " << proto.path()
+                   << " (built for module ABI " << made->module->abiVersion() << ")";
+          return made;
+        });
+    snapshot.modules.add(loaded->module);
+    snapshot.loaded_modules.push_back(loaded);
+    watched_files.push_back(proto.path());
+  }
 }
 
 std::atomic<int64_t> g_alive_snapshots{0};
@@ -541,9 +614,10 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
     throw ConfigError("listeners", "at least one listener is required");
   std::set<std::string> names;
   std::vector<std::string> watched_paths;
+  loadModules(config, store, shared, *snapshot, watched_paths);
   for (int i = 0; i < config.listeners_size(); ++i) {
     auto listener = compileListener(config, config.listeners(i), i, store, result.warnings,
-                                    watched_paths, shared);
+                                    watched_paths, shared, snapshot->modules);
     const std::string path = "listeners[" + std::to_string(i) + "]";
     if (!names.insert(listener->name).second) {
       throw ConfigError(path + ".name", "\"" + listener->name + "\" names two listeners");

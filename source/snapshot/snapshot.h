@@ -9,6 +9,7 @@
 
 #include "api/mcproxy/config/v1/bootstrap.pb.h"
 #include "source/common/config/shared_objects.h"
+#include "source/common/module/module.h"
 #include "source/common/network/address.h"
 #include "source/common/network/close_reason.h"
 #include "source/common/network/filter_factory.h"
@@ -79,6 +80,9 @@ struct Snapshot {
   std::unordered_map<std::string, const CompiledListener*> listeners_by_address;
   std::chrono::milliseconds drain_timeout{15000};
   std::vector<WatchedFile> watched_files;
+  // The plugin modules this config loaded (kept loaded while the snapshot lives), by name.
+  module::ModuleSet modules;
+  std::vector<std::shared_ptr<const void>> loaded_modules;
 
   const CompiledListener* findListener(const std::string& address_text) const;
 };

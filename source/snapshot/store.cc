@@ -263,6 +263,18 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
         .run();
   };
   if (config.has_access_log()) writeAccessLog("", config.access_log());
+  Statement module_row = db_.prepare(
+      "INSERT INTO modules (snapshot_version, position, name, path, sha256)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)");
+  for (int i = 0; i < config.modules_size(); ++i) {
+    const auto& module = config.modules(i);
+    module_row.bind(1, version)
+        .bind(2, static_cast<int64_t>(i))
+        .bind(3, module.name())
+        .bind(4, module.path())
+        .bind(5, module.sha256())
+        .run();
+  }
   for (const Listener& listener : config.listeners()) {
     if (listener.has_access_log()) writeAccessLog(listener.name(), listener.access_log());
   }
@@ -527,6 +539,15 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   }
   loadHttp(version, routes_by_key);
   loadFirewalls(version, config, by_name);
+  Statement modules = db_.prepare(
+      "SELECT name, path, sha256 FROM modules WHERE snapshot_version = ?1 ORDER BY position");
+  modules.bind(1, version);
+  while (modules.step()) {
+    auto* module = config.add_modules();
+    module->set_name(modules.text(0));
+    module->set_path(modules.text(1));
+    module->set_sha256(modules.text(2));
+  }
   Statement access_logs = db_.prepare(
       "SELECT listener_name, path, format, text_format FROM access_logs"
       " WHERE snapshot_version = ?1");
@@ -675,6 +696,27 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     return holder.has_access_log() ? &holder.access_log() : nullptr;
   };
   diffAccessLog("(top level)", accessLogOf(a), accessLogOf(b));
+  auto modulesOf = [](const Bootstrap& config) {
+    std::map<std::string, std::string> out;  // name -> "path [sha256]"
+    for (const auto& module : config.modules()) {
+      out[module.name()] =
+          module.path() + (module.sha256().empty() ? "" : " sha256 " + module.sha256());
+    }
+    return out;
+  };
+  const auto modules_a = modulesOf(a);
+  const auto modules_b = modulesOf(b);
+  for (const auto& [name, where] : modules_a) {
+    auto now = modules_b.find(name);
+    if (now == modules_b.end()) {
+      lines.push_back("- module " + name + " " + where);
+    } else if (now->second != where) {
+      lines.push_back("~ module " + name + " " + where + " -> " + now->second);
+    }
+  }
+  for (const auto& [name, where] : modules_b) {
+    if (!modules_a.count(name)) lines.push_back("+ module " + name + " " + where);
+  }
   const auto listeners_a = index(a);
   const auto listeners_b = index(b);
   for (const auto& [name, listener] : listeners_a) {

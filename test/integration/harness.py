@@ -37,6 +37,11 @@ def tool(name):
     return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, "tools", name)
 
 
+def module_file(path):
+    """A plugin module built here: "examples/modules/libsni_guard.so", "test/modules/libprobe.so"."""
+    return os.path.join(os.environ["TEST_SRCDIR"], WORKSPACE, path)
+
+
 def wait_port(port, process=None, what="a listener"):
     """Waits until 127.0.0.1:port accepts connections (or `process` exited)."""
     def up():

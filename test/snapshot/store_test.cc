@@ -372,6 +372,45 @@ TEST(SnapshotStoreTest, AccessLogsRoundTripAndDiff) {
   EXPECT_NE(raw.exec("UPDATE access_logs SET path = '/y'").find("immutable"), std::string::npos);
 }
 
+TEST(SnapshotStoreTest, ModulesRoundTripInOrderAndDiff) {
+  const std::string path = tempPath("modules");
+  SnapshotStore store(path);
+  const std::string text = R"(
+    modules { name: "sni_guard" path: "/usr/lib/mc-proxy/modules/libsni_guard.so" }
+    modules { name: "api_key" path: "/usr/lib/mc-proxy/modules/libapi_key.so"
+              sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+    listeners { name: "edge" address: "127.0.0.1:1" })";
+  store.write(config(text), "a");
+  const auto loaded = store.load(1).config;
+  ASSERT_EQ(loaded.modules_size(), 2);
+  EXPECT_EQ(loaded.modules(0).name(), "sni_guard");  // config order kept
+  EXPECT_EQ(loaded.modules(1).sha256().size(), 64u);
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+
+  std::string changed = text;
+  changed.replace(changed.find("libsni_guard.so"), 15, "libsni_guard2.so");
+  changed.replace(changed.find("modules { name: \"api_key\""), 0,
+                  "modules { name: \"extra\" path: \"/x.so\" } ");
+  store.write(config(changed), "b");
+  const auto lines = store.diff(1, 2);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0],
+            "~ module sni_guard /usr/lib/mc-proxy/modules/libsni_guard.so -> "
+            "/usr/lib/mc-proxy/modules/libsni_guard2.so");
+  EXPECT_EQ(lines[1], "+ module extra /x.so");
+
+  RawConnection raw(path);
+  auto row = [](const std::string& values) {
+    return "INSERT INTO modules VALUES (" + values + ")";
+  };
+  EXPECT_NE(raw.exec(row("2, 9, 'Bad-Name', '/y.so', ''")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(row("2, 10, 'ok', '', ''")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(row("2, 11, 'ok2', '/y.so', 'abc'")).find("CHECK"), std::string::npos);
+  EXPECT_NE(raw.exec(row("1, 12, 'old', '/y.so', ''")).find("newest"), std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM modules").find("immutable"), std::string::npos);
+}
+
 TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
   const std::string path = tempPath("newer");
   { SnapshotStore store(path); }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <vector>
 
+#include "source/common/event/handle_slots.h"
 #include "source/common/network/fd.h"
 
 struct event_base;
@@ -99,6 +100,8 @@ class Dispatcher {
   // This loop's random source (request ids): one per thread, as absl::BitGen is not
   // thread-safe, seeded from the OS.
   absl::BitGen& random() { return random_; }
+  // Handles this loop's objects give to plugin modules.
+  HandleSlots& handles() { return handles_; }
 
  private:
   void runPosted();
@@ -111,6 +114,7 @@ class Dispatcher {
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
   std::unique_ptr<Timer> deferred_delete_timer_;
   absl::BitGen random_;
+  HandleSlots handles_;
 };
 
 }  // namespace mcproxy::event

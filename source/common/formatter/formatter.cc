@@ -132,7 +132,8 @@ bool appendField(Field field, const Context& context, std::string& out) {
         return true;
       }
       if (!connection.end_time) return false;
-      out += network::closeReasonName(connection.close_reason);
+      out += connection.close_detail.empty() ? network::closeReasonName(connection.close_reason)
+                                             : connection.close_detail;
       return true;
     case Field::kBytesFromClient:
       appendNumber(static_cast<int64_t>(connection.bytes_from_downstream), out);

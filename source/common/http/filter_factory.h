@@ -10,6 +10,10 @@
 #include "source/common/http/filter.h"
 #include "source/common/stats/stats.h"
 
+namespace mcproxy::module {
+class ModuleSet;
+}
+
 namespace mcproxy::http {
 
 // What an HTTP filter factory may use while it compiles its config, once per snapshot and route.
@@ -25,6 +29,8 @@ struct FilterFactoryContext {
   std::vector<std::string>& warnings;
   // Files the filter read; when one changes, the config is compiled again (a new snapshot).
   std::vector<std::string>& watched_files;
+  // The plugin modules the config loaded, by name (mcproxy.filters.http.module).
+  const module::ModuleSet* modules = nullptr;
 };
 
 // An HTTP filter type, registered by name ("mcproxy.filters.http.header_mutation").

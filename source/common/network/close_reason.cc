@@ -54,6 +54,8 @@ const char* closeReasonName(CloseReason reason) {
       return "http_protocol_error";
     case CloseReason::kRequestHeaderTimeout:
       return "request_header_timeout";
+    case CloseReason::kModule:
+      return "module";
     case CloseReason::kCount:
       break;
   }

@@ -32,6 +32,7 @@ enum class CloseReason : size_t {
   kTlsHandshakeFailed,      // L7: the TLS handshake with the client failed or timed out
   kHttpProtocolError,       // L7: the client broke HTTP/2 or HTTP/1.1 framing
   kRequestHeaderTimeout,    // L7 HTTP/1.1: a request's headers did not arrive in time
+  kModule,                  // a plugin module closed it, for a reason of its own (close_detail)
   kCount,
 };
 

@@ -16,6 +16,9 @@
 namespace mcproxy::snapshot {
 struct CompiledListener;
 }
+namespace mcproxy::module {
+class ModuleSet;
+}
 
 namespace mcproxy::network {
 
@@ -41,6 +44,8 @@ struct FilterFactoryContext {
   std::vector<std::string>& watched_files;
   // State that outlives this snapshot and is handed on to the next (the firewall's rate limiter).
   config::SharedObjects& shared_objects;
+  // The plugin modules the config loaded, by name (mcproxy.filters.network.module).
+  const module::ModuleSet* modules = nullptr;
 };
 
 // A filter type, registered by name ("mcproxy.filters.network.tcp_proxy").

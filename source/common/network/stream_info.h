@@ -47,6 +47,8 @@ struct StreamInfo {
   std::chrono::steady_clock::time_point start_time;
   std::optional<std::chrono::steady_clock::time_point> end_time;  // set when it closed
   CloseReason close_reason = CloseReason::kFinished;
+  // With kModule: "module:<module>:<reason>", what the access log says.
+  std::string close_detail;
   // What a filter shares with the filters after it (and, later, the access log).
   stream_info::FilterState filter_state;
 };

@@ -25,6 +25,7 @@ class Gauge {
  public:
   void inc() { value_.fetch_add(1, std::memory_order_relaxed); }
   void dec() { value_.fetch_sub(1, std::memory_order_relaxed); }
+  void add(int64_t delta) { value_.fetch_add(delta, std::memory_order_relaxed); }
   void set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
 
