@@ -1,8 +1,10 @@
 // mcproxyctl: the operator's command line for mc-proxy.
+#include <absl/strings/str_format.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -11,6 +13,8 @@
 #include <vector>
 
 #include "api/mcproxy/admin/v1/admin.pb.h"
+#include "api/mcproxy/check/v1/check.pb.h"
+#include "source/check/route_check.h"
 #include "source/common/config/config_error.h"
 #include "source/common/json/json_string.h"
 #include "source/common/stats/stats.h"
@@ -33,8 +37,9 @@ constexpr int kFailed = 3;   // the database could not be read or written
 constexpr const char* kUsageText = R"(usage: mcproxyctl COMMAND [options]
 
 Config:
-  validate --config FILE             check a config (text format, or JSON when FILE ends in
-                                     .json) without writing anything; prints warnings
+  validate --config FILE [--strict]  check a config (text format, or JSON when FILE ends in
+                                     .json) without writing anything; prints warnings (with
+                                     --strict a warning fails it: exit 1)
   compile --config FILE --db DB      validate, then store it as the newest snapshot version
                                      (nothing is written when invalid or unchanged)
 Running proxy (admin API on --socket S; default $MCPROXY_ADMIN_SOCKET or /run/mc-proxy/admin.sock):
@@ -50,6 +55,13 @@ Snapshots (with --db DB: the database file directly; without: the running proxy)
   snapshots diff A B --db DB         what changed from version A to version B
   snapshots rollback N               make version N's config the newest version again
   snapshots verify --db DB           recompute every version's content hash from its rows
+Route tests (offline: no socket, no connection; see docs/ci.md):
+  check (--config FILE | --db DB [--version N]) --tests FILE [--fail-under PCT]
+        [--junit FILE] [--details]
+                                     run route tests (text format, or JSON when FILE ends in
+                                     .json): exit 0 all passed, 1 a test failed or coverage
+                                     is under PCT, 2 usage, 3 unreadable config, tests or
+                                     database
 Database:
   db migrate --db DB [--to N]        upgrade the schema (mc-proxy also does this at start)
 Other:
@@ -81,7 +93,13 @@ bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& erro
                                                      {"--send-proxy-protocol", false},
                                                      {"--ip", true},
                                                      {"--cidr", true},
-                                                     {"--country", true}};
+                                                     {"--country", true},
+                                                     {"--strict", false},
+                                                     {"--tests", true},
+                                                     {"--version", true},
+                                                     {"--fail-under", true},
+                                                     {"--junit", true},
+                                                     {"--details", false}};
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string arg = raw[i];
     if (!arg.starts_with("--")) {
@@ -134,6 +152,11 @@ int validateCommand(const Args& args) {
   }
   try {
     auto result = validateFile(config->second);
+    if (args.flags.count("--strict") && !result.warnings.empty()) {
+      std::cerr << config->second << ": " << result.warnings.size()
+                << " warning(s); --strict fails on any\n";
+      return kInvalid;
+    }
     std::cout << config->second << ": valid (" << result.snapshot->listeners.size()
               << " listener(s), " << routeCount(*result.snapshot) << " route(s))\n";
     return kOk;
@@ -490,6 +513,142 @@ int snapshotsViaSocket(const Args& args) {
   return kUsage;
 }
 
+// Exit codes of `check`, as CI reads them.
+constexpr int kCheckFailed = 1;      // a test failed, or coverage is under --fail-under
+constexpr int kCheckUnreadable = 3;  // the config, the tests or the database
+
+std::string describeOutcome(const mcproxy::check::Outcome& outcome) {
+  std::string text = outcome.allowed ? "ALLOW" : "DENY " + outcome.deny_reason;
+  if (outcome.route != nullptr) {
+    text += " route " +
+            (outcome.route->hostname.empty() ? std::string("(default)") : outcome.route->hostname);
+    text += outcome.route->mode == mcproxy::router::RouteMode::kL7 ? " L7" : " L4";
+  }
+  if (!outcome.backend.empty() && outcome.allowed) text += " backend " + outcome.backend;
+  if (outcome.status != 0) text += " status " + std::to_string(outcome.status);
+  return text;
+}
+
+int checkCommand(const Args& args) {
+  const std::string tests_path = flag(args, "--tests");
+  const bool from_config = args.flags.count("--config") > 0;
+  const bool from_db = args.flags.count("--db") > 0;
+  if (tests_path.empty() || from_config == from_db) {
+    std::cerr << "mcproxyctl check: (--config FILE | --db DB [--version N]) --tests FILE "
+                 "[--fail-under PCT] [--junit FILE] [--details]\n";
+    return kUsage;
+  }
+  double fail_under = 0;
+  if (args.flags.count("--fail-under")) {
+    try {
+      fail_under = std::stod(flag(args, "--fail-under"));
+    } catch (const std::exception&) {
+      fail_under = -1;
+    }
+    if (fail_under < 0 || fail_under > 100) {
+      std::cerr << "mcproxyctl check: --fail-under takes a percentage from 0 to 100\n";
+      return kUsage;
+    }
+  }
+  mcproxy::config::v1::Bootstrap config;
+  std::string origin;
+  try {
+    if (from_config) {
+      origin = flag(args, "--config");
+      config = mcproxy::snapshot::loadConfigFile(origin);
+    } else {
+      SnapshotStore store(flag(args, "--db"));
+      int64_t version = store.latestVersion();
+      if (args.flags.count("--version")) version = std::stoll(flag(args, "--version"));
+      if (version <= 0) {
+        std::cerr << "mcproxyctl check: " << flag(args, "--db") << " holds no version\n";
+        return kCheckUnreadable;
+      }
+      origin = flag(args, "--db") + " version " + std::to_string(version);
+      config = store.load(version).config;
+    }
+  } catch (const mcproxy::config::ConfigError& e) {
+    std::cerr << origin << ": " << e.what() << "\n";
+    return kCheckUnreadable;
+  } catch (const std::exception& e) {
+    std::cerr << "mcproxyctl check: " << e.what() << "\n";
+    return kCheckUnreadable;
+  }
+
+  mcproxy::check::v1::Tests tests;
+  try {
+    mcproxy::snapshot::loadMessageFile(tests_path, tests);
+  } catch (const mcproxy::config::ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kCheckUnreadable;
+  }
+
+  std::unique_ptr<mcproxy::check::RouteChecker> checker;
+  try {
+    checker = std::make_unique<mcproxy::check::RouteChecker>(config);
+  } catch (const mcproxy::config::ConfigError& e) {
+    std::cerr << origin << ": " << e.what() << "\n";
+    return kCheckUnreadable;
+  }
+  std::vector<mcproxy::check::TestResult> results;
+  size_t failed = 0;
+  for (const auto& test : tests.tests()) {
+    results.push_back(checker->run(test));
+    const auto& result = results.back();
+    const std::string name =
+        "\"" + (result.name.empty() ? std::string("(unnamed)") : result.name) + "\"";
+    if (!result.error.empty()) {
+      ++failed;
+      std::cout << "ERROR " << name << ": " << result.error << "\n";
+      continue;
+    }
+    if (!result.passed()) {
+      ++failed;
+      for (const auto& m : result.mismatches) {
+        std::cout << "FAIL " << name << ": expected: [" << m.expected << "], actual: [" << m.actual
+                  << "], field: " << m.field << "\n";
+      }
+    } else if (args.flags.count("--details")) {
+      std::cout << "ok   " << name << "\n";
+    }
+    if (args.flags.count("--details") || !result.passed()) {
+      std::cout << "     " << describeOutcome(result.outcome) << "\n";
+      if (!result.outcome.detail.empty() && !result.outcome.allowed) {
+        std::cout << "     " << result.outcome.detail << "\n";
+      }
+      if (args.flags.count("--details")) {
+        for (const auto& header : result.outcome.request_headers) {
+          std::cout << "       " << header.name << ": " << header.value << "\n";
+        }
+      }
+    }
+  }
+  const auto& coverage = checker->coverage();
+  std::cout << results.size() << " test(s): " << results.size() - failed << " passed, " << failed
+            << " failed\n";
+  std::cout << "coverage: " << coverage.exercised.size() << " of " << coverage.all.size()
+            << " routes, http_routes and firewall rules exercised ("
+            << absl::StrFormat("%.1f", coverage.percent()) << "%)\n";
+  for (const auto& item : coverage.all) {
+    if (!coverage.exercised.count(item)) std::cout << "  untested: " << item << "\n";
+  }
+  if (args.flags.count("--junit")) {
+    std::ofstream out(flag(args, "--junit"));
+    out << mcproxy::check::junitXml(results, coverage);
+    if (!out) {
+      std::cerr << "mcproxyctl check: cannot write " << flag(args, "--junit") << "\n";
+      return kCheckUnreadable;
+    }
+  }
+  if (failed > 0) return kCheckFailed;
+  if (coverage.percent() < fail_under) {
+    std::cout << "coverage " << absl::StrFormat("%.1f", coverage.percent())
+              << "% is under --fail-under " << fail_under << "%\n";
+    return kCheckFailed;
+  }
+  return kOk;
+}
+
 int dbCommand(const Args& args) {
   auto db = args.flags.find("--db");
   if (args.positional.empty() || args.positional[0] != "migrate" || db == args.flags.end()) {
@@ -538,6 +697,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (command == "validate") return validateCommand(args);
+    if (command == "check") return checkCommand(args);
     if (command == "compile") return compileCommand(args);
     if (command == "snapshots") return snapshotsCommand(args);
     if (command == "db") return dbCommand(args);

@@ -95,35 +95,45 @@ void requireUtf8Strings(const google::protobuf::Message& message, const std::str
 
 }  // namespace
 
-mcproxy::config::v1::Bootstrap parseTextConfig(const std::string& text, const std::string& origin) {
-  mcproxy::config::v1::Bootstrap config;
+void parseTextMessage(const std::string& text, const std::string& origin,
+                      google::protobuf::Message& message) {
   google::protobuf::TextFormat::Parser parser;
   FirstErrorCollector errors;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &config)) {
+  if (!parser.ParseFromString(text, &message)) {
     throw ConfigError(origin + ":" + errors.where,
                       errors.error.empty() ? "parse error" : errors.error);
   }
   try {
-    requireUtf8Strings(config, "");
+    requireUtf8Strings(message, "");
   } catch (const ConfigError& e) {
     throw ConfigError(origin, e.what());
   }
+}
+
+void loadMessageFile(const std::string& path, google::protobuf::Message& message) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, "cannot open the file");
+  std::stringstream contents;
+  contents << in.rdbuf();
+  if (path.ends_with(".json")) {
+    const auto status = google::protobuf::util::JsonStringToMessage(contents.str(), &message);
+    if (!status.ok()) throw ConfigError(path, std::string(status.message()));
+    return;
+  }
+  parseTextMessage(contents.str(), path, message);
+}
+
+mcproxy::config::v1::Bootstrap parseTextConfig(const std::string& text, const std::string& origin) {
+  mcproxy::config::v1::Bootstrap config;
+  parseTextMessage(text, origin, config);
   return config;
 }
 
 mcproxy::config::v1::Bootstrap loadConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, "cannot open the config file");
-  std::stringstream contents;
-  contents << in.rdbuf();
-  if (path.ends_with(".json")) {
-    mcproxy::config::v1::Bootstrap config;
-    const auto status = google::protobuf::util::JsonStringToMessage(contents.str(), &config);
-    if (!status.ok()) throw ConfigError(path, std::string(status.message()));
-    return config;
-  }
-  return parseTextConfig(contents.str(), path);
+  mcproxy::config::v1::Bootstrap config;
+  loadMessageFile(path, config);
+  return config;
 }
 
 const std::string& embeddedDefaultConfigText() {

@@ -10,6 +10,9 @@ namespace mcproxy::snapshot {
 // otherwise. Throws config::ConfigError("FILE:LINE:COLUMN", reason) on a syntax error.
 mcproxy::config::v1::Bootstrap loadConfigFile(const std::string& path);
 
+// Reads any message the same way (route tests for mcproxyctl check).
+void loadMessageFile(const std::string& path, google::protobuf::Message& message);
+
 // Parses text-format config from memory; `origin` names it in errors.
 mcproxy::config::v1::Bootstrap parseTextConfig(const std::string& text, const std::string& origin);
 

@@ -341,12 +341,16 @@ void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_
                                         "no ") +
                                 kFirewallFilter);
   }
+  bool terminal_seen = false;
   for (auto& entry : entries) {
     network::FilterFactoryContext context{listener,   bootstrap,     proto,    store,
                                           entry.path, listener_path, warnings, watched_files,
                                           shared,     &modules};
-    listener.filter_factories.push_back(
-        network::FilterRegistry::find(entry.name)->createFilterFactory(*entry.config, context));
+    const auto* factory = network::FilterRegistry::find(entry.name);
+    listener.filter_factories.push_back(factory->createFilterFactory(*entry.config, context));
+    listener.filter_names.push_back(entry.name);
+    terminal_seen = terminal_seen || factory->terminal();
+    if (!terminal_seen) ++listener.filters_before_terminal;
   }
 }
 
@@ -429,16 +433,8 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
   }
   const std::string name = proto.name().empty() ? proto.address() : proto.name();
   auto listener = std::make_unique<CompiledListener>(
-      CompiledListener{name,
-                       proto.address(),
-                       *address,
-                       proto.proxy_protocol(),
-                       proto.backlog() == 0 ? kDefaultBacklog : proto.backlog(),
-                       {},
-                       {},
-                       nullptr,
-                       {},
-                       makeListenerStats(store, name)});
+      name, proto.address(), *address, proto.proxy_protocol(),
+      proto.backlog() == 0 ? kDefaultBacklog : proto.backlog(), makeListenerStats(store, name));
 
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,

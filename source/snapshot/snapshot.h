@@ -33,7 +33,16 @@ struct ListenerStats {
 };
 
 // One listener of a snapshot, compiled: its route table and its filter chain.
-struct CompiledListener {
+struct CompiledListener : public router::RouteTable {
+  CompiledListener(std::string name, std::string address_text, network::Address address,
+                   bool proxy_protocol, uint32_t backlog, ListenerStats stats)
+      : name(std::move(name)),
+        address_text(std::move(address_text)),
+        address(address),
+        proxy_protocol(proxy_protocol),
+        backlog(backlog),
+        stats(std::move(stats)) {}
+
   std::string name;
   std::string address_text;  // as configured; identifies the listening socket
   network::Address address;
@@ -43,12 +52,15 @@ struct CompiledListener {
   router::HostnameMatcher<const router::Route*> route_table;
   const router::Route* default_route = nullptr;
   std::vector<network::FilterFactoryCb> filter_factories;
+  // The registered name of each, and how many run before the first terminal one (route tests
+  // evaluate those).
+  std::vector<std::string> filter_names;
+  size_t filters_before_terminal = 0;
   ListenerStats stats;
   // Null: no access log for this listener's connections and requests.
   std::shared_ptr<const access_log::AccessLog> access_log;
 
-  // Exact hostname, then the longest wildcard, then the default route; nullptr if none.
-  const router::Route* findRoute(std::string_view server_name) const;
+  const router::Route* findRoute(std::string_view server_name) const override;
 };
 
 // A file a snapshot was compiled from (a GeoIP database, later certificates), as it was then.

@@ -135,14 +135,15 @@ frontend origin
                 typed_config { [type.googleapis.com/mcproxy.extensions.filters.network.proxy_protocol.v1.ProxyProtocol] { header_timeout_ms: 400 } } }
               filters { name: "mcproxy.filters.network.tls_inspector"''', 1))
         port = origin.port()
+        # Every header of the corpus: test/conformance/proxy_protocol_corpus_test.
         corpus = os.path.join(os.environ["TEST_SRCDIR"], "mcproxy", "test", "fuzz", "corpus",
                               "proxy_protocol")
-        broken = sorted(n for n in os.listdir(corpus) if n.startswith("invalid_"))
-        for name in broken:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                conn.sendall(open(os.path.join(corpus, name), "rb").read())
+        for name in ("invalid_v1_port_too_big", "invalid_v2_version_3"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn, \
+                    open(os.path.join(corpus, name), "rb") as header:
+                conn.sendall(header.read())
                 self.assertTrue(harness.closed_by_peer(conn), name)
-        origin.wait_stat("listener.o.close.proxy_protocol_bad_header", len(broken))
+        origin.wait_stat("listener.o.close.proxy_protocol_bad_header", 2)
         # Half a header, then silence: the header timeout.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
             conn.sendall(b"PROXY TCP4 1.2.3.4")

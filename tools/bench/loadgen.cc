@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "source/common/network/fd.h"
+#include "source/common/tls/client_hello_writer.h"
 #include "source/common/tls/server_context.h"
 
 namespace {
@@ -297,15 +298,7 @@ int runIdle(const Flags& flags) {
 // A real ClientHello for `sni`, as OpenSSL would send it.
 std::string clientHelloBytes(const std::string& sni) {
   SslCtxPtr ctx = clientContext("", "");
-  SslPtr ssl(SSL_new(ctx.get()));
-  SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
-  BIO* in = BIO_new(BIO_s_mem());
-  BIO* out = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl.get(), in, out);
-  SSL_connect(ssl.get());
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(out, &data);
-  return std::string(data, static_cast<size_t>(len));
+  return mcproxy::tls::writeClientHello(sni, {}, ctx.get());
 }
 
 struct StreamPeer {

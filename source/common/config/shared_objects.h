@@ -7,6 +7,10 @@
 #include <string>
 #include <typeinfo>
 
+namespace mcproxy::network {
+class CountryLookup;
+}
+
 namespace mcproxy::config {
 
 // Objects that outlive the snapshot that made them and are handed on to the snapshots after it
@@ -20,6 +24,13 @@ class SharedObjects {
   // logs) are opened; otherwise a compile only validates (the CLI, tests).
   explicit SharedObjects(bool live = false) : live_(live) {}
   bool live() const { return live_; }
+
+  // Offline evaluation (mcproxyctl check): every client's country comes from `countries`, and
+  // the GeoIP databases a config names are neither opened nor required.
+  void setCountryOverride(std::shared_ptr<const network::CountryLookup> countries) {
+    countries_ = std::move(countries);
+  }
+  std::shared_ptr<const network::CountryLookup> countryOverride() const { return countries_; }
 
   // The T kept under `key` if one is alive and `fits(existing)`; otherwise a new `make()`, kept
   // under `key` for the next compile.
@@ -38,6 +49,7 @@ class SharedObjects {
 
  private:
   const bool live_;
+  std::shared_ptr<const network::CountryLookup> countries_;
   std::mutex mutex_;
   std::map<std::string, std::weak_ptr<void>> objects_;
 };

@@ -126,6 +126,8 @@ void Dispatcher::runDeferredDeletes() {
 }
 
 std::chrono::steady_clock::time_point Dispatcher::now() const {
+  if (frozen_now_) [[unlikely]]
+    return *frozen_now_;
   return std::chrono::steady_clock::now();
 }
 

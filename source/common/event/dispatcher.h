@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "source/common/event/handle_slots.h"
@@ -95,8 +96,11 @@ class Dispatcher {
   void runDeferredDeletes();
 
   event_base* base() { return base_; }
-  // Monotonic time (vDSO clock read; no syscall).
+  // Monotonic time (vDSO clock read; no syscall), unless frozen.
   std::chrono::steady_clock::time_point now() const;
+  // Offline evaluation (mcproxyctl check): now() answers `time` from here on, so what filters
+  // decide by the clock (rate limits) follows the test, not the machine.
+  void freezeTime(std::chrono::steady_clock::time_point time) { frozen_now_ = time; }
   // This loop's random source (request ids): one per thread, as absl::BitGen is not
   // thread-safe, seeded from the OS.
   absl::BitGen& random() { return random_; }
@@ -115,6 +119,7 @@ class Dispatcher {
   std::unique_ptr<Timer> deferred_delete_timer_;
   absl::BitGen random_;
   HandleSlots handles_;
+  std::optional<std::chrono::steady_clock::time_point> frozen_now_;
 };
 
 }  // namespace mcproxy::event

@@ -32,6 +32,13 @@ void FilterManager::decodeHeaders(HeaderMap&& headers, bool end_stream) {
   runRequestHeaders(0);
 }
 
+void FilterManager::refuseRequest(HeaderMap&& headers, int status, std::string_view body,
+                                  std::string_view detail) {
+  request_headers_ = std::move(headers);
+  request_started_ = true;
+  localReply(responseScope(nullptr), status, body, {}, detail);
+}
+
 void FilterManager::runRequestHeaders(int from) {
   for (int i = from; i < count_; ++i) {
     request_headers_reached_ = std::max(request_headers_reached_, i + 1);

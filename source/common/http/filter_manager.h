@@ -45,6 +45,10 @@ class FilterManager {
 
   // The request, as the client's codec decoded it.
   void decodeHeaders(HeaderMap&& headers, bool end_stream);
+  // The request is answered before any filter sees it (the connection manager's own checks);
+  // its headers are kept for the access log.
+  void refuseRequest(HeaderMap&& headers, int status, std::string_view body,
+                     std::string_view detail);
   void decodeData(buffer::Buffer& data, bool end_stream);
   void decodeTrailers(HeaderMap&& trailers);
 

@@ -59,6 +59,9 @@ class NamedNetworkFilterConfigFactory {
   // config::ConfigError naming context.field_path for a config that cannot be used.
   virtual FilterFactoryCb createFilterFactory(const google::protobuf::Message& config,
                                               FilterFactoryContext& context) const = 0;
+  // A terminal filter takes the connection over (tcp_proxy, http_connection_manager): the
+  // chain ends with it, and route tests (mcproxyctl check) evaluate the filters before it.
+  virtual bool terminal() const { return false; }
 };
 
 // Base for factories with a typed config: implements the proto plumbing so a filter author

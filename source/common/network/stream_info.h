@@ -13,7 +13,8 @@
 
 namespace mcproxy::router {
 struct Route;
-}
+class RouteTable;
+}  // namespace mcproxy::router
 
 namespace mcproxy::network {
 
@@ -40,8 +41,10 @@ struct StreamInfo {
   // Why the TLS handshake with the client failed ("no_shared_cipher", "timeout", ...).
   std::string_view tls_failure;
   uint64_t requests = 0;  // L7: requests the client sent on this connection
-  // Chosen by the router; owned by the snapshot this connection runs on.
+  // Chosen by the router from its listener's table; both owned by the snapshot this connection
+  // runs on.
   const router::Route* route = nullptr;
+  const router::RouteTable* route_table = nullptr;
   uint64_t bytes_from_downstream = 0;
   uint64_t bytes_to_downstream = 0;
   std::chrono::steady_clock::time_point start_time;

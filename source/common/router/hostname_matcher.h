@@ -1,9 +1,10 @@
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace mcproxy::router {
 
@@ -34,7 +35,7 @@ class HostnameMatcher {
       lowered = toLowerAscii(hostname);
       hostname = lowered;
     }
-    if (auto it = exact_.find(std::string(hostname)); it != exact_.end()) return &it->second;
+    if (auto it = exact_.find(key(hostname)); it != exact_.end()) return &it->second;
     return findWildcard(hostname);
   }
 
@@ -43,7 +44,7 @@ class HostnameMatcher {
     if (wildcard_.empty()) return nullptr;
     for (size_t dot = hostname.find('.'); dot != std::string_view::npos;
          dot = hostname.find('.', dot + 1)) {
-      if (auto it = wildcard_.find(std::string(hostname.substr(dot + 1))); it != wildcard_.end()) {
+      if (auto it = wildcard_.find(key(hostname.substr(dot + 1))); it != wildcard_.end()) {
         return &it->second;
       }
     }
@@ -60,8 +61,11 @@ class HostnameMatcher {
     return false;
   }
 
-  std::unordered_map<std::string, T> exact_;
-  std::unordered_map<std::string, T> wildcard_;  // keyed by the suffix after "*."
+  // Looked up by string_view: no string is made per lookup.
+  static absl::string_view key(std::string_view name) { return {name.data(), name.size()}; }
+
+  absl::flat_hash_map<std::string, T> exact_;
+  absl::flat_hash_map<std::string, T> wildcard_;  // keyed by the suffix after "*."
 };
 
 }  // namespace mcproxy::router

@@ -1,3 +1,5 @@
+#include <absl/strings/match.h>
+
 #include <string_view>
 
 #include "source/common/router/route.h"
@@ -44,6 +46,25 @@ std::string HttpRoute::describe() const {
   return out + " -> " + backend_text;
 }
 
+std::string_view authorityHost(std::string_view authority) {
+  if (authority.starts_with('[')) {
+    const size_t close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  return authority.substr(0, authority.rfind(':'));
+}
+
+bool misdirected(const RouteTable& table, const Route& connection_route,
+                 std::string_view server_name, std::string_view authority) {
+  if (authority.empty()) return false;
+  const std::string_view host = authorityHost(authority);
+  if (absl::EqualsIgnoreCase(absl::string_view(host.data(), host.size()),
+                             absl::string_view(server_name.data(), server_name.size()))) {
+    return false;
+  }
+  return table.findRoute(host) != &connection_route;
+}
+
 const HttpRoute* Route::matchHttpRoute(const http::HeaderMap& request) const {
   for (const HttpRoute& route : http_routes) {
     if (route.matches(request)) return &route;
@@ -87,7 +108,9 @@ RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
                   {"mcproxy_route_active_requests", labels, "L7 requests in flight."}),
       store.latencyHistogram(prefix + "upstream_cx_connect",
                              {"mcproxy_route_upstream_connect_duration_seconds", labels,
-                              "L7 backend connection setup (TCP, PROXY, TLS), in seconds."})};
+                              "L7 backend connection setup (TCP, PROXY, TLS), in seconds."}),
+      counter("rq_misdirected", "mcproxy_route_misdirected_requests_total",
+              "L7 requests answered 421: their authority belongs to another route or none.")};
 }
 
 }  // namespace mcproxy::router

@@ -31,6 +31,7 @@ struct RouteStats {
   std::array<stats::Counter*, 5> responses_by_class;
   stats::Gauge& streams_active;                // L7: requests in flight
   stats::Histogram& upstream_connect_latency;  // L7: seconds to set up a backend connection
+  stats::Counter& misdirected_requests;        // L7: 421, the authority belongs elsewhere
 
   void countResponse(int status) const {
     if (status >= 100 && status < 600) responses_by_class[status / 100 - 1]->inc();
@@ -106,5 +107,24 @@ struct Route {
   // The first http_routes entry `request` matches, or null.
   const HttpRoute* matchHttpRoute(const http::HeaderMap& request) const;
 };
+
+// The routes of one listener by server name: its compiled route table.
+class RouteTable {
+ public:
+  virtual ~RouteTable() = default;
+  // Exact hostname, then the longest wildcard, then the default route; nullptr if none.
+  virtual const Route* findRoute(std::string_view server_name) const = 0;
+};
+
+// The host of a request's authority ("a.test:8443" -> "a.test", "[::1]:8443" -> "[::1]").
+std::string_view authorityHost(std::string_view authority);
+
+// RFC 9110 §15.5.20 and RFC 9113 §9.1.1: a request on a connection routed by its SNI whose
+// authority another route serves (or none does) must not be answered by this connection's route,
+// which may have another backend and another TLS policy: the client gets 421 and opens a
+// connection for that name. A request without an authority (HTTP/1.0) is not misdirected, nor
+// one for the connection's own server name (no lookup then: the common case).
+bool misdirected(const RouteTable& table, const Route& connection_route,
+                 std::string_view server_name, std::string_view authority);
 
 }  // namespace mcproxy::router

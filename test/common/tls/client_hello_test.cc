@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "source/common/tls/client_hello_writer.h"
+
 namespace mcproxy::tls {
 namespace {
 
@@ -31,22 +33,7 @@ std::string opensslClientHello(const std::string& sni, const std::vector<std::st
         },
         nullptr, nullptr, nullptr, nullptr);
   }
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
-  BIO* in = BIO_new(BIO_s_mem());
-  BIO* out = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl.get(), in, out);  // ssl owns both
-  if (!sni.empty()) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
-  if (!alpn.empty()) {
-    std::string wire;
-    for (const auto& protocol : alpn) wire += static_cast<char>(protocol.size()) + protocol;
-    SSL_set_alpn_protos(ssl.get(), reinterpret_cast<const unsigned char*>(wire.data()),
-                        static_cast<unsigned>(wire.size()));
-  }
-  SSL_set_connect_state(ssl.get());
-  SSL_do_handshake(ssl.get());  // writes the ClientHello, then wants to read
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(out, &data);
-  return std::string(data, static_cast<size_t>(len));
+  return writeClientHello(sni, alpn, ctx.get());
 }
 
 // Re-frames the handshake bytes of `records` into records of at most `fragment` bytes each.

@@ -14,27 +14,13 @@
 #include "source/common/network/transfer_pool.h"
 #include "source/common/upstream/conn_pool.h"
 #include "source/common/worker/resources.h"
+#include "source/common/worker/standalone_resources.h"
 
 namespace mcproxy::test {
 
 // A worker's resources, on the test's own dispatcher. Its access log writer is never started:
 // a test pops what was queued (accessLog().pop()).
-class FakeWorker : public worker::Resources {
- public:
-  event::Dispatcher& dispatcher() override { return dispatcher_; }
-  upstream::ConnPool& httpPool() override { return pool_; }
-  network::TransferPool& transferPool() override { return transfer_pool_; }
-  access_log::WorkerQueue& accessLog() override { return access_log_; }
-
-  stats::Store stats;
-
- private:
-  event::Dispatcher dispatcher_;
-  network::TransferPool transfer_pool_;
-  upstream::ConnPool pool_{dispatcher_};
-  access_log::Writer writer_{stats};
-  access_log::WorkerQueue& access_log_ = writer_.addQueue();
-};
+using FakeWorker = worker::StandaloneResources;
 
 // A downstream connection without a socket: what a filter chain sees of one.
 class FakeConnection : public network::Connection, public network::FilterManagerConnection {

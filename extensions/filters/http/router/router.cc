@@ -8,6 +8,13 @@
 
 namespace mcproxy::extensions::http_router {
 
+void prepareUpstreamHeaders(http::HeaderMap& headers, bool backend_tls) {
+  headers.set(":scheme", backend_tls ? "https" : "http");
+  // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies; a
+  // backend asked again would send a 100 nobody waits for.
+  headers.remove("expect");
+}
+
 RouterFilter::RouterFilter(http::FilterCallbacks& callbacks)
     : callbacks_(callbacks), timeout_([this] { onResponseTimeout(); }) {}
 
@@ -51,10 +58,7 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
       route_->send_proxy_protocol
           ? proxy_protocol::encodeFor(connection, route_->proxy_protocol_version)
           : std::string();
-  headers.set(":scheme", tls ? "https" : "http");
-  // The proxy answers "Expect: 100-continue" itself (HTTP/1.1 clients) and streams bodies; a
-  // backend asked again would send a 100 nobody waits for.
-  headers.remove("expect");
+  prepareUpstreamHeaders(headers, tls);
   upstream_start_ = callbacks_.dispatcher().now();
   upstream_ =
       http::StreamHandle(&upstreams.pool(route_->send_proxy_protocol)

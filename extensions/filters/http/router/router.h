@@ -10,6 +10,10 @@ struct Route;
 
 namespace mcproxy::extensions::http_router {
 
+// What the router changes in a request's headers as they leave for a backend (route tests show
+// the same).
+void prepareUpstreamHeaders(http::HeaderMap& headers, bool backend_tls);
+
 // The terminal HTTP filter (mcproxy.filters.http.router): chooses the backend for a request by
 // the route's http_routes, and relays the request and the response between the filter chain
 // and a stream on a pooled upstream connection (HTTP/2 or HTTP/1.1, cleartext or TLS, with a

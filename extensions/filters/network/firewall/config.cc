@@ -78,10 +78,14 @@ class FirewallConfigFactory : public network::TypedNetworkFilterConfigFactory<Pr
         throw config::ConfigError(local_path + ".geoip_db",
                                   "blocked_countries needs a geoip_db (here or at the top level)");
       }
-      std::string error;
-      config->geoip = GeoIpDatabase::open(db, error);
-      if (!config->geoip) throw config::ConfigError(db_path, error);
-      context.watched_files.push_back(db);
+      if (auto given = context.shared_objects.countryOverride()) {
+        config->geoip = std::move(given);  // a route test: the database is not opened
+      } else {
+        std::string error;
+        config->geoip = GeoIpDatabase::open(db, error);
+        if (!config->geoip) throw config::ConfigError(db_path, error);
+        context.watched_files.push_back(db);
+      }
     }
 
     const bool local_limit = local.has_rate_limit() && local.rate_limit().connections() > 0;

@@ -15,8 +15,9 @@ struct FirewallConfig {
   network::CidrSet blocked_ips;
   network::CidrSet blocked_cidrs;
   std::vector<std::string> blocked_countries;  // sorted, upper case
-  std::shared_ptr<GeoIpDatabase> geoip;        // set when blocked_countries is not empty
-  std::shared_ptr<RateLimiter> rate_limiter;   // null: no limit
+  // Set when blocked_countries is not empty: the GeoIP database, or a route test's country.
+  std::shared_ptr<const network::CountryLookup> geoip;
+  std::shared_ptr<RateLimiter> rate_limiter;  // null: no limit
   // The client address is known at accept unless a PROXY header has yet to say it.
   bool judge_at_accept = true;
 };

@@ -46,6 +46,18 @@ void ActiveStream::end() {
 }
 
 void ActiveStream::onHeaders(http::HeaderMap&& headers, bool end_stream) {
+  const network::StreamInfo& connection = info_.connection;
+  if (connection.route_table != nullptr &&
+      router::misdirected(*connection.route_table, connection_.route(),
+                          connection.requested_server_name, headers.authority())) {
+    connection_.route().stats.misdirected_requests.inc();
+    const std::string detail = "misdirected: " + std::string(headers.authority()) +
+                               " is not served on a connection for \"" +
+                               connection.requested_server_name + "\"";
+    filters_.refuseRequest(std::move(headers), 421,
+                           "misdirected request: open a connection for this host\n", detail);
+    return;
+  }
   filters_.decodeHeaders(std::move(headers), end_stream);
 }
 

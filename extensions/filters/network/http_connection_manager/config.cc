@@ -16,6 +16,7 @@ class HttpConnectionManagerConfigFactory
     : public network::TypedNetworkFilterConfigFactory<ProtoConfig> {
  public:
   std::string name() const override { return "mcproxy.filters.network.http_connection_manager"; }
+  bool terminal() const override { return true; }
 
  protected:
   network::FilterFactoryCb createTypedFilterFactory(

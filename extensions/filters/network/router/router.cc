@@ -15,6 +15,7 @@ network::FilterStatus RouterFilter::onData(buffer::Buffer&, bool) {
     return network::FilterStatus::kStopIteration;
   }
   stream_info.route = route;
+  stream_info.route_table = &listener_;
   route->stats.connections.inc();
   return network::FilterStatus::kContinue;
 }

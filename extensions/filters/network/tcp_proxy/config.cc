@@ -16,6 +16,7 @@ constexpr uint32_t kDefaultBufferBytes = 65536;
 class TcpProxyConfigFactory : public network::TypedNetworkFilterConfigFactory<ProtoConfig> {
  public:
   std::string name() const override { return "mcproxy.filters.network.tcp_proxy"; }
+  bool terminal() const override { return true; }
 
  protected:
   network::FilterFactoryCb createTypedFilterFactory(

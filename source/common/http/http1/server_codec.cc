@@ -205,6 +205,7 @@ int ServerCodec::headersComplete() {
   HeaderMap& headers = exchange.request_headers;
   std::string authority;
   int content_lengths = 0;
+  int hosts = 0;
   bool expects_continue = false;
   // Fields that go on are compacted to the front, in order.
   size_t kept = 0;
@@ -212,6 +213,7 @@ int ServerCodec::headersComplete() {
     if (!validHeaderName(header.name)) return refuse("invalid header name");
     if (!validHeaderValue(header.value)) return refuse("invalid character in a header value");
     if (header.name == "host") {
+      ++hosts;
       authority = std::move(header.value);
       continue;
     }
@@ -236,6 +238,7 @@ int ServerCodec::headersComplete() {
   }
   headers.fields().resize(kept);
   if (content_lengths > 1) return refuse("more than one Content-Length");
+  if (hosts > 1) return refuse("more than one Host header");  // RFC 9112 §3.2
   if (authority.empty()) return refuse("no Host header");
   if (!validAuthority(authority)) return refuse("invalid Host header");
   if (parser_.method == HTTP_CONNECT || parser_.upgrade) {

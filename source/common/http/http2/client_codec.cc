@@ -20,6 +20,8 @@ class ClientCodec::ClientStream : public StreamBase {
   void encodeHeaders(const HeaderMap& headers, bool end_stream) override {
     headers_encoded_ = true;
     body_complete_ = end_stream;
+    const std::string* method = headers.get(":method");
+    head_request_ = method != nullptr && *method == "HEAD";
     NvList nv(headers);
     nghttp2_data_provider provider{};
     provider.source.ptr = this;
@@ -74,6 +76,10 @@ class ClientCodec::ClientStream : public StreamBase {
         return;
       }
       response_started_ = true;
+      // A response to HEAD ends with its headers (RFC 9110 §9.3.2). A backend that sends a body
+      // anyway (nghttpd's error pages do) gets its stream reset by nghttp2; the client still
+      // gets the answer, as from haproxy.
+      end_stream = end_stream || head_request_;
       response_complete_ = end_stream;
       if (owner_ != nullptr) owner_->onHeaders(std::move(response_headers_), end_stream);
     } else if (end_stream) {
@@ -124,6 +130,7 @@ class ClientCodec::ClientStream : public StreamBase {
   HeaderMap response_trailers_;
   bool response_started_ = false;
   bool response_complete_ = false;
+  bool head_request_ = false;
   std::string failure_;
 };
 

@@ -1,5 +1,7 @@
 #include "source/common/http/http2/server_codec.h"
 
+#include <algorithm>
+
 #include "source/common/http/http2/session.h"
 #include "source/common/http/http2/stream_base.h"
 #include "source/common/http/nghttp2_headers.h"
@@ -166,6 +168,7 @@ nghttp2_session_callbacks* ServerCodec::sessionCallbacks() {
   static nghttp2_session_callbacks* const kCallbacks = [] {
     nghttp2_session_callbacks* cbs;
     nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &onFrameSend);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &onBeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback(cbs, &onHeader);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &onFrameRecv);
@@ -181,9 +184,17 @@ ServerCodec::ServerStream* ServerCodec::find(int32_t id) {
   return stream != nullptr ? stream->get() : nullptr;
 }
 
+int ServerCodec::onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    static_cast<ServerCodec*>(user_data)->closed_streams_.onResetSent(frame->hd.stream_id);
+  }
+  return 0;
+}
+
 int ServerCodec::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   auto* self = static_cast<ServerCodec*>(user_data);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  self->closed_streams_.onOpened(frame->hd.stream_id);
   auto stream = std::make_unique<ServerStream>(*self, frame->hd.stream_id);
   self->streams_.insert(frame->hd.stream_id, std::move(stream));
   return 0;
@@ -209,6 +220,10 @@ int ServerCodec::onHeader(nghttp2_session* session, const nghttp2_frame* frame, 
 
 int ServerCodec::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   auto* self = static_cast<ServerCodec*>(user_data);
+  if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+    self->checkWindowsAfterSettings();
+    return 0;
+  }
   ServerStream* stream = self->find(frame->hd.stream_id);
   if (stream == nullptr) return 0;
   const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
@@ -237,6 +252,7 @@ int ServerCodec::onDataChunkRecv(nghttp2_session* session, uint8_t, int32_t stre
 int ServerCodec::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
                                void* user_data) {
   auto* self = static_cast<ServerCodec*>(user_data);
+  self->closed_streams_.onClosed(stream_id);
   std::unique_ptr<ServerStream> stream = self->streams_.take(stream_id);
   if (stream != nullptr) stream->onClose(error_code);
   return 0;
@@ -247,9 +263,70 @@ ssize_t ServerCodec::readResponseBody(nghttp2_session*, int32_t, uint8_t* buf, s
   return static_cast<ServerStream*>(source->ptr)->readBody(buf, length, flags);
 }
 
+// nghttp2 keeps no closed streams here, so it cannot tell a closed stream from one it never
+// saw and drops DATA or HEADERS for either silently. Such a frame, for a stream below the
+// highest the client opened, is judged by RFC 9113 §5.1 first, with everything before it fed.
+void ServerCodec::judgeFrameOnClosedStream(int32_t id, bool headers) {
+  if (id == 0 || id % 2 == 0 || id > closed_streams_.highestOpened() || find(id) != nullptr) {
+    return;  // nghttp2's own rules apply (stream 0, idle, even and open streams)
+  }
+  switch (closed_streams_.judge(id, headers)) {
+    case ClosedStreams::Verdict::kIgnore:
+      break;
+    case ClosedStreams::Verdict::kStreamClosed:
+      nghttp2_session_terminate_session(session_, NGHTTP2_STREAM_CLOSED);
+      break;
+    case ClosedStreams::Verdict::kProtocolError:
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      break;
+  }
+}
+
+// RFC 9113 §6.9.2: a new SETTINGS_INITIAL_WINDOW_SIZE that takes a stream's send window past
+// 2^31-1 is a connection error; nghttp2 resets just that stream. So before each SETTINGS frame
+// (rare: a client sends one or two) the largest stream window is noted, and checked after it.
+void ServerCodec::recordWindowsBeforeSettings() {
+  initial_window_before_settings_ =
+      nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+  largest_window_before_settings_ = 0;
+  streams_.forEach([&](int32_t id, std::unique_ptr<ServerStream>&) {
+    largest_window_before_settings_ =
+        std::max<int64_t>(largest_window_before_settings_,
+                          nghttp2_session_get_stream_remote_window_size(session_, id));
+  });
+}
+
+void ServerCodec::checkWindowsAfterSettings() {
+  const int64_t grown =
+      int64_t{nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)} -
+      initial_window_before_settings_;
+  if (grown > 0 && largest_window_before_settings_ + grown > NGHTTP2_MAX_WINDOW_SIZE) {
+    nghttp2_session_terminate_session(session_, NGHTTP2_FLOW_CONTROL_ERROR);
+  }
+}
+
 bool ServerCodec::receive(const char* data, size_t len) {
-  const ssize_t rc =
-      nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+  size_t fed = 0;
+  ssize_t rc = 0;
+  frame_headers_.scan(data, len, [&](size_t offset, uint8_t type, int32_t stream) {
+    if (type != NGHTTP2_DATA && type != NGHTTP2_HEADERS && type != NGHTTP2_SETTINGS) return true;
+    if (offset > fed) {
+      rc = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data + fed),
+                                    offset - fed);
+      if (rc < 0) return false;
+      fed = offset;
+    }
+    if (type == NGHTTP2_SETTINGS) {
+      recordWindowsBeforeSettings();
+    } else {
+      judgeFrameOnClosedStream(stream, type == NGHTTP2_HEADERS);
+    }
+    return true;
+  });
+  if (rc >= 0 && fed < len) {
+    rc =
+        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data + fed), len - fed);
+  }
   if (rc < 0) {
     LOG_DEBUG << "HTTP/2 from client: " << nghttp2_strerror(static_cast<int>(rc));
     // A fatal error leaves ending the session to us: GOAWAY with the reason, then close.

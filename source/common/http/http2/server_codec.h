@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "source/common/http/codec.h"
+#include "source/common/http/http2/closed_streams.h"
 #include "source/common/http/nghttp2_memory.h"
 #include "source/common/http/stream_table.h"
 
@@ -39,6 +40,7 @@ class ServerCodec : public http::ServerCodec {
  private:
   class ServerStream;
   static nghttp2_session_callbacks* sessionCallbacks();
+  static int onFrameSend(nghttp2_session*, const nghttp2_frame*, void*);
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame*, void*);
   static int onHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
                       const uint8_t*, size_t, uint8_t, void*);
@@ -49,6 +51,9 @@ class ServerCodec : public http::ServerCodec {
                                   nghttp2_data_source*, void*);
   ServerStream* find(int32_t id);
   void startPendingStreams();
+  void judgeFrameOnClosedStream(int32_t id, bool headers);
+  void recordWindowsBeforeSettings();
+  void checkWindowsAfterSettings();
 
   ServerCodecCallbacks& callbacks_;
   const ServerLimits limits_;
@@ -56,6 +61,10 @@ class ServerCodec : public http::ServerCodec {
   nghttp2_session* session_ = nullptr;
   StreamTable<std::unique_ptr<ServerStream>> streams_;
   std::vector<int32_t> pending_starts_;  // requests whose headers completed in this batch
+  ClosedStreams closed_streams_;
+  FrameHeaderScanner frame_headers_;
+  int64_t initial_window_before_settings_ = 0;
+  int64_t largest_window_before_settings_ = 0;
   bool failed_ = false;
 };
 

@@ -125,5 +125,27 @@ TEST_F(Http2ClientCodecTest, AGoawayRefusesTheStreamsItDidNotTakeAndStopsNewOnes
   EXPECT_EQ(taken.end_detail, "upstream closed the connection");
 }
 
+TEST_F(Http2ClientCodecTest, ARequestCancelledBeforeItsHeadersLeftIsForgotten) {
+  test::FakeStreamOwner& owner = start(request(), false);
+  owner.handle = StreamHandle();  // detached before produce(): nghttp2 cancels its HEADERS
+  EXPECT_EQ(codec_.activeStreams(), 1u);
+  exchange();
+  EXPECT_TRUE(backend_.streams.empty());
+  EXPECT_EQ(codec_.activeStreams(), 0u);  // not held until the connection ends
+}
+
+TEST_F(Http2ClientCodecTest, HeadResponsesEndWithTheirHeadersEvenWhenABodyFollows) {
+  HeaderMap head = request();
+  head.set(":method", "HEAD");
+  test::FakeStreamOwner& owner = start(head, true);
+  exchange();
+  const int32_t id = backend_.streams.begin()->first;
+  backend_.respond(id, {{":status", "404"}, {"content-length", "9"}}, "not found");
+  exchange();
+  EXPECT_EQ(owner.headers.status(), 404);
+  EXPECT_TRUE(owner.body.empty());
+  EXPECT_EQ(owner.end_reason, StreamEndReason::kComplete);
+}
+
 }  // namespace
 }  // namespace mcproxy::http::http2
