@@ -325,10 +325,12 @@ int call(const Args& args, const std::string& method, const google::protobuf::Me
   if (result.grpc_status == 0) return kOk;
   std::cerr << "mcproxyctl: " << (result.message.empty() ? method + " failed" : result.message)
             << "\n";
-  // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION: the request was refused
-  // and nothing changed.
+  // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, RESOURCE_EXHAUSTED, FAILED_PRECONDITION,
+  // ABORTED (other writers kept committing first): the request was refused and nothing changed.
   const int status = result.grpc_status;
-  return (status == 3 || status == 5 || status == 6 || status == 9) ? kInvalid : kFailed;
+  return (status == 3 || status == 5 || status == 6 || status == 8 || status == 9 || status == 10)
+             ? kInvalid
+             : kFailed;
 }
 
 int printChange(const mcproxy::admin::v1::ChangeResponse& response, const Args& args) {

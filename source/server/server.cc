@@ -179,11 +179,12 @@ bool Server::startAdmin(const mcproxy::config::v1::Admin& admin) {
 }
 
 ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
-                                 const std::string& source) {
+                                 const std::string& source, std::optional<int64_t> built_on) {
   // Validate first: an invalid change throws here and touches neither the database nor the
   // running routes.
   snapshot::CompileResult compiled = compileConfig(config, 0);
-  const snapshot::WriteResult written = store_->write(compiled.snapshot->config, source);
+  const snapshot::WriteResult written =
+      store_->write(compiled.snapshot->config, source, 0, built_on);
   if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
     return {snapshot_->version, false};
   }

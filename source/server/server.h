@@ -35,8 +35,8 @@ class Server : public AdminBackend {
   // AdminBackend
   std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override { return snapshot_; }
   snapshot::SnapshotStore* store() override { return store_.get(); }
-  ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config,
-                           const std::string& source) override;
+  ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
+                           std::optional<int64_t> built_on) override;
   ChangeResult reloadCertificates() override;
   mcproxy::admin::v1::Status status() const override;
   const stats::Store& stats() const override { return stats_; }

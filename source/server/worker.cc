@@ -28,7 +28,14 @@ Worker::Worker(size_t index, access_log::WorkerQueue& access_log)
   });
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // A start that fails after the workers run (the admin socket cannot be bound) returns without
+  // the drain: the thread must still end before its state goes.
+  if (thread_.joinable()) {
+    stop();
+    thread_.join();
+  }
+}
 
 void Worker::start() {
   thread_ = std::thread([this] {

@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "source/common/access_log/access_log.h"
 #include "source/common/config/config_error.h"
@@ -13,6 +17,7 @@
 #include "source/common/http/headers.h"
 #include "source/common/logging/logger.h"
 #include "source/common/module/module.h"
+#include "source/common/tls/digest.h"
 #include "source/common/tls/server_context.h"
 #include "source/common/upstream/endpoint.h"
 
@@ -162,11 +167,111 @@ std::vector<http::FilterFactory> compileHttpFilters(const Route& proto, const st
   return chain;
 }
 
+// The TLS contexts of one compile. Identical certificate/key pairs (by content) share one server
+// context and identical CA bundles one client context per ALPN: here, and in later compiles
+// while the files hold the same bytes (SharedObjects). 10,000 routes on one wildcard
+// certificate load and check it once.
+class TlsContexts {
+ public:
+  TlsContexts(config::SharedObjects& shared, std::vector<std::string>& watched_files)
+      : shared_(shared), watched_files_(watched_files) {}
+
+  struct Server {
+    std::shared_ptr<SSL_CTX> context;
+    std::vector<std::string> chain_problems;  // checked in this compile (expiry moves on)
+  };
+
+ private:
+  // What SharedObjects keeps (SSL_CTX itself is an incomplete type); routes hold the context
+  // through it (aliasing shared_ptr), so it lives while a snapshot uses it.
+  struct Shared {
+    std::shared_ptr<SSL_CTX> context;
+  };
+
+  std::shared_ptr<SSL_CTX> share(const std::string& key,
+                                 const std::function<std::shared_ptr<SSL_CTX>()>& make) {
+    auto held = shared_.getOrCreate<Shared>(
+        key, [](const Shared&) { return true; },
+        [&] { return std::make_shared<Shared>(Shared{make()}); });
+    return std::shared_ptr<SSL_CTX>(held, held->context.get());
+  }
+
+ public:
+  // Throws ConfigError naming `path`.tls_cert or .tls_key.
+  const Server& server(const std::string& cert, const std::string& key, const std::string& path) {
+    auto [it, inserted] = servers_.try_emplace({cert, key});
+    if (!inserted) return it->second;
+    std::string cert_bytes;
+    std::string key_bytes;
+    std::string error;
+    bool key_at_fault = false;
+    auto make = [&]() -> std::shared_ptr<SSL_CTX> {
+      auto made = tls::makeServerContext(cert, key, error, &key_at_fault);
+      if (!made) {
+        servers_.erase(it);
+        throw ConfigError(path + (key_at_fault ? ".tls_key" : ".tls_cert"), error);
+      }
+      return made;
+    };
+    if (readFile(cert, cert_bytes) && readFile(key, key_bytes)) {
+      it->second.context =
+          share("tls.server/" + tls::sha256Hex(cert_bytes) + "/" + tls::sha256Hex(key_bytes), make);
+    } else {
+      it->second.context = make();  // fails, with OpenSSL's words for why
+    }
+    it->second.chain_problems = tls::checkCertificateChain(it->second.context.get());
+    watched_files_.push_back(cert);
+    watched_files_.push_back(key);
+    return it->second;
+  }
+
+  // Throws ConfigError naming `path`.backend_tls_ca.
+  std::shared_ptr<SSL_CTX> client(const std::string& ca, const std::string& alpn,
+                                  const std::string& path) {
+    auto [it, inserted] = clients_.try_emplace({ca, alpn});
+    if (!inserted) return it->second;
+    std::string ca_bytes;
+    std::string error;
+    auto make = [&]() -> std::shared_ptr<SSL_CTX> {
+      auto made = tls::makeClientContext(ca, alpn, error);
+      if (!made) {
+        clients_.erase(it);
+        throw ConfigError(path + ".backend_tls_ca", error);
+      }
+      return made;
+    };
+    if (ca.empty()) {  // the system bundle
+      it->second = share("tls.client/system/" + alpn, make);
+    } else if (readFile(ca, ca_bytes)) {
+      it->second = share("tls.client/" + tls::sha256Hex(ca_bytes) + "/" + alpn, make);
+      watched_files_.push_back(ca);
+    } else {
+      it->second = make();
+    }
+    return it->second;
+  }
+
+ private:
+  static bool readFile(const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    out = bytes.str();
+    return true;
+  }
+
+  config::SharedObjects& shared_;
+  std::vector<std::string>& watched_files_;
+  std::map<std::pair<std::string, std::string>, Server> servers_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<SSL_CTX>> clients_;
+};
+
 std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
                                             const std::string& listener_name, bool is_default,
                                             stats::Store& store, std::vector<std::string>& warnings,
                                             std::vector<std::string>& watched_files,
-                                            const module::ModuleSet& modules) {
+                                            const module::ModuleSet& modules, TlsContexts& tls) {
   if (is_default) {
     if (!proto.hostname().empty()) {
       throw ConfigError(path + ".hostname", "the default route matches every name; leave it empty");
@@ -202,22 +307,20 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
       throw ConfigError(path + (proto.tls_cert().empty() ? ".tls_cert" : ".tls_key"),
                         "an L7 route terminates TLS and needs both tls_cert and tls_key");
     }
-    std::string error;
-    bool key_at_fault = false;
-    tls_context = tls::makeServerContext(proto.tls_cert(), proto.tls_key(), error, &key_at_fault);
-    if (!tls_context) throw ConfigError(path + (key_at_fault ? ".tls_key" : ".tls_cert"), error);
-    for (const std::string& problem :
-         tls::checkServedCertificate(tls_context.get(), router::toLowerAscii(proto.hostname()))) {
+    const TlsContexts::Server& served = tls.server(proto.tls_cert(), proto.tls_key(), path);
+    tls_context = served.context;
+    for (const std::string& problem : served.chain_problems) {
       warnings.push_back(path + ".tls_cert: " + problem);
     }
-    watched_files.push_back(proto.tls_cert());
-    watched_files.push_back(proto.tls_key());
+    if (std::string problem =
+            tls::checkCertificateHost(tls_context.get(), router::toLowerAscii(proto.hostname()));
+        !problem.empty()) {
+      warnings.push_back(path + ".tls_cert: " + problem);
+    }
     if (proto.backend_tls()) {
-      backend_tls_context = tls::makeClientContext(
-          proto.backend_tls_ca(), proto.backend_protocol() == Route::HTTP1 ? "http/1.1" : "h2",
-          error);
-      if (!backend_tls_context) throw ConfigError(path + ".backend_tls_ca", error);
-      if (!proto.backend_tls_ca().empty()) watched_files.push_back(proto.backend_tls_ca());
+      backend_tls_context =
+          tls.client(proto.backend_tls_ca(),
+                     proto.backend_protocol() == Route::HTTP1 ? "http/1.1" : "h2", path);
     }
   } else {
     if (!proto.tls_cert().empty() || !proto.tls_key().empty()) {
@@ -417,12 +520,10 @@ std::shared_ptr<const access_log::AccessLog> compileAccessLog(
       std::move(text));
 }
 
-std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
-                                                  size_t index, stats::Store& store,
-                                                  std::vector<std::string>& warnings,
-                                                  std::vector<std::string>& watched_files,
-                                                  config::SharedObjects& shared,
-                                                  const module::ModuleSet& modules) {
+std::unique_ptr<CompiledListener> compileListener(
+    const Bootstrap& bootstrap, const Listener& proto, size_t index, stats::Store& store,
+    std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
+    config::SharedObjects& shared, const module::ModuleSet& modules, TlsContexts& tls) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (proto.address().empty()) throw ConfigError(path + ".address", "is required");
   std::string error;
@@ -438,7 +539,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
 
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
-                              watched_files, modules);
+                              watched_files, modules, tls);
     if (!listener->route_table.add(route->hostname, route.get())) {
       throw ConfigError(
           routePath(index, i) + ".hostname",
@@ -448,7 +549,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
   }
   if (proto.has_default_route()) {
     auto route = compileRoute(proto.default_route(), path + ".default_route", name, true, store,
-                              warnings, watched_files, modules);
+                              warnings, watched_files, modules, tls);
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
@@ -611,9 +712,10 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
   std::set<std::string> names;
   std::vector<std::string> watched_paths;
   loadModules(config, store, shared, *snapshot, watched_paths);
+  TlsContexts tls(shared, watched_paths);
   for (int i = 0; i < config.listeners_size(); ++i) {
     auto listener = compileListener(config, config.listeners(i), i, store, result.warnings,
-                                    watched_paths, shared, snapshot->modules);
+                                    watched_paths, shared, snapshot->modules, tls);
     const std::string path = "listeners[" + std::to_string(i) + "]";
     if (!names.insert(listener->name).second) {
       throw ConfigError(path + ".name", "\"" + listener->name + "\" names two listeners");

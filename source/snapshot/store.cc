@@ -186,11 +186,16 @@ int64_t SnapshotStore::latestVersion() {
 int64_t SnapshotStore::dataVersion() { return db_.queryInt("PRAGMA data_version"); }
 
 WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
-                                 int64_t rollback_of) {
+                                 int64_t rollback_of, std::optional<int64_t> built_on) {
   const Bootstrap config = normalize(input);
   const std::string hash = contentHash(config);
   Transaction transaction(db_);
   const int64_t newest = latestVersion();
+  if (built_on && *built_on != newest) {
+    throw VersionConflict("the change was made to version " + std::to_string(*built_on) +
+                          ", but version " + std::to_string(newest) +
+                          " was written meanwhile; nothing was written");
+  }
   if (newest > 0) {
     Statement newest_hash = db_.prepare("SELECT content_hash FROM snapshots WHERE version = ?1");
     newest_hash.bind(1, newest);

@@ -27,6 +27,12 @@ struct StoredSnapshot {
   mcproxy::config::v1::Bootstrap config;
 };
 
+// A compare-and-set write found another version newest than the one the change was built on.
+class VersionConflict : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 struct WriteResult {
   int64_t version;
   bool created;  // false: the config equals the newest version, which stays newest
@@ -50,9 +56,11 @@ class SnapshotStore {
   StoredSnapshot load(int64_t version);
   std::optional<StoredSnapshot> loadLatest();
   // Stores `config` as a new version, unless it equals the newest (same content hash).
-  // The caller has already validated it (snapshot::compile).
+  // The caller has already validated it (snapshot::compile). With `built_on` (a change made to
+  // that version; 0: to an empty store), a compare-and-set in the same IMMEDIATE transaction:
+  // throws VersionConflict, writing nothing, when another version is newest by then.
   WriteResult write(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
-                    int64_t rollback_of = 0);
+                    int64_t rollback_of = 0, std::optional<int64_t> built_on = std::nullopt);
   // Makes the content of `version` the newest version again.
   WriteResult rollback(int64_t version);
   // Newest first; `limit` 0 means all.

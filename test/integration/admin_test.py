@@ -137,6 +137,14 @@ class AdminTest(harness.ProxyTestCase):
             admin.AddRoute(self.pb.AddRouteRequest(
                 listener="127.9.9.9:1", route=self.route("d.test", self.backend_b.address)))
         self.assertEqual(no_listener.exception.code(), grpc.StatusCode.NOT_FOUND)
+        # Over the 4 MiB request limit: RESOURCE_EXHAUSTED (clients do not retry it), not a
+        # reset that says "try again".
+        with self.assertRaises(grpc.RpcError) as huge:
+            admin.AddRoute(self.pb.AddRouteRequest(
+                listener="edge", route=self.route("e" * (5 << 20), self.backend_b.address)))
+        self.assertEqual(huge.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         huge.exception.details())
+        self.assertIn("larger than the admin API's limit", huge.exception.details())
         self.assertEqual(self.versions(), before)
         self.assertTrue(self.reaches("a.test"))
 

@@ -121,6 +121,18 @@ class CommandLineTest(harness.ProxyTestCase):
         self.assertEqual(validated.returncode, 1)
         self.assertIn("listeners[0].routes[1].backend", validated.stderr)
 
+    def test_an_admin_socket_that_cannot_be_bound_exits_one_after_workers_started(self):
+        path = os.path.join(self.workdir, "long-socket.textproto")
+        with open(path, "w") as f:
+            f.write(f"""admin {{ socket: "/tmp/{'x' * 120}/admin.sock" }}
+                listeners {{ address: "127.0.0.1:0"
+                  routes {{ hostname: "a.test" backend: "127.0.0.1:9001" mode: L4 }} }}""")
+        result = self.run_binary("--config", path)
+        # Not an abort from a worker thread never joined (std::terminate): a clean exit 1.
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("admin.socket: path longer than 107", result.stderr)
+        self.assertNotIn("terminate", result.stderr)
+
     def test_syntax_error_names_line_and_column(self):
         path = os.path.join(self.workdir, "syntax.textproto")
         with open(path, "w") as f:

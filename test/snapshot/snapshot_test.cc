@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "source/common/config/config_error.h"
+#include "source/common/config/shared_objects.h"
 #include "source/common/http/filter.h"
 #include "source/snapshot/config_loader.h"
 
@@ -114,6 +117,49 @@ std::string l7Route(const std::string& extra) {
     routes { hostname: "w.test" mode: L7 backend: "127.0.0.1:9000"
              tls_cert: "test/fuzz/testdata/a.test.crt" tls_key: "test/fuzz/testdata/a.test.key" )" +
          extra + " } }";
+}
+
+TEST(SnapshotCompileTest, RoutesOnOneCertificateShareOneContextAcrossCompiles) {
+  // A copy of the pair under other names: the same bytes, so the same context too.
+  const std::string dir = ::testing::TempDir();
+  for (const char* suffix : {"crt", "key"}) {
+    std::ifstream in(std::string("test/fuzz/testdata/a.test.") + suffix, std::ios::binary);
+    std::ofstream out(dir + "/copy." + suffix, std::ios::binary);
+    out << in.rdbuf();
+  }
+  const std::string pair = R"(tls_cert: "test/fuzz/testdata/a.test.crt"
+                              tls_key: "test/fuzz/testdata/a.test.key")";
+  const std::string copy = "tls_cert: \"" + dir + "/copy.crt\" tls_key: \"" + dir + "/copy.key\"";
+  const std::string text = R"(listeners { address: "127.0.0.1:0"
+      routes { hostname: "a.test" backend: "127.0.0.1:1" mode: L7 )" +
+                           pair + R"( }
+      routes { hostname: "b.test" backend: "127.0.0.1:1" mode: L7 )" +
+                           pair + R"( }
+      routes { hostname: "c.test" backend: "127.0.0.1:1" mode: L7 )" +
+                           copy + R"( } })";
+  stats::Store stats;
+  config::SharedObjects shared;
+  auto first = compile(parseTextConfig(text, "test"), stats, 1, shared);
+  const auto& routes = first.snapshot->listeners[0]->routes;
+  EXPECT_EQ(routes[0]->tls_context, routes[1]->tls_context);
+  EXPECT_EQ(routes[0]->tls_context, routes[2]->tls_context);
+  auto second = compile(parseTextConfig(text, "test"), stats, 2, shared);
+  EXPECT_EQ(second.snapshot->listeners[0]->routes[0]->tls_context, routes[0]->tls_context);
+  // Each route still gets its own hostname check (b.test and c.test are not in a.test's cert).
+  size_t host_warnings = 0;
+  for (const auto& warning : first.warnings) {
+    if (warning.find("does not cover") != std::string::npos) ++host_warnings;
+  }
+  EXPECT_EQ(host_warnings, 2u);
+  // New bytes in the file: a new context; the old one stays with the snapshots that use it.
+  {
+    std::ofstream out(dir + "/copy.crt", std::ios::binary | std::ios::trunc);
+    std::ifstream in("test/fuzz/testdata/a.test.crt", std::ios::binary);
+    out << in.rdbuf() << "\n";
+  }
+  auto third = compile(parseTextConfig(text, "test"), stats, 3, shared);
+  EXPECT_NE(third.snapshot->listeners[0]->routes[2]->tls_context, routes[2]->tls_context);
+  EXPECT_EQ(third.snapshot->listeners[0]->routes[0]->tls_context, routes[0]->tls_context);
 }
 
 TEST(SnapshotCompileTest, HttpRoutesAndTheHttpFilterChainCompile) {

@@ -89,6 +89,22 @@ TEST(SnapshotStoreTest, UnchangedConfigWritesNothing) {
   EXPECT_EQ(store.history().size(), 1u);
 }
 
+TEST(SnapshotStoreTest, AChangeBuiltOnAnOlderVersionIsRefusedAndWritesNothing) {
+  SnapshotStore store(tempPath("compare-and-set"));
+  const Bootstrap one = config(R"(listeners { address: "127.0.0.1:8443"
+      routes { hostname: "a.test" backend: "127.0.0.1:9001" } })");
+  const Bootstrap two = config(R"(listeners { address: "127.0.0.1:8443"
+      routes { hostname: "b.test" backend: "127.0.0.1:9002" } })");
+  EXPECT_EQ(store.write(one, "first", 0, /*built_on=*/0).version, 1);
+  EXPECT_EQ(store.write(two, "second", 0, /*built_on=*/1).version, 2);
+  // Built on version 1, which is no longer the newest: refused, nothing written.
+  EXPECT_THROW(store.write(one, "stale", 0, /*built_on=*/1), VersionConflict);
+  EXPECT_EQ(store.latestVersion(), 2);
+  EXPECT_EQ(store.history().size(), 2u);
+  // Without built_on (a whole config from a file): written on whatever is newest.
+  EXPECT_EQ(store.write(one, "file", 0).version, 3);
+}
+
 TEST(SnapshotStoreTest, HistoryDiffAndRollback) {
   SnapshotStore store(tempPath("history"));
   store.write(config(kConfigA), "a");

@@ -4,7 +4,6 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
 #include <dlfcn.h>
-#include <openssl/sha.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
+
+#include "source/common/tls/digest.h"
 
 namespace mcproxy::module {
 namespace {
@@ -29,18 +30,6 @@ bool parseVersion(std::string_view text, Version& out) {
   return parts.size() == 3 && absl::SimpleAtoi(parts[0], &out.major) &&
          absl::SimpleAtoi(parts[1], &out.minor) && absl::SimpleAtoi(parts[2], &out.patch) &&
          out.major >= 0 && out.minor >= 0 && out.patch >= 0;
-}
-
-std::string sha256Hex(const std::string& bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char byte : digest) {
-    hex += kHex[byte >> 4];
-    hex += kHex[byte & 15];
-  }
-  return hex;
 }
 
 template <class F>
@@ -78,7 +67,7 @@ absl::StatusOr<std::shared_ptr<Module>> Module::load(const std::string& name,
   bytes << in.rdbuf();
   const std::string content = bytes.str();
   if (!sha256.empty()) {
-    const std::string actual = sha256Hex(content);
+    const std::string actual = tls::sha256Hex(content);
     if (absl::AsciiStrToLower(sha256) != actual) {
       return absl::InvalidArgumentError(path + ": sha256 is " + actual + ", the config says " +
                                         sha256);

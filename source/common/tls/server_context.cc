@@ -133,7 +133,7 @@ int collectVerifyErrors(int, X509_STORE_CTX* ctx) {
 
 }  // namespace
 
-std::vector<std::string> checkServedCertificate(SSL_CTX* ctx, std::string_view hostname) {
+std::vector<std::string> checkCertificateChain(SSL_CTX* ctx) {
   std::vector<std::string> problems;
   X509* leaf = SSL_CTX_get0_certificate(ctx);
   if (leaf == nullptr) return problems;
@@ -180,17 +180,21 @@ std::vector<std::string> checkServedCertificate(SSL_CTX* ctx, std::string_view h
                            X509_verify_cert_error_string(error));
     }
   }
-  if (!hostname.empty()) {
-    // A wildcard route serves every name under it: one of them stands for all.
-    const std::string name = hostname.starts_with("*.")
-                                 ? "wildcard-check" + std::string(hostname.substr(1))
-                                 : std::string(hostname);
-    if (X509_check_host(leaf, name.data(), name.size(), 0, nullptr) != 1) {
-      problems.push_back("the certificate does not cover \"" + std::string(hostname) +
-                         "\" (clients will refuse it)");
-    }
-  }
   return problems;
+}
+
+std::string checkCertificateHost(SSL_CTX* ctx, std::string_view hostname) {
+  X509* leaf = SSL_CTX_get0_certificate(ctx);
+  if (leaf == nullptr || hostname.empty()) return "";
+  // A wildcard route serves every name under it: one of them stands for all.
+  const std::string name = hostname.starts_with("*.")
+                               ? "wildcard-check" + std::string(hostname.substr(1))
+                               : std::string(hostname);
+  if (X509_check_host(leaf, name.data(), name.size(), 0, nullptr) != 1) {
+    return "the certificate does not cover \"" + std::string(hostname) +
+           "\" (clients will refuse it)";
+  }
+  return "";
 }
 
 std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string_view alpn,

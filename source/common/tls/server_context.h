@@ -29,9 +29,11 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
 // What a client would find wrong with the certificate `ctx` serves, for config warnings: a chain
 // that does not verify against the system CA bundle (OpenSSL's default paths; SSL_CERT_FILE and
 // SSL_CERT_DIR override them) because the file holds the leaf only, the intermediates do not
-// lead to a trusted root, or a certificate expired or is not yet valid; and a `hostname` the
-// leaf does not cover ("*.a.test": any one name under it). Empty when nothing is.
-std::vector<std::string> checkServedCertificate(SSL_CTX* ctx, std::string_view hostname);
+// lead to a trusted root, or a certificate expired or is not yet valid. Empty when nothing is.
+// The same for every name the certificate serves, so checked once per certificate.
+std::vector<std::string> checkCertificateChain(SSL_CTX* ctx);
+// Why the leaf does not cover `hostname` ("*.a.test": any one name under it); "" when it does.
+std::string checkCertificateHost(SSL_CTX* ctx, std::string_view hostname);
 
 // A client TLS context for upstreams: verifies against `ca_file` (the system bundle when empty),
 // offers ALPN `alpn` ("h2" or "http/1.1").

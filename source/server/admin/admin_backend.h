@@ -25,9 +25,11 @@ class AdminBackend {
   // Null without --db: the admin API then only reads.
   virtual snapshot::SnapshotStore* store() = 0;
   // Validates `config`, stores it as a new version and runs it, in that order: an invalid one
-  // throws config::ConfigError and changes nothing.
+  // throws config::ConfigError and changes nothing. `built_on`: the stored version `config` is
+  // a change of; snapshot::VersionConflict (nothing written) when it is no longer the newest.
   virtual ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config,
-                                   const std::string& source) = 0;
+                                   const std::string& source,
+                                   std::optional<int64_t> built_on = std::nullopt) = 0;
   // Compiles the running config again (certificates and keys are read anew) and runs it.
   virtual ChangeResult reloadCertificates() = 0;
   virtual mcproxy::admin::v1::Status status() const = 0;

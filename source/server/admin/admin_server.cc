@@ -25,6 +25,8 @@ namespace {
 
 constexpr const char* kGrpcPrefix = "/mcproxy.admin.v1.Admin/";
 constexpr size_t kMaxRequestBytes = 4 * 1024 * 1024;
+// What is read and dropped of a request refused as too large before its stream is reset.
+constexpr size_t kMaxDiscardBytes = 256 * 1024 * 1024;
 // An HTTP/2 client with prior knowledge starts with this; anything else is HTTP/1.1.
 constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::chrono::milliseconds kFirstBytesTimeout{10000};
@@ -116,9 +118,13 @@ class AdminStream : public http::StreamCallbacks, public event::DeferredDeletabl
     if (end_stream) respond();
   }
   void onData(std::string_view data, bool end_stream) override {
+    if (refused_) {
+      discard(data.size());
+      return;
+    }
     if (body_.size() + data.size() > kMaxRequestBytes) {
-      stream_.reset();  // too large: reset (HTTP/1.1: the connection closes)
-      connection_.onStreamEnded(*this);
+      refuseTooLarge();
+      discard(data.size());
       return;
     }
     body_.append(data);
@@ -141,12 +147,22 @@ class AdminStream : public http::StreamCallbacks, public event::DeferredDeletabl
   void respond();
   void send(const std::string& status, const std::string& content_type, std::string body,
             const http::HeaderMap& trailers);
+  // A gRPC error: trailers-only, the status in the one HEADERS frame.
+  void sendGrpcError(const GrpcReply& reply);
+  // Answers a request over kMaxRequestBytes (gRPC: RESOURCE_EXHAUSTED, which clients do not
+  // retry; HTTP: 413). The rest of the request is read and dropped, so the client sees the
+  // answer (gRPC clients report a reset that arrives while they still send as INTERNAL), up to
+  // kMaxDiscardBytes; past that the stream is reset.
+  void refuseTooLarge();
+  void discard(size_t bytes);
 
   AdminConnection& connection_;
   http::StreamHandle stream_;
   http::HeaderMap headers_;
   std::string body_;
   bool responded_ = false;
+  bool refused_ = false;
+  size_t discarded_ = 0;
 };
 
 void AdminStream::send(const std::string& status, const std::string& content_type, std::string body,
@@ -161,6 +177,39 @@ void AdminStream::send(const std::string& status, const std::string& content_typ
   if (!stream_) return;
   stream_->encodeData(data, trailers.empty());
   if (!trailers.empty() && stream_) stream_->encodeTrailers(trailers);
+}
+
+void AdminStream::sendGrpcError(const GrpcReply& reply) {
+  if (responded_) return;
+  responded_ = true;
+  http::HeaderMap headers{{":status", "200"},
+                          {"content-type", "application/grpc"},
+                          {"grpc-status", std::to_string(static_cast<int>(reply.code))},
+                          {"grpc-message", grpcMessage(reply.message)}};
+  if (stream_) stream_->encodeHeaders(headers, true);
+}
+
+void AdminStream::refuseTooLarge() {
+  const std::string why = "the request is larger than the admin API's limit of " +
+                          std::to_string(kMaxRequestBytes) + " bytes";
+  if (connection_.grpcAllowed() && headers_.path().starts_with(kGrpcPrefix)) {
+    sendGrpcError({GrpcCode::kResourceExhausted, why, ""});
+  } else {
+    send("413", "text/plain; charset=utf-8", why + "\n", {});
+  }
+  refused_ = true;
+  body_.clear();
+  body_.shrink_to_fit();
+}
+
+void AdminStream::discard(size_t bytes) {
+  discarded_ += bytes;
+  if (discarded_ > kMaxDiscardBytes) {
+    stream_.reset();
+    connection_.onStreamEnded(*this);
+    return;
+  }
+  if (stream_) stream_->consumeBody(bytes);
 }
 
 void AdminStream::respond() {
@@ -180,13 +229,7 @@ void AdminStream::respond() {
       reply = handleAdminCall(path.substr(std::strlen(kGrpcPrefix)), body_.substr(5), backend);
     }
     if (reply.code != GrpcCode::kOk) {
-      // Trailers-only: the status goes in the one HEADERS frame.
-      responded_ = true;
-      http::HeaderMap headers{{":status", "200"},
-                              {"content-type", "application/grpc"},
-                              {"grpc-status", std::to_string(static_cast<int>(reply.code))},
-                              {"grpc-message", grpcMessage(reply.message)}};
-      if (stream_) stream_->encodeHeaders(headers, true);
+      sendGrpcError(reply);
       return;
     }
     const uint32_t len = static_cast<uint32_t>(reply.response.size());

@@ -1,7 +1,9 @@
 #include "source/server/admin/admin_service.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "source/common/config/config_error.h"
@@ -35,10 +37,16 @@ bool matchesListener(const Listener& listener, const std::string& wanted) {
   return listener.address() == wanted || listener.name() == wanted;
 }
 
-// The newest stored config: changes build on what is in the database, not only on what runs.
-Bootstrap baseConfig(AdminBackend& backend) {
+// What a change is made to: the newest stored version (not only what runs), and its number.
+struct ChangeBase {
+  Bootstrap config;
+  int64_t version = 0;  // 0: the store is empty, the running config is the base
+};
+
+ChangeBase newestBase(AdminBackend& backend) {
   auto latest = backend.store()->loadLatest();
-  return latest ? latest->config : backend.currentSnapshot()->config;
+  if (!latest) return {backend.currentSnapshot()->config, 0};
+  return {std::move(latest->config), latest->info.version};
 }
 
 Listener* findListener(Bootstrap& config, const std::string& wanted) {
@@ -48,15 +56,45 @@ Listener* findListener(Bootstrap& config, const std::string& wanted) {
   return nullptr;
 }
 
-// Applies a change; maps a config error to INVALID_ARGUMENT (field path and reason).
-GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what) {
+// Applies a config; maps a config error to INVALID_ARGUMENT (field path and reason).
+GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what,
+                std::optional<int64_t> built_on = std::nullopt) {
   try {
-    return changed(backend.applyConfig(config, "api: " + what));
+    return changed(backend.applyConfig(config, "api: " + what, built_on));
   } catch (const config::ConfigError& e) {
     return error(GrpcCode::kInvalidArgument, e.what());
+  } catch (const snapshot::VersionConflict&) {
+    throw;  // applyChange builds the change again
   } catch (const snapshot::StoreError& e) {
     return error(GrpcCode::kInternal, e.what());
   }
+}
+
+// Edits a config in place; a reply when the change is refused (not found, already there) or
+// needs no write.
+using Edit = std::function<std::optional<GrpcReply>(Bootstrap&)>;
+
+// How often a change is built again when other writers (mcproxyctl compile, a rollback from
+// the CLI) keep committing first.
+constexpr int kChangeAttempts = 8;
+
+// A change to the newest stored version, written only if that is still the newest when it
+// commits (a compare-and-set in one BEGIN IMMEDIATE transaction). When another writer got
+// there first, the change is made again to its version, so no write is lost and none is
+// silently undone; after kChangeAttempts conflicts in a row: ABORTED, nothing written.
+GrpcReply applyChange(AdminBackend& backend, const std::string& what, const Edit& edit) {
+  for (int attempt = 0; attempt < kChangeAttempts; ++attempt) {
+    ChangeBase base = newestBase(backend);
+    if (auto reply = edit(base.config)) return *reply;
+    try {
+      return apply(backend, base.config, what, base.version);
+    } catch (const snapshot::VersionConflict&) {
+      continue;
+    }
+  }
+  return error(GrpcCode::kAborted, "other writers changed the database " +
+                                       std::to_string(kChangeAttempts) +
+                                       " times while this change was made; nothing was written");
 }
 
 GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
@@ -82,41 +120,46 @@ GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
 GrpcReply addRoute(const std::string& request, AdminBackend& backend) {
   mcproxy::admin::v1::AddRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
-  Bootstrap config = baseConfig(backend);
-  Listener* listener = findListener(config, in.listener());
-  if (listener == nullptr) {
-    return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
-  }
-  const std::string hostname = router::toLowerAscii(in.route().hostname());
-  for (const auto& route : listener->routes()) {
-    if (router::toLowerAscii(route.hostname()) == hostname) {
-      return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
-                                                 "\" is already routed on " + in.listener());
-    }
-  }
-  *listener->add_routes() = in.route();
-  return apply(backend, config, "add route " + in.route().hostname());
+  return applyChange(
+      backend, "add route " + in.route().hostname(),
+      [&](Bootstrap& config) -> std::optional<GrpcReply> {
+        Listener* listener = findListener(config, in.listener());
+        if (listener == nullptr) {
+          return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+        }
+        const std::string hostname = router::toLowerAscii(in.route().hostname());
+        for (const auto& route : listener->routes()) {
+          if (router::toLowerAscii(route.hostname()) == hostname) {
+            return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
+                                                       "\" is already routed on " + in.listener());
+          }
+        }
+        *listener->add_routes() = in.route();
+        return std::nullopt;
+      });
 }
 
 GrpcReply removeRoute(const std::string& request, AdminBackend& backend) {
   mcproxy::admin::v1::RemoveRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
-  Bootstrap config = baseConfig(backend);
-  Listener* listener = findListener(config, in.listener());
-  if (listener == nullptr) {
-    return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
-  }
-  auto* routes = listener->mutable_routes();
-  const std::string hostname = router::toLowerAscii(in.hostname());
-  auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
-    return router::toLowerAscii(route.hostname()) == hostname;
-  });
-  if (it == routes->end()) {
-    return error(GrpcCode::kNotFound,
-                 "hostname: \"" + in.hostname() + "\" is not routed on " + in.listener());
-  }
-  routes->erase(it);
-  return apply(backend, config, "remove route " + in.hostname());
+  return applyChange(
+      backend, "remove route " + in.hostname(), [&](Bootstrap& config) -> std::optional<GrpcReply> {
+        Listener* listener = findListener(config, in.listener());
+        if (listener == nullptr) {
+          return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+        }
+        auto* routes = listener->mutable_routes();
+        const std::string hostname = router::toLowerAscii(in.hostname());
+        auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
+          return router::toLowerAscii(route.hostname()) == hostname;
+        });
+        if (it == routes->end()) {
+          return error(GrpcCode::kNotFound,
+                       "hostname: \"" + in.hostname() + "\" is not routed on " + in.listener());
+        }
+        routes->erase(it);
+        return std::nullopt;
+      });
 }
 
 google::protobuf::RepeatedPtrField<std::string>* ruleList(
@@ -139,28 +182,36 @@ google::protobuf::RepeatedPtrField<std::string>* ruleList(
 GrpcReply changeFirewall(const std::string& request, AdminBackend& backend, bool add) {
   mcproxy::admin::v1::FirewallRuleRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
-  Bootstrap config = baseConfig(backend);
-  Firewall* firewall = config.mutable_firewall();
-  if (!in.rule().listener().empty()) {
-    Listener* listener = findListener(config, in.rule().listener());
-    if (listener == nullptr) {
-      return error(GrpcCode::kNotFound,
-                   "rule.listener: no listener \"" + in.rule().listener() + "\"");
-    }
-    firewall = listener->mutable_firewall();
-  }
   std::string value;
-  auto* list = ruleList(*firewall, in.rule(), value);
-  if (list == nullptr) return error(GrpcCode::kInvalidArgument, "rule: one of ip, cidr, country");
-  auto it = std::find(list->begin(), list->end(), value);
-  if (add) {
-    if (it != list->end()) return changed({backend.currentSnapshot()->version, false});
-    *list->Add() = value;
-  } else {
-    if (it == list->end()) return error(GrpcCode::kNotFound, "rule: \"" + value + "\" is not set");
-    list->erase(it);
+  Firewall probe;
+  if (ruleList(probe, in.rule(), value) == nullptr) {
+    return error(GrpcCode::kInvalidArgument, "rule: one of ip, cidr, country");
   }
-  return apply(backend, config, std::string(add ? "add" : "remove") + " firewall rule " + value);
+  return applyChange(backend, std::string(add ? "add" : "remove") + " firewall rule " + value,
+                     [&](Bootstrap& config) -> std::optional<GrpcReply> {
+                       Firewall* firewall = config.mutable_firewall();
+                       if (!in.rule().listener().empty()) {
+                         Listener* listener = findListener(config, in.rule().listener());
+                         if (listener == nullptr) {
+                           return error(GrpcCode::kNotFound, "rule.listener: no listener \"" +
+                                                                 in.rule().listener() + "\"");
+                         }
+                         firewall = listener->mutable_firewall();
+                       }
+                       auto* list = ruleList(*firewall, in.rule(), value);
+                       auto it = std::find(list->begin(), list->end(), value);
+                       if (add) {
+                         if (it != list->end())
+                           return changed({backend.currentSnapshot()->version, false});
+                         *list->Add() = value;
+                       } else {
+                         if (it == list->end()) {
+                           return error(GrpcCode::kNotFound, "rule: \"" + value + "\" is not set");
+                         }
+                         list->erase(it);
+                       }
+                       return std::nullopt;
+                     });
 }
 
 GrpcReply listFirewall(AdminBackend& backend) {
