@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ Snapshots (with --db DB: the database file directly; without: the running proxy)
   snapshots diff A B --db DB         what changed from version A to version B
   snapshots rollback N               make version N's config the newest version again
   snapshots verify --db DB           recompute every version's content hash from its rows
+  snapshots prune --db DB (--keep N | --older-than D) [--dry-run]
+                                     delete old versions (D: 90m, 12h, 30d); never the
+                                     newest, one a running proxy runs, or one a kept
+                                     rollback restored
 Route tests (offline: no socket, no connection; see docs/ci.md):
   check (--config FILE | --db DB [--version N]) --tests FILE [--fail-under PCT]
         [--junit FILE] [--details]
@@ -99,7 +104,10 @@ bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& erro
                                                      {"--version", true},
                                                      {"--fail-under", true},
                                                      {"--junit", true},
-                                                     {"--details", false}};
+                                                     {"--details", false},
+                                                     {"--keep", true},
+                                                     {"--older-than", true},
+                                                     {"--dry-run", false}};
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string arg = raw[i];
     if (!arg.starts_with("--")) {
@@ -197,11 +205,12 @@ int compileCommand(const Args& args) {
 }
 
 int snapshotsViaSocket(const Args& args);
+std::string flag(const Args& args, const std::string& name);
 
 int snapshotsCommand(const Args& args) {
   auto db = args.flags.find("--db");
   if (args.positional.empty()) {
-    std::cerr << "mcproxyctl snapshots: list|diff|rollback|verify\n";
+    std::cerr << "mcproxyctl snapshots: list|diff|rollback|verify|prune\n";
     return kUsage;
   }
   if (db == args.flags.end()) return snapshotsViaSocket(args);
@@ -271,6 +280,48 @@ int snapshotsCommand(const Args& args) {
     const auto written = store.rollback(version);
     std::cout << db->second << ": version " << written.version << " restores version " << version
               << "\n";
+    return kOk;
+  }
+  if (action == "prune") {
+    const bool by_count = args.flags.count("--keep") > 0;
+    const bool by_age = args.flags.count("--older-than") > 0;
+    std::optional<int64_t> keep;
+    std::optional<int64_t> older_than;
+    try {
+      if (by_count) keep = std::stoll(flag(args, "--keep"));
+      if (by_age) {
+        const std::string text = flag(args, "--older-than");
+        size_t used = 0;
+        const int64_t amount = std::stoll(text, &used);
+        const std::string unit = text.substr(used);
+        const int64_t scale = unit == "s"   ? 1
+                              : unit == "m" ? 60
+                              : unit == "h" ? 3600
+                              : unit == "d" ? 86400
+                                            : 0;
+        if (scale == 0 || amount < 0) throw std::invalid_argument(text);
+        older_than = amount * scale;
+      }
+    } catch (const std::exception&) {
+      keep.reset();
+      older_than.reset();
+    }
+    if (by_count == by_age || (by_count && (!keep || *keep < 1)) || (by_age && !older_than)) {
+      std::cerr << "mcproxyctl snapshots prune --db DB (--keep N | --older-than D) [--dry-run]:"
+                   " N at least 1, D like 90m, 12h or 30d\n";
+      return kUsage;
+    }
+    const bool dry_run = args.flags.count("--dry-run") > 0;
+    const auto result = store.prune(keep, older_than, dry_run);
+    for (const auto& [version, why] : result.kept) {
+      std::cout << "kept version " << version << ": " << why << "\n";
+    }
+    std::cout << db->second << ": " << (dry_run ? "would delete " : "deleted ")
+              << result.deleted.size() << " version(s)";
+    if (!result.deleted.empty()) {
+      std::cout << " (" << result.deleted.front() << ".." << result.deleted.back() << ")";
+    }
+    std::cout << "\n";
     return kOk;
   }
   if (action == "verify") {

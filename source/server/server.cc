@@ -156,6 +156,13 @@ int Server::run() {
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
+  if (store_) {
+    try {
+      store_->forgetRunning();
+    } catch (const snapshot::StoreError& e) {
+      LOG_WARN << "database: " << e.what();
+    }
+  }
   admin_.reset();
   for (auto& worker : workers_) worker->join();
   signal_events_.clear();
@@ -297,6 +304,14 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
     LOG_INFO << "listener " << it->first << " (" << it->second.toString()
              << ") closed; its open connections continue";
     it = bound_listeners_.erase(it);
+  }
+  if (store_ && snapshot_->version > 0) {
+    // So that `mcproxyctl snapshots prune` keeps what this process runs.
+    try {
+      store_->recordRunning(static_cast<int64_t>(snapshot_->version));
+    } catch (const snapshot::StoreError& e) {
+      LOG_WARN << "database: cannot record the running version: " << e.what();
+    }
   }
   return true;
 }

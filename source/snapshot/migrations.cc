@@ -255,6 +255,35 @@ CREATE TABLE modules (
 ) STRICT;
 )sql";
 
+// Migration 9: retention. Versions stay immutable, but whole old versions may go: a version's
+// rows can be deleted only while it is listed in `pruning`, which SnapshotStore::prune() fills
+// and empties inside its one transaction. Running proxies record the version they run, so a
+// prune keeps it.
+std::string migration9() {
+  std::string sql = R"sql(
+CREATE TABLE pruning (version INTEGER PRIMARY KEY) STRICT;
+CREATE TABLE proxy_instances (
+  instance   TEXT    PRIMARY KEY CHECK (instance <> ''),
+  host       TEXT    NOT NULL,
+  pid        INTEGER NOT NULL CHECK (pid > 0),
+  version    INTEGER NOT NULL CHECK (version > 0),
+  updated_at TEXT    NOT NULL
+) STRICT;
+)sql";
+  for (const char* table : {"snapshots", "listeners", "routes", "firewall_rules",
+                            "firewall_settings", "trusted_sources", "http_routes",
+                            "http_route_headers", "http_filters", "access_logs", "modules"}) {
+    const std::string name(table);
+    const char* column = name == "snapshots" ? "version" : "snapshot_version";
+    sql += "DROP TRIGGER " + name + "_no_delete;\n";
+    sql += "CREATE TRIGGER " + name + "_no_delete BEFORE DELETE ON " + name +
+           " WHEN NOT EXISTS (SELECT 1 FROM pruning WHERE version = OLD." + column +
+           ") BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable (only a prune deletes"
+           " a whole version)'); END;\n";
+  }
+  return sql;
+}
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -271,6 +300,7 @@ const std::vector<Migration>& migrations() {
            immutableGuards("http_filters")},
       {7, "access_logs", kMigration7 + guards("access_logs", true)},
       {8, "modules", kMigration8 + immutableGuards("modules")},
+      {9, "pruning, proxy_instances: retention of old versions", migration9()},
   };
   return all;
 }

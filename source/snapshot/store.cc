@@ -3,8 +3,11 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <openssl/sha.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 
 #include "source/common/router/hostname_matcher.h"
@@ -775,6 +778,120 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     }
   }
   return lines;
+}
+
+}  // namespace mcproxy::snapshot
+
+namespace mcproxy::snapshot {
+namespace {
+
+std::string hostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+std::string instanceName() { return hostName() + ":" + std::to_string(getpid()); }
+
+// Tables holding a version's rows, children before their parents (foreign keys).
+constexpr const char* kVersionTables[] = {
+    "http_route_headers", "http_routes", "http_filters", "trusted_sources", "firewall_rules",
+    "firewall_settings",  "access_logs", "modules",      "routes",          "listeners"};
+
+}  // namespace
+
+void SnapshotStore::recordRunning(int64_t version) {
+  db_.prepare(
+         "INSERT OR REPLACE INTO proxy_instances (instance, host, pid, version, updated_at)"
+         " VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+      .bind(1, instanceName())
+      .bind(2, hostName())
+      .bind(3, static_cast<int64_t>(getpid()))
+      .bind(4, version)
+      .run();
+}
+
+void SnapshotStore::forgetRunning() {
+  db_.prepare("DELETE FROM proxy_instances WHERE instance = ?1").bind(1, instanceName()).run();
+}
+
+PruneResult SnapshotStore::prune(std::optional<int64_t> keep,
+                                 std::optional<int64_t> older_than_seconds, bool dry_run) {
+  PruneResult result;
+  Transaction transaction(db_);
+  const int64_t newest = latestVersion();
+  if (newest == 0) return result;
+  std::vector<int64_t> candidates;
+  {
+    Statement old =
+        db_.prepare(keep ? "SELECT version FROM snapshots WHERE version <= ?1 ORDER BY version"
+                         : "SELECT version FROM snapshots WHERE julianday(created_at) <"
+                           " julianday('now') - ?1 / 86400.0 ORDER BY version");
+    if (keep) {
+      old.bind(1, newest - *keep);
+    } else {
+      old.bind(1, *older_than_seconds);
+    }
+    while (old.step()) candidates.push_back(old.integer(0));
+  }
+  std::map<int64_t, std::string> keeping;
+  keeping[newest] = "the newest";
+  // Versions running proxies recorded; a record of a process gone from this host is dropped.
+  {
+    const std::string here = hostName();
+    std::vector<std::string> stale;
+    Statement running =
+        db_.prepare("SELECT instance, host, pid, version FROM proxy_instances ORDER BY instance");
+    while (running.step()) {
+      const pid_t pid = static_cast<pid_t>(running.integer(2));
+      if (running.text(1) == here && kill(pid, 0) != 0 && errno == ESRCH) {
+        stale.push_back(running.text(0));
+        continue;
+      }
+      keeping.emplace(running.integer(3),
+                      "running in pid " + std::to_string(pid) + " on " + running.text(1));
+    }
+    for (const std::string& instance : stale) {
+      db_.prepare("DELETE FROM proxy_instances WHERE instance = ?1").bind(1, instance).run();
+    }
+  }
+  // A kept version that restored an older one references it (snapshots.rollback_of).
+  for (bool grew = true; grew;) {
+    grew = false;
+    Statement restored =
+        db_.prepare("SELECT version, rollback_of FROM snapshots WHERE rollback_of IS NOT NULL");
+    while (restored.step()) {
+      const int64_t version = restored.integer(0);
+      const int64_t target = restored.integer(1);
+      const bool version_kept = keeping.count(version) ||
+                                !std::binary_search(candidates.begin(), candidates.end(), version);
+      if (version_kept && !keeping.count(target)) {
+        keeping[target] = "restored by version " + std::to_string(version);
+        grew = true;
+      }
+    }
+  }
+  for (int64_t version : candidates) {
+    if (auto why = keeping.find(version); why != keeping.end()) {
+      result.kept[version] = why->second;
+    } else {
+      result.deleted.push_back(version);
+    }
+  }
+  if (dry_run || result.deleted.empty()) return result;
+  Statement mark = db_.prepare("INSERT INTO pruning (version) VALUES (?1)");
+  for (int64_t version : result.deleted) {
+    mark.bind(1, version).run();
+    mark.reset();
+  }
+  for (const char* table : kVersionTables) {
+    db_.exec(std::string("DELETE FROM ") + table +
+             " WHERE snapshot_version IN (SELECT version FROM pruning)");
+  }
+  db_.exec("DELETE FROM snapshots WHERE version IN (SELECT version FROM pruning)");
+  db_.exec("DELETE FROM pruning");
+  transaction.commit();
+  return result;
 }
 
 }  // namespace mcproxy::snapshot

@@ -33,6 +33,13 @@ class VersionConflict : public StoreError {
   using StoreError::StoreError;
 };
 
+struct PruneResult {
+  std::vector<int64_t> deleted;
+  // Old enough to go, but kept: version -> why ("the newest", "running in pid 12 on host h",
+  // "restored by version 9").
+  std::map<int64_t, std::string> kept;
+};
+
 struct WriteResult {
   int64_t version;
   bool created;  // false: the config equals the newest version, which stays newest
@@ -67,6 +74,14 @@ class SnapshotStore {
   std::vector<SnapshotInfo> history(size_t limit = 0);
   // Human-readable differences from `from` to `to`, one line each ("+ route ...").
   std::vector<std::string> diff(int64_t from, int64_t to);
+  // Deletes old versions in one transaction: all but the newest `keep` (keep > 0), or those
+  // created more than `older_than_seconds` ago. Never the newest, one a running proxy records
+  // (recordRunning), or one a kept rollback restored. `dry_run`: reports, deletes nothing.
+  PruneResult prune(std::optional<int64_t> keep, std::optional<int64_t> older_than_seconds,
+                    bool dry_run = false);
+  // A proxy on this database says which version it runs now (and forgets it at exit).
+  void recordRunning(int64_t version);
+  void forgetRunning();
   // Recomputes the content hash of `version` from its rows; false with `error` on mismatch.
   bool verify(int64_t version, std::string& error);
   // Changes whenever another connection commits to the database (PRAGMA data_version).

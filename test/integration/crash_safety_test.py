@@ -80,7 +80,9 @@ class CrashSafetyTest(harness.ProxyTestCase):
                 self.assertEqual(versions[0]["routes"], ROUTES)
             self.assert_consistent(db)
             # And the proxy starts from whatever was left.
-            proxy = self.start_proxy("", extra_args=("--db", db, "--config", config), workers=1)
+            # 20,000 routes: seeding (or loading) them takes seconds under ASan on a busy host.
+            proxy = self.start_proxy("", extra_args=("--db", db, "--config", config), workers=1,
+                                     start_timeout=60)
             self.assertIn("listening on", proxy.log())
             self.assertEqual(proxy.terminate(), 0)
 

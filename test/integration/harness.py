@@ -332,7 +332,7 @@ class Proxy:
     """The real mc-proxy binary on a config, with its log collected."""
 
     def __init__(self, config_text, workdir, workers=2, extra_args=(), expect_ready=True,
-                 command_prefix=()):
+                 command_prefix=(), start_timeout=10.0):
         self.config_path = os.path.join(workdir, f"mc-proxy-{time.monotonic_ns()}.textproto")
         with open(self.config_path, "w") as f:
             f.write(config_text)
@@ -349,7 +349,7 @@ class Proxy:
         self.listening = {}
         if expect_ready:
             wait_until(lambda: "started" in self.log() or self.proc.poll() is not None,
-                       what="mc-proxy to start")
+                       timeout=start_timeout, what="mc-proxy to start")
             if self.proc.poll() is not None:
                 raise AssertionError("mc-proxy exited at start:\n" + self.log())
             for match in re.finditer(r"listener (\S+) listening on (\S+)", self.log()):

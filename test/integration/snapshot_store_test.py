@@ -80,6 +80,46 @@ class LiveChangeTest(StoreTestCase):
                            what="the proxy to load version 3")
         harness.wait_until(lambda: self.refused(port, "b.test"), what="b.test to be gone")
 
+    def test_prune_keeps_the_newest_and_what_a_kept_rollback_restored(self):
+        db = os.path.join(self.workdir, "prune.db")
+        for i in (1, 2, 3):
+            harness.ctl("compile", "--config", self.write_config(f"p{i}.textproto", route_config(
+                [(f"v{i}.test", "127.0.0.1:9")])), "--db", db)
+        harness.ctl("snapshots", "rollback", "1", "--db", db)  # version 4 restores 1
+        result = harness.ctl("snapshots", "prune", "--db", db, "--keep", "1")
+        self.assertIn("kept version 1: restored by version 4", result.stdout)
+        self.assertIn("deleted 2 version(s) (2..3)", result.stdout)
+        versions = [line.split()[0] for line in harness.ctl(
+            "snapshots", "list", "--db", db).stdout.splitlines()[1:]]
+        self.assertEqual(["4", "1"], versions)
+        self.assertIn("ok: 2 version(s) checked",
+                      harness.ctl("snapshots", "verify", "--db", db).stdout)
+        # A later compile builds on what is left; the version numbers go on.
+        harness.ctl("compile", "--config", self.write_config("p5.textproto", route_config(
+            [("v5.test", "127.0.0.1:9")])), "--db", db)
+        self.assertIn('"version": 5', harness.ctl("snapshots", "list", "--db", db, "--json").stdout)
+        self.assertEqual(2, harness.ctl("snapshots", "prune", "--db", db, check=False).returncode)
+
+    def test_prune_keeps_the_version_a_proxy_still_runs(self):
+        db = os.path.join(self.workdir, "running.db")
+        harness.ctl("compile", "--config", self.write_config(
+            "r1.textproto", route_config([("a.test", "127.0.0.1:9")])), "--db", db)
+        proxy = self.db_proxy(db)
+        taken = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(taken.close)
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        harness.ctl("compile", "--config", self.write_config("r2.textproto", route_config(
+            [("b.test", "127.0.0.1:9")], listener=busy)), "--db", db)
+        harness.wait_until(lambda: "reload refused, still running version 1" in proxy.log(),
+                           what="version 2 refused")
+        dry = harness.ctl("snapshots", "prune", "--db", db, "--keep", "1", "--dry-run")
+        self.assertIn(f"kept version 1: running in pid {proxy.proc.pid}", dry.stdout)
+        self.assertIn("would delete 0 version(s)", dry.stdout)
+        self.assertEqual(0, proxy.terminate())
+        # Gone (its record forgotten at exit): version 1 may go now.
+        result = harness.ctl("snapshots", "prune", "--db", db, "--keep", "1")
+        self.assertIn("deleted 1 version(s) (1..1)", result.stdout)
+
     def test_invalid_compile_changes_nothing(self):
         db = os.path.join(self.workdir, "invalid.db")
         good = self.write_config("good.textproto", route_config([("a.test", "127.0.0.1:9")]))
