@@ -72,45 +72,68 @@ const HttpRoute* Route::matchHttpRoute(const http::HeaderMap& request) const {
   return nullptr;
 }
 
+namespace {
+
+using stats::StatSpec;
+using Kind = StatSpec::Kind;
+
+// A route's stats, in RouteStats' order; one StatBlock per route.
+constexpr StatSpec kRouteStats[] = {
+    {Kind::kCounter, "upstream_cx_total", "mcproxy_route_connections_total",
+     "Connections routed here."},
+    {Kind::kCounter, "rq_total", "mcproxy_route_requests_total", "L7 requests routed here."},
+    {Kind::kCounter, "rq_502", "mcproxy_route_responses_502_total",
+     "L7 502s: the backend refused, reset or broke the protocol."},
+    {Kind::kCounter, "rq_504", "mcproxy_route_responses_504_total",
+     "L7 504s: the backend did not connect or answer in time."},
+    {Kind::kCounter, "bytes_from_downstream", "mcproxy_route_rx_bytes_total",
+     "L4 bytes from clients to the backend."},
+    {Kind::kCounter, "bytes_to_downstream", "mcproxy_route_tx_bytes_total",
+     "L4 bytes from the backend to clients."},
+    {Kind::kCounter, "upstream_cx_connect_fail", "mcproxy_route_connect_failures_total",
+     "Backend connections that failed to open."},
+    {Kind::kLatencyHistogram, "rq_latency", "mcproxy_route_request_duration_seconds",
+     "L7 request headers to response end, in seconds."},
+    {Kind::kCounter, "rq_1xx", "mcproxy_route_responses_total",
+     "L7 responses sent to clients, by status class.", "class", "1xx"},
+    {Kind::kCounter, "rq_2xx", "mcproxy_route_responses_total",
+     "L7 responses sent to clients, by status class.", "class", "2xx"},
+    {Kind::kCounter, "rq_3xx", "mcproxy_route_responses_total",
+     "L7 responses sent to clients, by status class.", "class", "3xx"},
+    {Kind::kCounter, "rq_4xx", "mcproxy_route_responses_total",
+     "L7 responses sent to clients, by status class.", "class", "4xx"},
+    {Kind::kCounter, "rq_5xx", "mcproxy_route_responses_total",
+     "L7 responses sent to clients, by status class.", "class", "5xx"},
+    {Kind::kGauge, "rq_active", "mcproxy_route_active_requests", "L7 requests in flight."},
+    {Kind::kLatencyHistogram, "upstream_cx_connect",
+     "mcproxy_route_upstream_connect_duration_seconds",
+     "L7 backend connection setup (TCP, PROXY, TLS), in seconds."},
+    {Kind::kCounter, "rq_misdirected", "mcproxy_route_misdirected_requests_total",
+     "L7 requests answered 421: their authority belongs to another route or none."},
+};
+
+}  // namespace
+
 RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
                           const std::string& hostname, bool is_default) {
   const std::string prefix =
       "route." + listener + "." + (is_default ? std::string("default") : hostname) + ".";
-  const std::string label = is_default ? std::string("(default)") : hostname;
-  const stats::MetricId::Labels labels = {{"listener", listener}, {"route", label}};
-  auto counter = [&](const char* stat, const char* family, const char* help) -> stats::Counter& {
-    return store.counter(prefix + stat, {family, labels, help});
-  };
-  auto responses = [&](const char* status_class) -> stats::Counter* {
-    stats::MetricId metric{"mcproxy_route_responses_total", labels,
-                           "L7 responses sent to clients, by status class."};
-    metric.labels.push_back({"class", status_class});
-    return &store.counter(prefix + "rq_" + status_class, metric);
-  };
-  return RouteStats{
-      counter("upstream_cx_total", "mcproxy_route_connections_total", "Connections routed here."),
-      counter("rq_total", "mcproxy_route_requests_total", "L7 requests routed here."),
-      counter("rq_502", "mcproxy_route_responses_502_total",
-              "L7 502s: the backend refused, reset or broke the protocol."),
-      counter("rq_504", "mcproxy_route_responses_504_total",
-              "L7 504s: the backend did not connect or answer in time."),
-      counter("bytes_from_downstream", "mcproxy_route_rx_bytes_total",
-              "L4 bytes from clients to the backend."),
-      counter("bytes_to_downstream", "mcproxy_route_tx_bytes_total",
-              "L4 bytes from the backend to clients."),
-      counter("upstream_cx_connect_fail", "mcproxy_route_connect_failures_total",
-              "Backend connections that failed to open."),
-      store.latencyHistogram(prefix + "rq_latency",
-                             {"mcproxy_route_request_duration_seconds", labels,
-                              "L7 request headers to response end, in seconds."}),
-      {responses("1xx"), responses("2xx"), responses("3xx"), responses("4xx"), responses("5xx")},
-      store.gauge(prefix + "rq_active",
-                  {"mcproxy_route_active_requests", labels, "L7 requests in flight."}),
-      store.latencyHistogram(prefix + "upstream_cx_connect",
-                             {"mcproxy_route_upstream_connect_duration_seconds", labels,
-                              "L7 backend connection setup (TCP, PROXY, TLS), in seconds."}),
-      counter("rq_misdirected", "mcproxy_route_misdirected_requests_total",
-              "L7 requests answered 421: their authority belongs to another route or none.")};
+  stats::StatBlock& block =
+      store.block(prefix, {{"listener", listener}, {"route", is_default ? "(default)" : hostname}},
+                  kRouteStats);
+  return RouteStats{block.counter(0),
+                    block.counter(1),
+                    block.counter(2),
+                    block.counter(3),
+                    block.counter(4),
+                    block.counter(5),
+                    block.counter(6),
+                    block.histogram(7),
+                    {&block.counter(8), &block.counter(9), &block.counter(10), &block.counter(11),
+                     &block.counter(12)},
+                    block.gauge(13),
+                    block.histogram(14),
+                    block.counter(15)};
 }
 
 }  // namespace mcproxy::router

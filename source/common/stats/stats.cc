@@ -4,9 +4,59 @@
 
 namespace mcproxy::stats {
 
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      buckets_(std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1)) {}
+Histogram::Histogram(std::span<const double> bounds)
+    : bounds_(bounds), buckets_(std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1)) {}
+
+std::span<const double> Histogram::latencyBounds() {
+  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,  0.5,    1,     2.5,  5,     10,   30};
+  return kBounds;
+}
+
+StatBlock::StatBlock(std::string prefix, std::vector<std::pair<std::string, std::string>> labels,
+                     std::span<const StatSpec> specs)
+    : prefix_(std::move(prefix)), labels_(std::move(labels)), specs_(specs) {
+  uint16_t counters = 0;
+  uint16_t gauges = 0;
+  slot_.reserve(specs.size());
+  for (const StatSpec& spec : specs) {
+    switch (spec.kind) {
+      case StatSpec::Kind::kCounter:
+        slot_.push_back(counters++);
+        break;
+      case StatSpec::Kind::kGauge:
+        slot_.push_back(gauges++);
+        break;
+      case StatSpec::Kind::kLatencyHistogram:
+        slot_.push_back(static_cast<uint16_t>(histograms_.size()));
+        histograms_.push_back(std::make_unique<Histogram>(Histogram::latencyBounds()));
+        break;
+    }
+  }
+  counters_ = std::make_unique<Counter[]>(counters);
+  gauges_ = std::make_unique<Gauge[]>(gauges);
+}
+
+StatBlock& Store::block(const std::string& prefix,
+                        std::vector<std::pair<std::string, std::string>> labels,
+                        std::span<const StatSpec> specs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& slot = blocks_[prefix];
+  if (!slot || slot->specs_.data() != specs.data()) {
+    slot = std::make_unique<StatBlock>(prefix, std::move(labels), specs);
+  }
+  return *slot;
+}
+
+namespace {
+
+MetricId metricOf(const MetricId::Labels& labels, const StatSpec& spec) {
+  MetricId metric{spec.family, labels, spec.help};
+  if (spec.label != nullptr) metric.labels.emplace_back(spec.label, spec.label_value);
+  return metric;
+}
+
+}  // namespace
 
 void Histogram::observe(double value) {
   const size_t bucket = static_cast<size_t>(
@@ -35,8 +85,7 @@ Histogram& Store::latencyHistogram(const std::string& name, const MetricId& metr
   auto& slot = histograms_[name];
   if (!slot.second) {
     slot.first = metric;
-    slot.second = std::make_unique<Histogram>(std::vector<double>{
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+    slot.second = std::make_unique<Histogram>(Histogram::latencyBounds());
   }
   return *slot.second;
 }
@@ -45,6 +94,13 @@ std::vector<Store::HistogramSample> Store::histograms() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<HistogramSample> out;
   for (const auto& [name, entry] : histograms_) out.push_back({entry.first, entry.second.get()});
+  for (const auto& [prefix, block] : blocks_) {
+    for (size_t i = 0; i < block->specs_.size(); ++i) {
+      const StatSpec& spec = block->specs_[i];
+      if (spec.kind != StatSpec::Kind::kLatencyHistogram) continue;
+      out.push_back({metricOf(block->labels_, spec), &block->histogram(i)});
+    }
+  }
   return out;
 }
 
@@ -77,6 +133,17 @@ std::vector<Store::Sample> Store::samples() const {
     }
     for (const auto& [name, gauge] : gauges_) {
       out.push_back({name, gauge->value(), true, metricOf(name)});
+    }
+    for (const auto& [prefix, block] : blocks_) {
+      for (size_t i = 0; i < block->specs_.size(); ++i) {
+        const StatSpec& spec = block->specs_[i];
+        if (spec.kind == StatSpec::Kind::kLatencyHistogram) continue;
+        const bool gauge = spec.kind == StatSpec::Kind::kGauge;
+        out.push_back(
+            {prefix + spec.suffix,
+             gauge ? block->gauge(i).value() : static_cast<int64_t>(block->counter(i).value()),
+             gauge, stats::metricOf(block->labels_, spec)});
+      }
     }
   }
   std::sort(out.begin(), out.end(),

@@ -1,0 +1,65 @@
+#include "source/common/stats/stats.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace mcproxy::stats {
+namespace {
+
+using Kind = StatSpec::Kind;
+
+constexpr StatSpec kSpecs[] = {
+    {Kind::kCounter, "hits", "test_hits_total", "Hits."},
+    {Kind::kGauge, "open", "test_open", "Open now."},
+    {Kind::kLatencyHistogram, "latency", "test_latency_seconds", "Latency."},
+    {Kind::kCounter, "ok", "test_results_total", "Results.", "class", "ok"},
+};
+
+TEST(StatBlock, ExportsEveryStatByNameAndLabels) {
+  Store store;
+  StatBlock& block = store.block("thing.a.", {{"thing", "a"}}, kSpecs);
+  block.counter(0).inc(3);
+  block.gauge(1).set(-2);
+  block.histogram(2).observe(0.02);
+  block.counter(3).inc();
+  store.counter("plain").inc(7);
+
+  const auto samples = store.samples();
+  ASSERT_EQ(samples.size(), 4u);  // sorted by name: plain, thing.a.hits, .ok, .open
+  EXPECT_EQ(samples[0].name, "plain");
+  EXPECT_EQ(samples[1].name, "thing.a.hits");
+  EXPECT_EQ(samples[1].value, 3);
+  EXPECT_EQ(samples[1].metric.family, "test_hits_total");
+  EXPECT_EQ(samples[1].metric.labels, (MetricId::Labels{{"thing", "a"}}));
+  EXPECT_EQ(samples[2].name, "thing.a.ok");
+  EXPECT_EQ(samples[2].metric.labels, (MetricId::Labels{{"thing", "a"}, {"class", "ok"}}));
+  EXPECT_EQ(samples[3].name, "thing.a.open");
+  EXPECT_TRUE(samples[3].is_gauge);
+  EXPECT_EQ(samples[3].value, -2);
+
+  const auto histograms = store.histograms();
+  ASSERT_EQ(histograms.size(), 1u);
+  EXPECT_EQ(histograms[0].metric.family, "test_latency_seconds");
+  EXPECT_EQ(histograms[0].histogram->count(), 1u);
+}
+
+TEST(StatBlock, TheSamePrefixGetsTheSameStats) {
+  // As named stats do, a route's stats carry on across snapshots.
+  Store store;
+  store.block("r.", {}, kSpecs).counter(0).inc();
+  StatBlock& again = store.block("r.", {}, kSpecs);
+  EXPECT_EQ(again.counter(0).value(), 1u);
+}
+
+TEST(Histogram, SharesItsBoundsTable) {
+  Histogram a(Histogram::latencyBounds());
+  Histogram b(Histogram::latencyBounds());
+  EXPECT_EQ(a.bounds().data(), b.bounds().data());
+  a.observe(100);  // above every bound: +Inf
+  EXPECT_EQ(a.cumulativeCounts().back(), 1u);
+  EXPECT_EQ(a.cumulativeCounts()[a.bounds().size() - 1], 0u);
+}
+
+}  // namespace
+}  // namespace mcproxy::stats
