@@ -346,7 +346,7 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
                     l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(),
                     proto.tls_key(), proto.backend_tls(), proto.send_proxy_protocol(),
                     proto.proxy_protocol_version() == 1 ? 1u : 2u,
-                    router::makeRouteStats(store, listener_name, proto.hostname(), is_default),
+                    router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
                     std::move(tls_context), std::move(backend_tls_context),
                     proto.backend_protocol() == Route::HTTP1});
   route->backend_key = route->backend.toString();

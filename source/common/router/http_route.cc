@@ -114,13 +114,36 @@ constexpr StatSpec kRouteStats[] = {
 
 }  // namespace
 
+// What an L4 route counts: kRouteStats' connection and byte counters (indices 0, 4, 5, 6).
+constexpr StatSpec kL4RouteStats[] = {kRouteStats[0], kRouteStats[4], kRouteStats[5],
+                                      kRouteStats[6]};
+
 RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
-                          const std::string& hostname, bool is_default) {
+                          const std::string& hostname, bool is_default, bool l7) {
   const std::string prefix =
       "route." + listener + "." + (is_default ? std::string("default") : hostname) + ".";
-  stats::StatBlock& block =
-      store.block(prefix, {{"listener", listener}, {"route", is_default ? "(default)" : hostname}},
-                  kRouteStats);
+  stats::MetricId::Labels labels{{"listener", listener},
+                                 {"route", is_default ? "(default)" : hostname}};
+  if (!l7) {
+    // 100,000 L4 routes need no request counters or latency histograms: their L7 members share
+    // one block that is not in any store (nothing on an L4 path touches them).
+    static stats::StatBlock unused("", {}, kRouteStats);
+    stats::StatBlock& block = store.block(prefix, std::move(labels), kL4RouteStats);
+    return RouteStats{block.counter(0),
+                      unused.counter(1),
+                      unused.counter(2),
+                      unused.counter(3),
+                      block.counter(1),
+                      block.counter(2),
+                      block.counter(3),
+                      unused.histogram(7),
+                      {&unused.counter(8), &unused.counter(9), &unused.counter(10),
+                       &unused.counter(11), &unused.counter(12)},
+                      unused.gauge(13),
+                      unused.histogram(14),
+                      unused.counter(15)};
+  }
+  stats::StatBlock& block = store.block(prefix, std::move(labels), kRouteStats);
   return RouteStats{block.counter(0),
                     block.counter(1),
                     block.counter(2),

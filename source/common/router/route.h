@@ -39,9 +39,10 @@ struct RouteStats {
 };
 
 // A route's stats in `store`, named "route.<listener>.<hostname or default>.*" and exported with
-// the labels listener and route ("(default)" for a default route).
+// the labels listener and route ("(default)" for a default route). An L4 route (`l7` false) has
+// only the connection and byte counters; its L7 members point at stats nobody exports.
 RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
-                          const std::string& hostname, bool is_default);
+                          const std::string& hostname, bool is_default, bool l7 = true);
 
 // Which request paths something applies to: a prefix of :path (query included), or exactly
 // :path without its query, or (neither) every path.

@@ -42,9 +42,12 @@ StatBlock& Store::block(const std::string& prefix,
                         std::span<const StatSpec> specs) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto& slot = blocks_[prefix];
-  if (!slot || slot->specs_.data() != specs.data()) {
-    slot = std::make_unique<StatBlock>(prefix, std::move(labels), specs);
+  if (slot && slot->specs_.data() != specs.data()) {
+    // Another kind of block under this name (a route that became L7): snapshots still running
+    // hold references into the old one, so it stays, no longer exported.
+    retired_blocks_.push_back(std::move(slot));
   }
+  if (!slot) slot = std::make_unique<StatBlock>(prefix, std::move(labels), specs);
   return *slot;
 }
 

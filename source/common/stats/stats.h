@@ -110,7 +110,8 @@ class Store {
   // Request latency in seconds, 1 ms to 30 s.
   Histogram& latencyHistogram(const std::string& name, const MetricId& metric);
   // The block under `prefix`, made with `specs` (static) the first time: a later call with the
-  // same prefix gets the same stats, so they carry on across snapshots like named ones.
+  // same prefix and specs gets the same stats, so they carry on across snapshots like named
+  // ones. Other specs under the same prefix make a new block; the old one lives on unexported.
   StatBlock& block(const std::string& prefix,
                    std::vector<std::pair<std::string, std::string>> labels,
                    std::span<const StatSpec> specs);
@@ -137,6 +138,7 @@ class Store {
   std::map<std::string, MetricId> metrics_;
   std::map<std::string, std::pair<MetricId, std::unique_ptr<Histogram>>> histograms_;
   std::map<std::string, std::unique_ptr<StatBlock>> blocks_;
+  std::vector<std::unique_ptr<StatBlock>> retired_blocks_;
 };
 
 }  // namespace mcproxy::stats

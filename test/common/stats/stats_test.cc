@@ -52,6 +52,20 @@ TEST(StatBlock, TheSamePrefixGetsTheSameStats) {
   EXPECT_EQ(again.counter(0).value(), 1u);
 }
 
+constexpr StatSpec kOtherSpecs[] = {{Kind::kCounter, "hits", "test_hits_total", "Hits."}};
+
+TEST(StatBlock, OtherSpecsUnderAPrefixKeepTheOldBlockAliveButUnexported) {
+  Store store;
+  Counter& old_hits = store.block("r.", {}, kSpecs).counter(0);
+  StatBlock& now = store.block("r.", {}, kOtherSpecs);
+  old_hits.inc();  // a snapshot still running: its reference stays valid
+  now.counter(0).inc(5);
+  const auto samples = store.samples();
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_EQ(samples[0].name, "r.hits");
+  EXPECT_EQ(samples[0].value, 5);
+}
+
 TEST(Histogram, SharesItsBoundsTable) {
   Histogram a(Histogram::latencyBounds());
   Histogram b(Histogram::latencyBounds());
