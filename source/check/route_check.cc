@@ -132,6 +132,11 @@ std::string httpRouteItem(const snapshot::CompiledListener& listener, const rout
                       route.http_routes[index].describe());
 }
 
+// A firewall rule as coverage lists it: "firewall listener edge blocked_cidrs 10.0.0.0/8".
+std::string ruleItem(const std::string& scope, const char* kind, const std::string& value) {
+  return absl::StrCat("firewall ", scope, " ", kind, " ", value);
+}
+
 std::string rateLimitItem(const mcproxy::config::v1::Firewall& firewall, const std::string& scope) {
   return absl::StrCat("firewall ", scope, " rate_limit ", firewall.rate_limit().connections(),
                       " per ", firewall.rate_limit().per_seconds(), " s");
@@ -173,13 +178,13 @@ void RouteChecker::buildCoverage() {
   auto firewallItems = [&](const mcproxy::config::v1::Firewall& firewall,
                            const std::string& scope) {
     for (const auto& ip : firewall.blocked_ips()) {
-      coverage_.all.push_back(absl::StrCat("firewall ", scope, " blocked_ips ", ip));
+      coverage_.all.push_back(ruleItem(scope, "blocked_ips", ip));
     }
     for (const auto& cidr : firewall.blocked_cidrs()) {
-      coverage_.all.push_back(absl::StrCat("firewall ", scope, " blocked_cidrs ", cidr));
+      coverage_.all.push_back(ruleItem(scope, "blocked_cidrs", cidr));
     }
     for (const auto& country : firewall.blocked_countries()) {
-      coverage_.all.push_back(absl::StrCat("firewall ", scope, " blocked_countries ", country));
+      coverage_.all.push_back(ruleItem(scope, "blocked_countries", country));
     }
     if (firewall.rate_limit().connections() > 0)
       coverage_.all.push_back(rateLimitItem(firewall, scope));
@@ -221,11 +226,14 @@ TestResult RouteChecker::run(const mcproxy::check::v1::Test& test) {
 Outcome RouteChecker::evaluate(const Input& input, std::string& error) {
   Outcome outcome;
   const snapshot::CompiledListener* listener = nullptr;
-  for (const auto& candidate : snapshot_->listeners) {
+  size_t listener_index = 0;
+  for (size_t i = 0; i < snapshot_->listeners.size(); ++i) {
+    const auto& candidate = *snapshot_->listeners[i];
     if (input.listener().empty()
             ? snapshot_->listeners.size() == 1
-            : candidate->name == input.listener() || candidate->address_text == input.listener()) {
-      listener = candidate.get();
+            : candidate.name == input.listener() || candidate.address_text == input.listener()) {
+      listener = &candidate;
+      listener_index = i;
     }
   }
   if (listener == nullptr) {
@@ -251,14 +259,27 @@ Outcome RouteChecker::evaluate(const Input& input, std::string& error) {
     error = "input.proxy_source_ip: listener " + listener->name + " reads no PROXY header";
     return outcome;
   }
-  for (const std::string* ip : {&input.source_ip(), &input.proxy_source_ip()}) {
-    if (!ip->empty() && !parseIp(*ip, error)) {
-      error =
-          std::string(ip == &input.source_ip() ? "input.source_ip: " : "input.proxy_source_ip: ") +
-          error;
+  const auto source = parseIp(input.source_ip(), error);
+  if (!source) {
+    error = "input.source_ip: " + error;
+    return outcome;
+  }
+  // The filters before the terminal one: those that take the connection over are not run.
+  Client client{
+      listener_index,
+      *source,
+      "",
+      {listener->filter_factories.begin(),
+       listener->filter_factories.begin() + static_cast<long>(listener->filters_before_terminal)}};
+  if (listener->proxy_protocol) {
+    const auto reported = parseIp(input.proxy_source_ip(), error);
+    if (!reported) {
+      error = "input.proxy_source_ip: " + error;
       return outcome;
     }
+    client.bytes = proxy_protocol::encodeV2(*reported, listener->address, "");
   }
+  client.bytes += tls::writeClientHello(input.sni(), {"h2", "http/1.1"});
   outcome.listener = listener;
   // A clock of the test's own: far enough from the last test's that every rate limit bucket
   // (at most a day long) is full again.
@@ -269,39 +290,28 @@ Outcome RouteChecker::evaluate(const Input& input, std::string& error) {
   for (uint32_t i = 0; i < input.earlier_connections(); ++i) {
     Outcome earlier;
     earlier.listener = listener;
-    connect(input, *listener, earlier);
+    connect(input, client, earlier);
   }
-  connect(input, *listener, outcome);
+  connect(input, client, outcome);
   return outcome;
 }
 
-void RouteChecker::connect(const Input& input, const snapshot::CompiledListener& listener,
-                           Outcome& outcome) {
-  std::string error;
+void RouteChecker::connect(const Input& input, const Client& client, Outcome& outcome) {
+  const snapshot::CompiledListener& listener = *snapshot_->listeners[client.listener_index];
   DryRunConnection connection(*worker_, tests_run_);
   network::StreamInfo& info = connection.streamInfo();
   info.listener_name = listener.name;
-  info.downstream_remote = *parseIp(input.source_ip(), error);
+  info.downstream_remote = client.address;
   info.downstream_local = listener.address;
   info.real_client = info.downstream_remote;
   info.start_time = worker_->dispatcher().now();
 
-  std::string bytes;
-  if (listener.proxy_protocol) {
-    bytes =
-        proxy_protocol::encodeV2(*parseIp(input.proxy_source_ip(), error), listener.address, "");
-  }
-  bytes += tls::writeClientHello(input.sni(), {"h2", "http/1.1"});
-
-  const std::vector<network::FilterFactoryCb> chain(
-      listener.filter_factories.begin(),
-      listener.filter_factories.begin() + static_cast<long>(listener.filters_before_terminal));
   {
-    network::FilterManager filters(connection, chain);
+    network::FilterManager filters(connection, client.chain);
     connection.manager = &filters;
     filters.start();
     if (!connection.closed()) {
-      connection.read_buffer.append(bytes);
+      connection.read_buffer.append(client.bytes);
       filters.onData();
     }
     connection.manager = nullptr;
@@ -317,9 +327,7 @@ void RouteChecker::connect(const Input& input, const snapshot::CompiledListener&
             ? info.close_detail
             : network::closeReasonName(info.close_reason);
     outcome.detail = "the connection is closed: " + outcome.deny_reason;
-    size_t index = 0;
-    while (snapshot_->listeners[index].get() != &listener) ++index;
-    attributeFirewallRule(info.real_client, input.country(), listener, index, outcome);
+    attributeFirewallRule(info.real_client, input.country(), client.listener_index, outcome);
     return;
   }
   if (info.route == nullptr) {
@@ -397,10 +405,11 @@ void RouteChecker::request(const Input& input, const network::StreamInfo& connec
 // Which configured rules refused the client: each entry of the refusing kind that holds it,
 // tested with the firewall's own CidrSet.
 void RouteChecker::attributeFirewallRule(const network::Address& client, const std::string& country,
-                                         const snapshot::CompiledListener& listener,
                                          size_t listener_index, Outcome& outcome) {
   const std::string reason = canonicalReason(outcome.deny_reason);
   const auto& config = snapshot_->config;
+  const auto& local = config.listeners(static_cast<int>(listener_index)).firewall();
+  const std::string local_scope = "listener " + snapshot_->listeners[listener_index]->name;
   auto attribute = [&](const mcproxy::config::v1::Firewall& firewall, const std::string& scope) {
     auto matching = [&](const google::protobuf::RepeatedPtrField<std::string>& entries,
                         const char* kind) {
@@ -409,9 +418,7 @@ void RouteChecker::attributeFirewallRule(const network::Address& client, const s
         std::string error;
         if (!one.add(entry, error)) continue;
         one.build();
-        if (one.contains(client)) {
-          outcome.firewall_rules.push_back(absl::StrCat("firewall ", scope, " ", kind, " ", entry));
-        }
+        if (one.contains(client)) outcome.firewall_rules.push_back(ruleItem(scope, kind, entry));
       }
     };
     if (reason == "firewall_ip") matching(firewall.blocked_ips(), "blocked_ips");
@@ -422,27 +429,18 @@ void RouteChecker::attributeFirewallRule(const network::Address& client, const s
     if (reason == "firewall_country") {
       for (const auto& code : firewall.blocked_countries()) {
         if (code == country) {
-          outcome.firewall_rules.push_back(
-              absl::StrCat("firewall ", scope, " blocked_countries ", code));
+          outcome.firewall_rules.push_back(ruleItem(scope, "blocked_countries", code));
         }
       }
     }
   };
   // A listener's own rate limit replaces the global one.
-  const bool local_limit =
-      listener_index < static_cast<size_t>(config.listeners_size()) &&
-      config.listeners(static_cast<int>(listener_index)).firewall().rate_limit().connections() > 0;
-  if (local_limit && reason == "firewall_rate_limited") {
-    outcome.firewall_rules.push_back(
-        rateLimitItem(config.listeners(static_cast<int>(listener_index)).firewall(),
-                      "listener " + listener.name));
+  if (reason == "firewall_rate_limited" && local.rate_limit().connections() > 0) {
+    outcome.firewall_rules.push_back(rateLimitItem(local, local_scope));
     return;
   }
   attribute(config.firewall(), "(all listeners)");
-  if (listener_index < static_cast<size_t>(config.listeners_size())) {
-    attribute(config.listeners(static_cast<int>(listener_index)).firewall(),
-              "listener " + listener.name);
-  }
+  attribute(local, local_scope);
 }
 
 std::vector<Mismatch> compare(const Expect& expect, const Outcome& outcome) {

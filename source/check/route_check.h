@@ -75,15 +75,20 @@ class RouteChecker {
 
  private:
   class GivenCountry;
+  // A test's client, made once for all of its connections.
+  struct Client {
+    size_t listener_index;  // the same in the snapshot and its config
+    network::Address address;
+    std::string bytes;  // the PROXY header (when the listener reads one) and a ClientHello
+    std::vector<network::FilterFactoryCb> chain;
+  };
 
   Outcome evaluate(const mcproxy::check::v1::Input& input, std::string& error);
-  void connect(const mcproxy::check::v1::Input& input, const snapshot::CompiledListener& listener,
-               Outcome& outcome);
+  void connect(const mcproxy::check::v1::Input& input, const Client& client, Outcome& outcome);
   void request(const mcproxy::check::v1::Input& input, const network::StreamInfo& connection,
                Outcome& outcome);
   void attributeFirewallRule(const network::Address& client, const std::string& country,
-                             const snapshot::CompiledListener& listener, size_t listener_index,
-                             Outcome& outcome);
+                             size_t listener_index, Outcome& outcome);
   void buildCoverage();
   void recordCoverage(const Outcome& outcome);
 

@@ -111,17 +111,24 @@ void parseTextMessage(const std::string& text, const std::string& origin,
   }
 }
 
-void loadMessageFile(const std::string& path, google::protobuf::Message& message) {
+bool readWholeFile(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, "cannot open the file");
-  std::stringstream contents;
+  if (!in) return false;
+  std::ostringstream contents;
   contents << in.rdbuf();
+  out = std::move(contents).str();
+  return true;
+}
+
+void loadMessageFile(const std::string& path, google::protobuf::Message& message) {
+  std::string contents;
+  if (!readWholeFile(path, contents)) throw ConfigError(path, "cannot open the file");
   if (path.ends_with(".json")) {
-    const auto status = google::protobuf::util::JsonStringToMessage(contents.str(), &message);
+    const auto status = google::protobuf::util::JsonStringToMessage(contents, &message);
     if (!status.ok()) throw ConfigError(path, std::string(status.message()));
     return;
   }
-  parseTextMessage(contents.str(), path, message);
+  parseTextMessage(contents, path, message);
 }
 
 mcproxy::config::v1::Bootstrap parseTextConfig(const std::string& text, const std::string& origin) {

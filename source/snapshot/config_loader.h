@@ -10,6 +10,9 @@ namespace mcproxy::snapshot {
 // otherwise. Throws config::ConfigError("FILE:LINE:COLUMN", reason) on a syntax error.
 mcproxy::config::v1::Bootstrap loadConfigFile(const std::string& path);
 
+// The bytes of `path`; false when it cannot be opened.
+bool readWholeFile(const std::string& path, std::string& out);
+
 // Reads any message the same way (route tests for mcproxyctl check).
 void loadMessageFile(const std::string& path, google::protobuf::Message& message);
 

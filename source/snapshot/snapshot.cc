@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "source/common/access_log/access_log.h"
 #include "source/common/config/config_error.h"
@@ -20,6 +18,7 @@
 #include "source/common/tls/digest.h"
 #include "source/common/tls/server_context.h"
 #include "source/common/upstream/endpoint.h"
+#include "source/snapshot/config_loader.h"
 
 namespace mcproxy::snapshot {
 namespace {
@@ -213,7 +212,7 @@ class TlsContexts {
       }
       return made;
     };
-    if (readFile(cert, cert_bytes) && readFile(key, key_bytes)) {
+    if (readWholeFile(cert, cert_bytes) && readWholeFile(key, key_bytes)) {
       it->second.context =
           share("tls.server/" + tls::sha256Hex(cert_bytes) + "/" + tls::sha256Hex(key_bytes), make);
     } else {
@@ -242,7 +241,7 @@ class TlsContexts {
     };
     if (ca.empty()) {  // the system bundle
       it->second = share("tls.client/system/" + alpn, make);
-    } else if (readFile(ca, ca_bytes)) {
+    } else if (readWholeFile(ca, ca_bytes)) {
       it->second = share("tls.client/" + tls::sha256Hex(ca_bytes) + "/" + alpn, make);
       watched_files_.push_back(ca);
     } else {
@@ -252,15 +251,6 @@ class TlsContexts {
   }
 
  private:
-  static bool readFile(const std::string& path, std::string& out) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return false;
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    out = bytes.str();
-    return true;
-  }
-
   config::SharedObjects& shared_;
   std::vector<std::string>& watched_files_;
   std::map<std::pair<std::string, std::string>, Server> servers_;

@@ -127,15 +127,15 @@ std::vector<Store::Sample> Store::samples() const {
   std::vector<Sample> out;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto metricOf = [&](const std::string& name) {
+    auto namedMetric = [&](const std::string& name) {
       auto it = metrics_.find(name);
       return it == metrics_.end() ? MetricId{} : it->second;
     };
     for (const auto& [name, counter] : counters_) {
-      out.push_back({name, static_cast<int64_t>(counter->value()), false, metricOf(name)});
+      out.push_back({name, static_cast<int64_t>(counter->value()), false, namedMetric(name)});
     }
     for (const auto& [name, gauge] : gauges_) {
-      out.push_back({name, gauge->value(), true, metricOf(name)});
+      out.push_back({name, gauge->value(), true, namedMetric(name)});
     }
     for (const auto& [prefix, block] : blocks_) {
       for (size_t i = 0; i < block->specs_.size(); ++i) {
@@ -145,7 +145,7 @@ std::vector<Store::Sample> Store::samples() const {
         out.push_back(
             {prefix + spec.suffix,
              gauge ? block->gauge(i).value() : static_cast<int64_t>(block->counter(i).value()),
-             gauge, stats::metricOf(block->labels_, spec)});
+             gauge, metricOf(block->labels_, spec)});
       }
     }
   }
