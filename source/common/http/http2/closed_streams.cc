@@ -25,6 +25,8 @@ size_t ClosedStreams::findRecent(int32_t id) const {
 }
 
 void ClosedStreams::remember(int32_t entry) {
+  if (recent_[next_recent_] < 0) --resets_in_ring_;
+  if (entry < 0) ++resets_in_ring_;
   recent_[next_recent_] = entry;
   next_recent_ = static_cast<uint8_t>((next_recent_ + 1) % kRecent);
 }
@@ -32,6 +34,7 @@ void ClosedStreams::remember(int32_t entry) {
 void ClosedStreams::onResetSent(int32_t id) {
   const size_t at = findRecent(id);
   if (at != kRecent) {
+    if (recent_[at] > 0) ++resets_in_ring_;
     recent_[at] = -id;
   } else {
     remember(-id);
@@ -39,9 +42,11 @@ void ClosedStreams::onResetSent(int32_t id) {
 }
 
 void ClosedStreams::onClosed(int32_t id) {
-  // Every stream closes: a plain compare the compiler vectorizes, not findRecent().
-  for (const int32_t entry : recent_) {
-    if (entry == -id) return;  // reset by us: recorded then
+  // Every stream closes: look for our reset only when the ring holds one.
+  if (resets_in_ring_ > 0) {
+    for (const int32_t entry : recent_) {
+      if (entry == -id) return;  // reset by us: recorded then
+    }
   }
   remember(id);
 }

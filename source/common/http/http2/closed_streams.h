@@ -47,6 +47,7 @@ class ClosedStreams {
   std::array<Run, kMaxRuns> runs_{};
   uint8_t runs_count_ = 0;
   uint8_t next_recent_ = 0;
+  uint8_t resets_in_ring_ = 0;  // negative entries of recent_: none, and onClosed need not look
   // A ring, by close order: the stream id, negated when we reset the stream (ids are 31-bit).
   std::array<int32_t, kRecent> recent_{};
 };
