@@ -284,6 +284,25 @@ CREATE TABLE proxy_instances (
   return sql;
 }
 
+// Migration 10: a listener's TLS policy; a route's mutual TLS, OCSP staple and upgrade switch.
+constexpr const char* kMigration10 = R"sql(
+ALTER TABLE listeners ADD COLUMN tls_min_version TEXT NOT NULL DEFAULT ''
+  CHECK (tls_min_version IN ('', 'TLSv1_0', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3'));
+ALTER TABLE listeners ADD COLUMN tls_max_version TEXT NOT NULL DEFAULT ''
+  CHECK (tls_max_version IN ('', 'TLSv1_0', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3'));
+-- Colon-separated, in order of preference ('' is the built-in list).
+ALTER TABLE listeners ADD COLUMN tls_cipher_suites TEXT NOT NULL DEFAULT ''
+  CHECK (tls_cipher_suites NOT GLOB '*[ ,]*');
+ALTER TABLE listeners ADD COLUMN tls_groups TEXT NOT NULL DEFAULT ''
+  CHECK (tls_groups NOT GLOB '*[ ,]*');
+ALTER TABLE routes ADD COLUMN client_ca TEXT NOT NULL DEFAULT '';
+ALTER TABLE routes ADD COLUMN client_cert TEXT NOT NULL DEFAULT ''
+  CHECK (client_cert IN ('', 'required', 'optional'));
+ALTER TABLE routes ADD COLUMN ocsp_response TEXT NOT NULL DEFAULT '';
+-- NULL: unset (upgrades allowed).
+ALTER TABLE routes ADD COLUMN allow_upgrades INTEGER CHECK (allow_upgrades IN (0, 1));
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -301,6 +320,8 @@ const std::vector<Migration>& migrations() {
       {7, "access_logs", kMigration7 + guards("access_logs", true)},
       {8, "modules", kMigration8 + immutableGuards("modules")},
       {9, "pruning, proxy_instances: retention of old versions", migration9()},
+      {10, "listeners.tls_*, routes.client_ca, client_cert, ocsp_response, allow_upgrades",
+       kMigration10},
   };
   return all;
 }

@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "source/common/access_log/access_log.h"
 #include "source/common/config/config_error.h"
 #include "source/common/http/filter_factory.h"
@@ -178,6 +182,7 @@ class TlsContexts {
   struct Server {
     std::shared_ptr<SSL_CTX> context;
     std::vector<std::string> chain_problems;  // checked in this compile (expiry moves on)
+    std::string ocsp_problem;                 // why the OCSP response is not stapled, if so
   };
 
  private:
@@ -196,31 +201,71 @@ class TlsContexts {
   }
 
  public:
-  // Throws ConfigError naming `path`.tls_cert or .tls_key.
-  const Server& server(const std::string& cert, const std::string& key, const std::string& path) {
-    auto [it, inserted] = servers_.try_emplace({cert, key});
+  // Throws ConfigError naming `path`.tls_cert, .tls_key, .client_ca or .ocsp_response, or the
+  // listener's policy `policy_path`.
+  const Server& server(const std::string& cert, const std::string& key,
+                       const tls::ServerContextOptions& options, const std::string& ocsp_file,
+                       const std::string& path, const std::string& policy_path) {
+    const std::string mode = options.client_ca_file.empty() ? ""
+                             : options.client_cert_required ? "required"
+                                                            : "optional";
+    const std::string local_key =
+        absl::StrCat(cert, "\n", key, "\n", options.policy.describe(), "\n", options.client_ca_file,
+                     "\n", mode, "\n", ocsp_file);
+    auto [it, inserted] = servers_.try_emplace(local_key);
     if (!inserted) return it->second;
     std::string cert_bytes;
     std::string key_bytes;
+    std::string ca_bytes;
     std::string error;
-    bool key_at_fault = false;
+    tls::ServerContextFault fault = tls::ServerContextFault::kCertificate;
     auto make = [&]() -> std::shared_ptr<SSL_CTX> {
-      auto made = tls::makeServerContext(cert, key, error, &key_at_fault);
+      auto made = tls::makeServerContext(cert, key, options, error, &fault);
       if (!made) {
         servers_.erase(it);
-        throw ConfigError(path + (key_at_fault ? ".tls_key" : ".tls_cert"), error);
+        switch (fault) {
+          case tls::ServerContextFault::kKey:
+            throw ConfigError(path + ".tls_key", error);
+          case tls::ServerContextFault::kClientCa:
+            throw ConfigError(path + ".client_ca", error);
+          case tls::ServerContextFault::kPolicy:
+            throw ConfigError(policy_path, error);
+          case tls::ServerContextFault::kCertificate:
+            break;
+        }
+        throw ConfigError(path + ".tls_cert", error);
       }
       return made;
     };
-    if (readWholeFile(cert, cert_bytes) && readWholeFile(key, key_bytes)) {
-      it->second.context =
-          share("tls.server/" + tls::sha256Hex(cert_bytes) + "/" + tls::sha256Hex(key_bytes), make);
+    const bool readable =
+        readWholeFile(cert, cert_bytes) && readWholeFile(key, key_bytes) &&
+        (options.client_ca_file.empty() || readWholeFile(options.client_ca_file, ca_bytes));
+    if (readable) {
+      // Content-addressed: the same files and settings share one context across routes and
+      // compiles.
+      it->second.context = share(
+          absl::StrCat("tls.server/", tls::sha256Hex(cert_bytes), "/", tls::sha256Hex(key_bytes),
+                       "/", options.policy.describe(), "/", tls::sha256Hex(ca_bytes), "/", mode,
+                       "/", tls::sha256Hex(options.ocsp_der)),
+          make);
     } else {
       it->second.context = make();  // fails, with OpenSSL's words for why
     }
     it->second.chain_problems = tls::checkCertificateChain(it->second.context.get());
+    if (!options.ocsp_der.empty()) {
+      // Checked in every compile: a response expires while its file stays the same.
+      if (std::string problem =
+              tls::checkOcspResponse(it->second.context.get(), options.ocsp_der, nullptr);
+          !problem.empty()) {
+        it->second.ocsp_problem =
+            "the OCSP response " + problem +
+            (problem.find("REVOKED") != std::string::npos ? "" : ": not stapled");
+      }
+    }
     watched_files_.push_back(cert);
     watched_files_.push_back(key);
+    if (!options.client_ca_file.empty()) watched_files_.push_back(options.client_ca_file);
+    if (!ocsp_file.empty()) watched_files_.push_back(ocsp_file);
     return it->second;
   }
 
@@ -253,15 +298,95 @@ class TlsContexts {
  private:
   config::SharedObjects& shared_;
   std::vector<std::string>& watched_files_;
-  std::map<std::pair<std::string, std::string>, Server> servers_;
+  std::map<std::string, Server> servers_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<SSL_CTX>> clients_;
 };
+
+int opensslVersion(mcproxy::config::v1::TlsPolicy::Version version) {
+  using mcproxy::config::v1::TlsPolicy;
+  switch (version) {
+    case TlsPolicy::TLSv1_0:
+      return TLS1_VERSION;
+    case TlsPolicy::TLSv1_1:
+      return TLS1_1_VERSION;
+    case TlsPolicy::TLSv1_2:
+      return TLS1_2_VERSION;
+    case TlsPolicy::TLSv1_3:
+      return TLS1_3_VERSION;
+    default:
+      return 0;
+  }
+}
+
+// A listener's TLS policy. Throws ConfigError naming the field; `path` is "listeners[i].tls".
+tls::ServerPolicy compileTlsPolicy(const mcproxy::config::v1::TlsPolicy& proto,
+                                   const std::string& path, std::vector<std::string>& warnings) {
+  using mcproxy::config::v1::TlsPolicy;
+  tls::ServerPolicy policy;
+  for (const auto& [version, field] : {std::pair{proto.min_version(), "min_version"},
+                                       std::pair{proto.max_version(), "max_version"}}) {
+    if (!TlsPolicy::Version_IsValid(version)) {
+      throw ConfigError(path + "." + field, "unknown version " + std::to_string(version) +
+                                                "; expected TLSv1_0 ... TLSv1_3 or TLS_AUTO");
+    }
+  }
+  if (proto.min_version() != TlsPolicy::TLS_AUTO) {
+    policy.min_version = opensslVersion(proto.min_version());
+  }
+  if (proto.max_version() != TlsPolicy::TLS_AUTO) {
+    policy.max_version = opensslVersion(proto.max_version());
+  }
+  if (policy.max_version != 0 && policy.max_version < policy.min_version) {
+    throw ConfigError(path + ".max_version",
+                      TlsPolicy::Version_Name(proto.max_version()) + " is below min_version " +
+                          (proto.min_version() == TlsPolicy::TLS_AUTO
+                               ? std::string("TLSv1_2 (the default)")
+                               : TlsPolicy::Version_Name(proto.min_version())));
+  }
+  if (policy.min_version < TLS1_2_VERSION) {
+    warnings.push_back(path +
+                       ".min_version: TLS 1.0 and 1.1 are deprecated (RFC 8996) and need "
+                       "cipher_suites with CBC ciphers (e.g. ECDHE-RSA-AES128-SHA)");
+  }
+  std::vector<std::string> tls12;
+  std::vector<std::string> tls13;
+  for (int i = 0; i < proto.cipher_suites_size(); ++i) {
+    const std::string& name = proto.cipher_suites(i);
+    if (name.empty() || name.find_first_of(":, ") != std::string::npos ||
+        !tls::knownCipherSuite(name)) {
+      throw ConfigError(
+          path + ".cipher_suites[" + std::to_string(i) + "]",
+          "\"" + name + "\" is not a cipher suite OpenSSL knows (one name per entry)");
+    }
+    (name.starts_with("TLS_") ? tls13 : tls12).push_back(name);
+  }
+  if (!proto.cipher_suites().empty() && tls12.empty() &&
+      (policy.max_version == 0 || policy.max_version >= TLS1_3_VERSION) &&
+      policy.min_version < TLS1_3_VERSION) {
+    throw ConfigError(path + ".cipher_suites",
+                      "lists only TLS 1.3 suites while TLS 1.2 is allowed: add TLS 1.2 ciphers "
+                      "or set min_version: TLSv1_3");
+  }
+  policy.tls12_ciphers = absl::StrJoin(tls12, ":");
+  policy.tls13_suites = absl::StrJoin(tls13, ":");
+  for (int i = 0; i < proto.groups_size(); ++i) {
+    const std::string& name = proto.groups(i);
+    if (name.empty() || name.find_first_of(":, ") != std::string::npos || !tls::knownGroup(name)) {
+      throw ConfigError(path + ".groups[" + std::to_string(i) + "]",
+                        "\"" + name + "\" is not a key exchange group OpenSSL knows");
+    }
+  }
+  policy.groups = absl::StrJoin(proto.groups(), ":");
+  return policy;
+}
 
 std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
                                             const std::string& listener_name, bool is_default,
                                             stats::Store& store, std::vector<std::string>& warnings,
                                             std::vector<std::string>& watched_files,
-                                            const module::ModuleSet& modules, TlsContexts& tls) {
+                                            const module::ModuleSet& modules, TlsContexts& tls,
+                                            const tls::ServerPolicy& policy,
+                                            const std::string& policy_path) {
   if (is_default) {
     if (!proto.hostname().empty()) {
       throw ConfigError(path + ".hostname", "the default route matches every name; leave it empty");
@@ -297,10 +422,31 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
       throw ConfigError(path + (proto.tls_cert().empty() ? ".tls_cert" : ".tls_key"),
                         "an L7 route terminates TLS and needs both tls_cert and tls_key");
     }
-    const TlsContexts::Server& served = tls.server(proto.tls_cert(), proto.tls_key(), path);
+    if (!Route::ClientCert_IsValid(proto.client_cert())) {
+      throw ConfigError(path + ".client_cert", "unknown value " +
+                                                   std::to_string(proto.client_cert()) +
+                                                   "; expected REQUIRED or OPTIONAL");
+    }
+    if (proto.client_cert() != Route::CLIENT_CERT_UNSPECIFIED && proto.client_ca().empty()) {
+      throw ConfigError(path + ".client_cert",
+                        "needs client_ca: the CAs a client certificate must be issued by");
+    }
+    tls::ServerContextOptions options;
+    options.policy = policy;
+    options.client_ca_file = proto.client_ca();
+    options.client_cert_required = proto.client_cert() != Route::OPTIONAL;
+    if (!proto.ocsp_response().empty() && !readWholeFile(proto.ocsp_response(), options.ocsp_der)) {
+      throw ConfigError(path + ".ocsp_response",
+                        "cannot read \"" + proto.ocsp_response() + "\": " + std::strerror(errno));
+    }
+    const TlsContexts::Server& served = tls.server(proto.tls_cert(), proto.tls_key(), options,
+                                                   proto.ocsp_response(), path, policy_path);
     tls_context = served.context;
     for (const std::string& problem : served.chain_problems) {
       warnings.push_back(path + ".tls_cert: " + problem);
+    }
+    if (!served.ocsp_problem.empty()) {
+      warnings.push_back(path + ".ocsp_response: " + served.ocsp_problem);
     }
     if (std::string problem =
             tls::checkCertificateHost(tls_context.get(), router::toLowerAscii(proto.hostname()));
@@ -316,6 +462,16 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
     if (!proto.tls_cert().empty() || !proto.tls_key().empty()) {
       warnings.push_back(path +
                          ": tls_cert/tls_key are ignored on an L4 route (TLS passes through)");
+    }
+    for (const auto& [set, field] :
+         {std::pair{!proto.client_ca().empty(), "client_ca"},
+          std::pair{proto.client_cert() != Route::CLIENT_CERT_UNSPECIFIED, "client_cert"},
+          std::pair{!proto.ocsp_response().empty(), "ocsp_response"},
+          std::pair{proto.has_allow_upgrades(), "allow_upgrades"}}) {
+      if (set) {
+        warnings.push_back(path + "." + field +
+                           ": ignored on an L4 route (the client's TLS passes through)");
+      }
     }
     if (proto.backend_tls()) {
       warnings.push_back(path +
@@ -345,6 +501,7 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
         route->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
     route->http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
     route->timeout = std::chrono::milliseconds(proto.timeout_ms());
+    route->allow_upgrades = !proto.has_allow_upgrades() || proto.allow_upgrades();
     route->http_customized =
         !proto.http_routes().empty() || !proto.http_filters().empty() || proto.timeout_ms() != 0;
     compileHttpRoutes(proto, path, protocol, *route);
@@ -526,10 +683,11 @@ std::unique_ptr<CompiledListener> compileListener(
   auto listener = std::make_unique<CompiledListener>(
       name, proto.address(), *address, proto.proxy_protocol(),
       proto.backlog() == 0 ? kDefaultBacklog : proto.backlog(), makeListenerStats(store, name));
+  const tls::ServerPolicy policy = compileTlsPolicy(proto.tls(), path + ".tls", warnings);
 
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
-                              watched_files, modules, tls);
+                              watched_files, modules, tls, policy, path + ".tls");
     if (!listener->route_table.add(route->hostname, route.get())) {
       throw ConfigError(
           routePath(index, i) + ".hostname",
@@ -539,7 +697,7 @@ std::unique_ptr<CompiledListener> compileListener(
   }
   if (proto.has_default_route()) {
     auto route = compileRoute(proto.default_route(), path + ".default_route", name, true, store,
-                              warnings, watched_files, modules, tls);
+                              warnings, watched_files, modules, tls, policy, path + ".tls");
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }

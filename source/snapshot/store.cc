@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <map>
 
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "source/common/router/hostname_matcher.h"
 #include "source/snapshot/migrations.h"
 
@@ -41,6 +43,14 @@ std::string describeRoute(const Route& route) {
   if (route.backend_protocol() == Route::HTTP1) out += " backend_protocol HTTP1";
   if (route.send_proxy_protocol()) out += " send_proxy_protocol";
   if (route.timeout_ms() != 0) out += " timeout_ms " + std::to_string(route.timeout_ms());
+  if (!route.client_ca().empty()) {
+    out += " client_ca " + route.client_ca() +
+           (route.client_cert() == Route::OPTIONAL ? " (optional)" : "");
+  }
+  if (!route.ocsp_response().empty()) out += " ocsp_response " + route.ocsp_response();
+  if (route.has_allow_upgrades()) {
+    out += route.allow_upgrades() ? " allow_upgrades" : " no_upgrades";
+  }
   return out;
 }
 
@@ -113,7 +123,29 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
       .bind(12, route.backend_tls_ca())
       .bind(13, route.backend_protocol() == Route::HTTP1 ? "http1" : "h2")
       .bind(14, static_cast<int64_t>(route.timeout_ms()))
-      .run();
+      .bind(15, route.client_ca())
+      .bind(16, route.client_cert() == Route::REQUIRED   ? "required"
+                : route.client_cert() == Route::OPTIONAL ? "optional"
+                                                         : "");
+  statement.bind(17, route.ocsp_response());
+  if (route.has_allow_upgrades()) {
+    statement.bind(18, static_cast<int64_t>(route.allow_upgrades()));
+  } else {
+    statement.bindNull(18);
+  }
+  statement.run();
+}
+
+std::string tlsVersionName(mcproxy::config::v1::TlsPolicy::Version version) {
+  return version == mcproxy::config::v1::TlsPolicy::TLS_AUTO
+             ? std::string()
+             : mcproxy::config::v1::TlsPolicy::Version_Name(version);
+}
+
+mcproxy::config::v1::TlsPolicy::Version tlsVersionFromName(const std::string& name) {
+  mcproxy::config::v1::TlsPolicy::Version version = mcproxy::config::v1::TlsPolicy::TLS_AUTO;
+  if (!name.empty()) mcproxy::config::v1::TlsPolicy::Version_Parse(name, &version);
+  return version;
 }
 
 }  // namespace
@@ -154,6 +186,7 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
     if (listener.name().empty()) listener.set_name(listener.address());
     normalizeFirewall(*listener.mutable_firewall());
     if (listener.firewall().ByteSizeLong() == 0) listener.clear_firewall();
+    if (listener.tls().ByteSizeLong() == 0) listener.clear_tls();
     auto normalizeRoute = [](Route& route) {
       route.set_hostname(router::toLowerAscii(route.hostname()));
       if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
@@ -223,12 +256,14 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
 
   Statement listener_row = db_.prepare(
       "INSERT INTO listeners (snapshot_version, position, name, address, proxy_protocol, backlog,"
-      " filters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      " filters, tls_min_version, tls_max_version, tls_cipher_suites, tls_groups)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
   Statement route_row = db_.prepare(
       "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
       " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
-      " backend_tls_ca, backend_protocol, timeout_ms)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+      " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
+      " allow_upgrades)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -244,6 +279,11 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
       *filters_only.mutable_filters() = listener.filters();
       listener_row.bindBlob(7, deterministicBytes(filters_only));
     }
+    const auto& tls = listener.tls();
+    listener_row.bind(8, tlsVersionName(tls.min_version()))
+        .bind(9, tlsVersionName(tls.max_version()))
+        .bind(10, absl::StrJoin(tls.cipher_suites(), ":"))
+        .bind(11, absl::StrJoin(tls.groups(), ":"));
     listener_row.run();
     int64_t position = 0;
     for (const Route& route : listener.routes()) {
@@ -497,8 +537,9 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
 
   std::map<std::string, Listener*> by_name;
   Statement listeners = db_.prepare(
-      "SELECT name, address, proxy_protocol, backlog, filters FROM listeners"
-      " WHERE snapshot_version = ?1 ORDER BY position");
+      "SELECT name, address, proxy_protocol, backlog, filters, tls_min_version, tls_max_version,"
+      " tls_cipher_suites, tls_groups FROM listeners WHERE snapshot_version = ?1 ORDER BY "
+      "position");
   listeners.bind(1, version);
   while (listeners.step()) {
     Listener* listener = config.add_listeners();
@@ -514,11 +555,22 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
       }
       *listener->mutable_filters() = filters_only.filters();
     }
+    auto* tls = listener->mutable_tls();
+    tls->set_min_version(tlsVersionFromName(listeners.text(5)));
+    tls->set_max_version(tlsVersionFromName(listeners.text(6)));
+    for (absl::string_view suite : absl::StrSplit(listeners.text(7), ':', absl::SkipEmpty())) {
+      tls->add_cipher_suites(std::string(suite));
+    }
+    for (absl::string_view group : absl::StrSplit(listeners.text(8), ':', absl::SkipEmpty())) {
+      tls->add_groups(std::string(group));
+    }
+    if (tls->ByteSizeLong() == 0) listener->clear_tls();
     by_name[listener->name()] = listener;
   }
   Statement routes = db_.prepare(
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
-      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms"
+      " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms,"
+      " client_ca, client_cert, ocsp_response, allow_upgrades"
       " FROM routes WHERE snapshot_version = ?1"
       " ORDER BY listener_name, position");
   std::map<RouteKey, Route*> routes_by_key;
@@ -543,6 +595,12 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     route->set_backend_tls_ca(routes.text(9));
     route->set_backend_protocol(routes.text(10) == "http1" ? Route::HTTP1 : Route::H2);
     route->set_timeout_ms(static_cast<uint32_t>(routes.integer(11)));
+    route->set_client_ca(routes.text(12));
+    route->set_client_cert(routes.text(13) == "required"   ? Route::REQUIRED
+                           : routes.text(13) == "optional" ? Route::OPTIONAL
+                                                           : Route::CLIENT_CERT_UNSPECIFIED);
+    route->set_ocsp_response(routes.text(14));
+    if (!routes.isNull(15)) route->set_allow_upgrades(routes.integer(15) != 0);
     routes_by_key[{listener->name(), hostname}] = route;
   }
   loadHttp(version, routes_by_key);
@@ -749,6 +807,10 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
                                                listener->trusted_sources().end());
       if (trusted_a != trusted_b)
         lines.push_back("~ listener " + name + " trusted_sources changed");
+      if (deterministicBytes(old->second->tls()) != deterministicBytes(listener->tls())) {
+        lines.push_back("~ listener " + name + " tls " + old->second->tls().ShortDebugString() +
+                        " -> " + listener->tls().ShortDebugString());
+      }
       diffAccessLog(name, accessLogOf(*old->second), accessLogOf(*listener));
     }
     const auto routes_a =

@@ -2,6 +2,7 @@
 stubs generated from api/mcproxy/admin/v1/admin.proto), the HTTP endpoints, and SO_PEERCRED."""
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -29,15 +30,32 @@ def short_socket_path(test, name):
 
 
 def load_stubs(workdir):
-    """Generates the Python stubs from the same .proto files the proxy is built from."""
+    """Generates the Python stubs from the same .proto files the proxy is built from: messages
+    with the system protoc (Debian's grpc_tools bundles a protoc too old for proto3 `optional`),
+    the service stub with grpc_tools from a copy without `optional` (the stub only names the
+    message classes, which come from the first)."""
     from grpc_tools import protoc
     out = os.path.join(workdir, "stubs")
     os.makedirs(out, exist_ok=True)
     root = os.path.join(os.environ["TEST_SRCDIR"], "mcproxy")
-    rc = protoc.main(["protoc", f"-I{root}", "-I/usr/include", f"--python_out={out}",
-                      f"--grpc_python_out={out}", "api/mcproxy/type/v1/header.proto",
-                      "api/mcproxy/config/v1/bootstrap.proto", "api/mcproxy/admin/v1/admin.proto"])
+    protos = ["api/mcproxy/type/v1/header.proto", "api/mcproxy/config/v1/bootstrap.proto",
+              "api/mcproxy/admin/v1/admin.proto"]
+    subprocess.run(["protoc", f"-I{root}", "-I/usr/include", f"--python_out={out}", *protos],
+                   check=True)
+    stripped = os.path.join(workdir, "stripped-protos")
+    for proto in protos:
+        os.makedirs(os.path.dirname(os.path.join(stripped, proto)), exist_ok=True)
+        with open(os.path.join(root, proto)) as f:
+            text = re.sub(r"^(\s*)optional ", r"\1", f.read(), flags=re.M)
+        with open(os.path.join(stripped, proto), "w") as f:
+            f.write(text)
+    grpc_out = os.path.join(workdir, "grpc-stubs")
+    os.makedirs(grpc_out, exist_ok=True)
+    rc = protoc.main(["protoc", f"-I{stripped}", "-I/usr/include", f"--python_out={grpc_out}",
+                      f"--grpc_python_out={grpc_out}", *protos])
     assert rc == 0, "protoc failed"
+    shutil.copy(os.path.join(grpc_out, "api/mcproxy/admin/v1/admin_pb2_grpc.py"),
+                os.path.join(out, "api/mcproxy/admin/v1/admin_pb2_grpc.py"))
     sys.path.insert(0, out)
     from api.mcproxy.admin.v1 import admin_pb2, admin_pb2_grpc
     from api.mcproxy.config.v1 import bootstrap_pb2

@@ -1,6 +1,8 @@
 """What the L7 integration tests share: backends (gRPC, HTTP/1.1, raw TCP), clients that send
-TLS records in batches, HTTP/2 frame helpers, and L7TestCase with the route and client helpers."""
+TLS records in batches, HTTP/2 frame helpers, a CA for client certificates and OCSP responses
+(Pki), and L7TestCase with the route and client helpers."""
 
+import datetime
 import os
 import queue
 import socket
@@ -11,8 +13,74 @@ import time
 from concurrent import futures
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 
 from test.integration import harness
+
+
+NOW = datetime.datetime.utcnow()
+DAY = datetime.timedelta(days=1)
+
+
+class Pki:
+    """A CA (python3-cryptography) that issues client certificates and OCSP responses."""
+
+    def __init__(self, directory, name, key_path=None, cert_path=None):
+        self.dir = directory
+        if key_path:  # an existing CA (the harness's, which issued the server certificates)
+            with open(key_path, "rb") as f:
+                self.key = serialization.load_pem_private_key(f.read(), None)
+            with open(cert_path, "rb") as f:
+                self.cert = x509.load_pem_x509_certificate(f.read())
+            self.cert_path = cert_path
+            return
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(NOW - DAY).not_valid_after(NOW + 2 * DAY)
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                     .sign(self.key, hashes.SHA256()))
+        self.cert_path = self.write(name + ".crt", self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def client(self, name, dns=(), uris=(), not_before=None, not_after=None):
+        """(cert path, key path) of a client certificate this CA issued."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        sans = [x509.DNSName(d) for d in dns] + [x509.UniformResourceIdentifier(u) for u in uris]
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                                            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test, Inc")]))
+                   .issuer_name(self.cert.subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(not_before or NOW - DAY)
+                   .not_valid_after(not_after or NOW + DAY))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        key_path = self.write(name + ".key", key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        return self.write(name + ".crt", cert.public_bytes(serialization.Encoding.PEM)), key_path
+
+    def ocsp_response(self, cert_path, this_update, next_update, status=ocsp.OCSPCertStatus.GOOD):
+        with open(cert_path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert, issuer=self.cert, algorithm=hashes.SHA1(), cert_status=status,
+            this_update=this_update, next_update=next_update,
+            revocation_time=NOW - DAY if status == ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, self.cert)
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
 def identity(x):

@@ -388,6 +388,65 @@ TEST(SnapshotStoreTest, AccessLogsRoundTripAndDiff) {
   EXPECT_NE(raw.exec("UPDATE access_logs SET path = '/y'").find("immutable"), std::string::npos);
 }
 
+TEST(SnapshotStoreTest, TlsPolicyMutualTlsOcspAndUpgradesRoundTripAndDiff) {
+  const std::string path = tempPath("tls_policy");
+  SnapshotStore store(path);
+  const std::string text = R"(
+    listeners { name: "edge" address: "127.0.0.1:1"
+      tls { min_version: TLSv1_3 cipher_suites: "TLS_AES_256_GCM_SHA384"
+            cipher_suites: "TLS_CHACHA20_POLY1305_SHA256" groups: "X25519" groups: "P-384" }
+      routes { hostname: "m.test" backend: "127.0.0.1:9" mode: L7 tls_cert: "c" tls_key: "k"
+               client_ca: "/etc/ca.pem" client_cert: OPTIONAL ocsp_response: "/etc/m.ocsp"
+               allow_upgrades: false }
+      routes { hostname: "n.test" backend: "127.0.0.1:9" mode: L7 tls_cert: "c" tls_key: "k"
+               allow_upgrades: true }
+      routes { hostname: "o.test" backend: "127.0.0.1:9" mode: L7 tls_cert: "c" tls_key: "k" } }
+    listeners { name: "plain" address: "127.0.0.1:2" })";
+  store.write(config(text), "a");
+  const auto loaded = store.load(1).config;
+  const auto& tls = loaded.listeners(0).tls();
+  EXPECT_EQ(tls.min_version(), mcproxy::config::v1::TlsPolicy::TLSv1_3);
+  EXPECT_EQ(tls.max_version(), mcproxy::config::v1::TlsPolicy::TLS_AUTO);
+  ASSERT_EQ(tls.cipher_suites_size(), 2);
+  EXPECT_EQ(tls.cipher_suites(1), "TLS_CHACHA20_POLY1305_SHA256");
+  ASSERT_EQ(tls.groups_size(), 2);
+  EXPECT_EQ(tls.groups(1), "P-384");
+  EXPECT_FALSE(loaded.listeners(1).has_tls());
+  const auto& m = loaded.listeners(0).routes(0);
+  EXPECT_EQ(m.client_ca(), "/etc/ca.pem");
+  EXPECT_EQ(m.client_cert(), mcproxy::config::v1::Route::OPTIONAL);
+  EXPECT_EQ(m.ocsp_response(), "/etc/m.ocsp");
+  ASSERT_TRUE(m.has_allow_upgrades());
+  EXPECT_FALSE(m.allow_upgrades());
+  ASSERT_TRUE(loaded.listeners(0).routes(1).has_allow_upgrades());
+  EXPECT_TRUE(loaded.listeners(0).routes(1).allow_upgrades());
+  EXPECT_FALSE(loaded.listeners(0).routes(2).has_allow_upgrades());  // unset stays unset
+  EXPECT_EQ(SnapshotStore::contentHash(loaded), SnapshotStore::contentHash(config(text)));
+  std::string error;
+  EXPECT_TRUE(store.verify(1, error)) << error;
+
+  std::string changed = text;
+  changed.replace(changed.find("min_version: TLSv1_3"), 20, "min_version: TLSv1_2");
+  changed.replace(changed.find("client_cert: OPTIONAL"), 21, "client_cert: REQUIRED");
+  store.write(config(changed), "b");
+  const auto lines = store.diff(1, 2);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("~ listener edge tls min_version: TLSv1_3"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("client_ca /etc/ca.pem ocsp_response"), std::string::npos) << lines[1];
+
+  RawConnection raw(path);
+  EXPECT_NE(raw.exec("INSERT INTO routes (snapshot_version, listener_name, position, hostname,"
+                     " backend, mode, client_cert) VALUES (2, 'edge', 9, 'x.test', '127.0.0.1:1',"
+                     " 'l7', 'sometimes')")
+                .find("CHECK"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO listeners (snapshot_version, position, name, address,"
+                     " tls_min_version) VALUES (2, 9, 'v', '127.0.0.1:9', 'SSLv3')")
+                .find("CHECK"),
+            std::string::npos);
+}
+
 TEST(SnapshotStoreTest, ModulesRoundTripInOrderAndDiff) {
   const std::string path = tempPath("modules");
   SnapshotStore store(path);

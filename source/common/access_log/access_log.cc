@@ -27,7 +27,8 @@ constexpr Field kCommonFields[] = {
     Field::kSni,        Field::kAlpn,      Field::kRoute,      Field::kMode,       Field::kBackend,
     Field::kTlsVersion, Field::kTlsCipher, Field::kDurationMs, Field::kCloseReason};
 constexpr Field kConnectionFields[] = {Field::kBytesFromClient, Field::kBytesToClient,
-                                       Field::kTlsFailure};
+                                       Field::kTlsFailure, Field::kClientCertSubject,
+                                       Field::kClientCertSha256};
 constexpr Field kRequestFields[] = {Field::kMethod,
                                     Field::kAuthority,
                                     Field::kPath,
@@ -38,7 +39,9 @@ constexpr Field kRequestFields[] = {Field::kMethod,
                                     Field::kUpstreamConnectMs,
                                     Field::kUpstreamResponseMs,
                                     Field::kRequestId,
-                                    Field::kUserAgent};
+                                    Field::kUserAgent,
+                                    Field::kClientCertSubject,
+                                    Field::kClientCertSha256};
 
 // `,"key":` for each field, made once: a line is 25 of them.
 const std::vector<std::string>& jsonKeys() {

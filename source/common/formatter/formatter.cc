@@ -67,6 +67,8 @@ const std::vector<FieldName>& fieldNames() {
       {Field::kUpstreamResponseMs, "UPSTREAM_RESPONSE_MS", "upstream_response_ms", true},
       {Field::kRequestId, "REQUEST_ID", "request_id", false},
       {Field::kUserAgent, "USER_AGENT", "user_agent", false},
+      {Field::kClientCertSubject, "CLIENT_CERT_SUBJECT", "client_cert_subject", false},
+      {Field::kClientCertSha256, "CLIENT_CERT_SHA256", "client_cert_sha256", false},
   };
   return kNames;
 }
@@ -120,6 +122,12 @@ bool appendField(Field field, const Context& context, std::string& out) {
       return appendView(connection.tls_cipher, out);
     case Field::kTlsFailure:
       return appendView(connection.tls_failure, out);
+    case Field::kClientCertSubject:
+      return connection.peer_certificate != nullptr &&
+             appendView(connection.peer_certificate->subject, out);
+    case Field::kClientCertSha256:
+      return connection.peer_certificate != nullptr &&
+             appendView(connection.peer_certificate->sha256, out);
     case Field::kDurationMs: {
       const auto start = stream != nullptr ? stream->start_time : connection.start_time;
       const auto end = stream != nullptr ? stream->end_time : connection.end_time;

@@ -52,6 +52,8 @@ enum class Field {
   kUpstreamResponseMs,  // request start to the backend's response headers
   kRequestId,           // x-request-id as forwarded to the backend
   kUserAgent,           //
+  kClientCertSubject,   // L7 with mutual TLS: the client certificate's subject (RFC 2253)
+  kClientCertSha256,    // L7 with mutual TLS: the client certificate's SHA-256, hex
 };
 
 // For a JSON line: the key, and whether the value is a number (null when not known).

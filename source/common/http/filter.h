@@ -35,6 +35,9 @@ class Upstreams {
   virtual const upstream::PoolSettings& settings() const = 0;
   // The connection manager's response_timeout_ms, for routes without their own timeout_ms.
   virtual std::chrono::milliseconds responseTimeout() const = 0;
+  // The connection manager's upgrade_idle_timeout_ms: an upgraded stream (a WebSocket) quiet
+  // both ways this long is closed.
+  virtual std::chrono::milliseconds upgradeIdleTimeout() const { return std::chrono::minutes(5); }
 };
 
 // What a filter can do with its stream. Valid for the filter's whole life; after the stream

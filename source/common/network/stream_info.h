@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "source/common/network/address.h"
 #include "source/common/network/close_reason.h"
+#include "source/common/network/peer_certificate.h"
 #include "source/common/stream_info/filter_state.h"
 
 namespace mcproxy::router {
@@ -40,6 +42,8 @@ struct StreamInfo {
   std::string_view tls_cipher;
   // Why the TLS handshake with the client failed ("no_shared_cipher", "timeout", ...).
   std::string_view tls_failure;
+  // L7 with mutual TLS: the client's verified certificate; null when it presented none.
+  std::shared_ptr<const PeerCertificate> peer_certificate;
   uint64_t requests = 0;  // L7: requests the client sent on this connection
   // Chosen by the router from its listener's table; both owned by the snapshot this connection
   // runs on.

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "source/common/network/peer_certificate.h"
+
 namespace mcproxy::network {
 
 enum class IoStatus {
@@ -51,6 +53,8 @@ class TransportSocket {
   // For logs: "TLSv1.3" and the cipher; empty without TLS.
   virtual std::string_view tlsVersion() const { return {}; }
   virtual std::string_view tlsCipher() const { return {}; }
+  // TLS: the certificate the peer presented and the chain verified (mutual TLS); null when none.
+  virtual std::unique_ptr<PeerCertificate> peerCertificate() const { return nullptr; }
 };
 
 // Makes the transport socket for a connected client-side fd (an upstream), once connect() is done.

@@ -102,6 +102,8 @@ struct Route {
   std::vector<http::FilterFactory> http_filters;
   // L7: upstream::poolKey() of `backend`, without TLS.
   std::string http_pool_key;
+  // L7: WebSocket upgrades (HTTP/1.1 Upgrade, HTTP/2 extended CONNECT) may go through.
+  bool allow_upgrades = true;
   // L7: http_routes, http_filters or timeout_ms are set (two such routes are not comparable).
   bool http_customized = false;
 

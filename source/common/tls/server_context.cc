@@ -1,11 +1,16 @@
 #include "source/common/tls/server_context.h"
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <utility>
+
+#include "source/common/tls/digest.h"
+#include "source/common/tls/ticket_keys.h"
 
 namespace mcproxy::tls {
 namespace {
@@ -33,6 +38,14 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+std::string asn1Time(const ASN1_TIME* time) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  ASN1_TIME_print(bio.get(), time);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
 }  // namespace
 
 std::string opensslErrors() {
@@ -46,19 +59,177 @@ std::string opensslErrors() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
+std::string ServerPolicy::describe() const {
+  return std::to_string(min_version) + "/" + std::to_string(max_version) + "/" + tls12_ciphers +
+         "/" + tls13_suites + "/" + groups;
+}
+
+namespace {
+
+// A context to try cipher and group names on, made once per check.
+SslCtxPtr scratchContext() { return SslCtxPtr(SSL_CTX_new(TLS_server_method())); }
+
+}  // namespace
+
+bool knownCipherSuite(const std::string& name) {
+  SslCtxPtr ctx = scratchContext();
+  const bool known = name.starts_with("TLS_")
+                         ? SSL_CTX_set_ciphersuites(ctx.get(), name.c_str()) == 1
+                         : SSL_CTX_set_cipher_list(ctx.get(), name.c_str()) == 1;
+  ERR_clear_error();
+  return known;
+}
+
+bool knownGroup(const std::string& name) {
+  SslCtxPtr ctx = scratchContext();
+  const bool known = SSL_CTX_set1_groups_list(ctx.get(), name.c_str()) == 1;
+  ERR_clear_error();
+  return known;
+}
+
+namespace {
+
+struct OcspResponseDeleter {
+  void operator()(OCSP_RESPONSE* response) const { OCSP_RESPONSE_free(response); }
+};
+struct OcspBasicDeleter {
+  void operator()(OCSP_BASICRESP* basic) const { OCSP_BASICRESP_free(basic); }
+};
+struct OcspCertIdDeleter {
+  void operator()(OCSP_CERTID* id) const { OCSP_CERTID_free(id); }
+};
+
+// What a context staples: the response and when it stops being good.
+struct OcspStaple {
+  std::string der;
+  time_t next_update = 0;  // 0: none given
+};
+
+// OpenSSL asks only when the client sent status_request.
+int stapleOcsp(SSL* ssl, void* arg) {
+  const auto* staple = static_cast<const OcspStaple*>(arg);
+  if (staple->next_update != 0 && std::time(nullptr) > staple->next_update) {
+    return SSL_TLSEXT_ERR_NOACK;  // expired while running: no staple rather than a stale one
+  }
+  auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(staple->der.size()));
+  if (copy == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  std::memcpy(copy, staple->der.data(), staple->der.size());
+  SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(staple->der.size()));
+  return SSL_TLSEXT_ERR_OK;
+}
+
+time_t toTimeT(const ASN1_TIME* time) {
+  struct tm parts {};
+  if (ASN1_TIME_to_tm(time, &parts) != 1) return 0;
+  return timegm(&parts);
+}
+
+std::string readFile(const std::string& path) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "rb"), &BIO_free);
+  std::string bytes;
+  if (!bio) return bytes;
+  char chunk[4096];
+  int n;
+  while ((n = BIO_read(bio.get(), chunk, sizeof(chunk))) > 0) bytes.append(chunk, n);
+  return bytes;
+}
+
+}  // namespace
+
+std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next_update) {
+  if (next_update != nullptr) *next_update = 0;
+  const auto* cursor = reinterpret_cast<const unsigned char*>(der.data());
+  std::unique_ptr<OCSP_RESPONSE, OcspResponseDeleter> response(
+      d2i_OCSP_RESPONSE(nullptr, &cursor, static_cast<long>(der.size())));
+  if (!response) {
+    ERR_clear_error();
+    return "does not parse as a DER OCSP response";
+  }
+  const int status = OCSP_response_status(response.get());
+  if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    return std::string("the responder's status is \"") + OCSP_response_status_str(status) +
+           "\", not \"successful\"";
+  }
+  std::unique_ptr<OCSP_BASICRESP, OcspBasicDeleter> basic(OCSP_response_get1_basic(response.get()));
+  X509* leaf = SSL_CTX_get0_certificate(ctx);
+  if (!basic || leaf == nullptr) return "has no basic response";
+  // The issuer is the chain's certificate that issued the leaf; without one, the serial number
+  // alone must match.
+  X509* issuer = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx, &chain);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) {
+      issuer = sk_X509_value(chain, i);
+      break;
+    }
+  }
+  int cert_status = -1;
+  int reason = 0;
+  ASN1_GENERALIZEDTIME* revoked_at = nullptr;
+  ASN1_GENERALIZEDTIME* this_update = nullptr;
+  ASN1_GENERALIZEDTIME* next = nullptr;
+  if (issuer != nullptr) {
+    std::unique_ptr<OCSP_CERTID, OcspCertIdDeleter> id(OCSP_cert_to_id(nullptr, leaf, issuer));
+    if (id == nullptr || OCSP_resp_find_status(basic.get(), id.get(), &cert_status, &reason,
+                                               &revoked_at, &this_update, &next) != 1) {
+      ERR_clear_error();
+      return "is not for this certificate (no status for its issuer and serial number)";
+    }
+  } else {
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(leaf);
+    for (int i = 0; i < OCSP_resp_count(basic.get()); ++i) {
+      OCSP_SINGLERESP* single = OCSP_resp_get0(basic.get(), i);
+      const OCSP_CERTID* id = OCSP_SINGLERESP_get0_id(single);
+      ASN1_INTEGER* id_serial = nullptr;
+      OCSP_id_get0_info(nullptr, nullptr, nullptr, &id_serial, const_cast<OCSP_CERTID*>(id));
+      if (id_serial != nullptr && ASN1_INTEGER_cmp(id_serial, serial) == 0) {
+        cert_status = OCSP_single_get0_status(single, &reason, &revoked_at, &this_update, &next);
+        break;
+      }
+    }
+    if (cert_status < 0) return "is not for this certificate (no status for its serial number)";
+  }
+  if (this_update != nullptr && X509_cmp_current_time(this_update) > 0) {
+    return "is not valid yet (thisUpdate " + asn1Time(this_update) + ")";
+  }
+  if (next != nullptr && X509_cmp_current_time(next) < 0) {
+    return "expired (nextUpdate " + asn1Time(next) + ")";
+  }
+  if (next_update != nullptr && next != nullptr) *next_update = toTimeT(next);
+  if (cert_status == V_OCSP_CERTSTATUS_REVOKED) {
+    return "says the certificate is REVOKED: replace the certificate";
+  }
+  return "";
+}
+
 std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
-                                           const std::string& key_file, std::string& error,
-                                           bool* key_at_fault) {
-  if (key_at_fault != nullptr) *key_at_fault = false;
+                                           const std::string& key_file,
+                                           const ServerContextOptions& options, std::string& error,
+                                           ServerContextFault* fault,
+                                           std::vector<std::string>* warnings) {
+  auto fail = [&](ServerContextFault why, std::string text) {
+    if (fault != nullptr) *fault = why;
+    error = std::move(text);
+    return nullptr;
+  };
   const std::string mismatch =
       "private key \"" + key_file + "\" does not match certificate \"" + cert_file + "\"";
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) {
-    error = opensslErrors();
-    return nullptr;
+  if (!ctx) return fail(ServerContextFault::kCertificate, opensslErrors());
+  const ServerPolicy& policy = options.policy;
+  SSL_CTX_set_min_proto_version(ctx.get(), policy.min_version);
+  SSL_CTX_set_max_proto_version(ctx.get(), policy.max_version);
+  std::string ciphers = policy.tls12_ciphers.empty() ? kTls12Ciphers : policy.tls12_ciphers;
+  // TLS 1.0 and 1.1 sign with SHA-1, which OpenSSL's default security level refuses.
+  if (policy.min_version != 0 && policy.min_version < TLS1_2_VERSION) ciphers += ":@SECLEVEL=0";
+  if (SSL_CTX_set_cipher_list(ctx.get(), ciphers.c_str()) != 1 ||
+      (!policy.tls13_suites.empty() &&
+       SSL_CTX_set_ciphersuites(ctx.get(), policy.tls13_suites.c_str()) != 1) ||
+      SSL_CTX_set1_groups_list(
+          ctx.get(), policy.groups.empty() ? "X25519:P-256:P-384" : policy.groups.c_str()) != 1) {
+    return fail(ServerContextFault::kPolicy, "OpenSSL refuses the TLS policy: " + opensslErrors());
   }
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  SSL_CTX_set_cipher_list(ctx.get(), kTls12Ciphers);
   SSL_CTX_set_options(
       ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -67,29 +238,67 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
   // of records instead of two per record.
   SSL_CTX_set_read_ahead(ctx.get(), 1);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("mc-proxy"), 8);
+  TicketKeys::install(ctx.get());
+  // Sessions resume only where the client would be let in the same way: a session made on a
+  // route that asks for no client certificate must not resume on one that requires it. The
+  // certificate served is not part of it, so resumption survives a renewed certificate.
+  std::string session_context = "mc-proxy";
+  if (!options.client_ca_file.empty()) {
+    session_context = sha256Hex(readFile(options.client_ca_file) +
+                                (options.client_cert_required ? "/required" : "/optional"))
+                          .substr(0, SSL_MAX_SID_CTX_LENGTH);
+  }
+  SSL_CTX_set_session_id_context(ctx.get(),
+                                 reinterpret_cast<const unsigned char*>(session_context.data()),
+                                 static_cast<unsigned int>(session_context.size()));
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
-    error = "cannot load certificate \"" + cert_file + "\": " + opensslErrors();
-    return nullptr;
+    return fail(ServerContextFault::kCertificate,
+                "cannot load certificate \"" + cert_file + "\": " + opensslErrors());
   }
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    if (key_at_fault != nullptr) *key_at_fault = true;
     if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-      error = mismatch;
       ERR_clear_error();
-    } else {
-      error = "cannot load private key \"" + key_file + "\": " + opensslErrors();
+      return fail(ServerContextFault::kKey, mismatch);
     }
-    return nullptr;
+    return fail(ServerContextFault::kKey,
+                "cannot load private key \"" + key_file + "\": " + opensslErrors());
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
-    if (key_at_fault != nullptr) *key_at_fault = true;
-    error = mismatch;
     ERR_clear_error();
-    return nullptr;
+    return fail(ServerContextFault::kKey, mismatch);
+  }
+  if (!options.client_ca_file.empty()) {
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.client_ca_file.c_str());
+    if (names == nullptr ||
+        SSL_CTX_load_verify_locations(ctx.get(), options.client_ca_file.c_str(), nullptr) != 1) {
+      if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      return fail(
+          ServerContextFault::kClientCa,
+          "cannot load client CA bundle \"" + options.client_ca_file + "\": " + opensslErrors());
+    }
+    SSL_CTX_set_client_CA_list(ctx.get(), names);  // takes `names`
+    SSL_CTX_set_verify(
+        ctx.get(),
+        SSL_VERIFY_PEER | (options.client_cert_required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        nullptr);
   }
   SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, nullptr);
-  return std::shared_ptr<SSL_CTX>(ctx.release(), SslCtxDeleter());
+  std::shared_ptr<OcspStaple> staple;
+  if (!options.ocsp_der.empty()) {
+    time_t next_update = 0;
+    std::string problem = checkOcspResponse(ctx.get(), options.ocsp_der, &next_update);
+    const bool revoked = problem.find("REVOKED") != std::string::npos;
+    if (!problem.empty() && warnings != nullptr) {
+      warnings->push_back(revoked ? problem : problem + ": not stapled");
+    }
+    if (problem.empty() || revoked) {  // a revoked status is the truth: clients get it
+      staple = std::make_shared<OcspStaple>(OcspStaple{options.ocsp_der, next_update});
+      SSL_CTX_set_tlsext_status_cb(ctx.get(), stapleOcsp);
+      SSL_CTX_set_tlsext_status_arg(ctx.get(), staple.get());
+    }
+  }
+  // The staple lives as long as the context that points at it.
+  return std::shared_ptr<SSL_CTX>(ctx.release(), [staple](SSL_CTX* done) { SSL_CTX_free(done); });
 }
 
 namespace {
@@ -110,14 +319,6 @@ X509_STORE* systemTrustStore() {
     return made;
   }();
   return store.get();
-}
-
-std::string asn1Time(const ASN1_TIME* time) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
-  ASN1_TIME_print(bio.get(), time);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
 }
 
 // The verification errors of one chain, each once, in the order met.

@@ -18,13 +18,61 @@ struct SslDeleter {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
-// A server TLS context for one certificate: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers,
-// session resumption (tickets and a server-side cache), ALPN preferring h2 over http/1.1.
-// Returns null and sets `error` (naming the file and OpenSSL's reason) on failure;
-// `key_at_fault` says whether the key file (unreadable, or not the certificate's) is to blame.
+// A listener's TLS policy, in OpenSSL's terms. Defaults: the built-in policy.
+struct ServerPolicy {
+  int min_version = TLS1_2_VERSION;
+  int max_version = 0;        // 0: the highest OpenSSL has (TLS 1.3)
+  std::string tls12_ciphers;  // SSL_CTX_set_cipher_list() form; "": the built-in list
+  std::string tls13_suites;   // SSL_CTX_set_ciphersuites() form; "": OpenSSL's
+  std::string groups;         // SSL_CTX_set1_groups_list() form; "": X25519:P-256:P-384
+
+  // Cache and session keys: two policies with the same text behave the same.
+  std::string describe() const;
+};
+
+// Whether OpenSSL knows `name` as a TLS 1.2 cipher (or a TLS 1.3 suite when it starts with
+// "TLS_"), and as a key exchange group.
+bool knownCipherSuite(const std::string& name);
+bool knownGroup(const std::string& name);
+
+// Everything a server context serves besides its certificate.
+struct ServerContextOptions {
+  ServerPolicy policy;
+  // Mutual TLS: a PEM bundle of client CAs ("" for none); whether a client must present one.
+  std::string client_ca_file;
+  bool client_cert_required = true;
+  // A DER OCSP response to staple ("" for none); see makeServerContext().
+  std::string ocsp_der;
+};
+
+// Which configured file or setting a server context failed on.
+enum class ServerContextFault { kCertificate, kKey, kClientCa, kPolicy };
+
+// A server TLS context for one certificate: by default TLS 1.2 and 1.3 only, forward-secret AEAD
+// ciphers, session resumption (tickets under the process's rotating keys, TicketKeys, and a
+// server-side cache), ALPN preferring h2 over http/1.1; `options` tighten or loosen that, ask
+// for client certificates and staple an OCSP response. Returns null and sets `error` (naming
+// the file and OpenSSL's reason) and `fault` on failure. An OCSP response that cannot be
+// stapled (not for this certificate, expired, not a successful response) is no failure: it is
+// left out and `warnings` says why.
 std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
-                                           const std::string& key_file, std::string& error,
-                                           bool* key_at_fault = nullptr);
+                                           const std::string& key_file,
+                                           const ServerContextOptions& options, std::string& error,
+                                           ServerContextFault* fault = nullptr,
+                                           std::vector<std::string>* warnings = nullptr);
+inline std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
+                                                  const std::string& key_file, std::string& error,
+                                                  bool* key_at_fault = nullptr) {
+  ServerContextFault fault = ServerContextFault::kCertificate;
+  auto made = makeServerContext(cert_file, key_file, ServerContextOptions(), error, &fault);
+  if (key_at_fault != nullptr) *key_at_fault = fault == ServerContextFault::kKey;
+  return made;
+}
+
+// What is wrong with an OCSP response for the leaf certificate `ctx` serves ("" when nothing):
+// it does not parse, is not "successful", names another certificate, or its nextUpdate passed.
+// `next_update` gets its nextUpdate (0 when it has none).
+std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next_update);
 
 // What a client would find wrong with the certificate `ctx` serves, for config warnings: a chain
 // that does not verify against the system CA bundle (OpenSSL's default paths; SSL_CERT_FILE and

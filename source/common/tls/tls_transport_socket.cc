@@ -2,10 +2,12 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "source/common/network/stream_info.h"
 #include "source/common/tls/prefixed_socket_bio.h"
 #include "source/common/tls/server_context.h"
 
@@ -13,9 +15,26 @@ namespace mcproxy::tls {
 namespace {
 
 // What an OpenSSL handshake error says went wrong, as a counter label.
-std::string_view classifyHandshakeError(unsigned long error) {
+std::string_view classifyHandshakeError(unsigned long error, long verify_result) {
   if (ERR_GET_LIB(error) != ERR_LIB_SSL) return "other";
   const int reason = ERR_GET_REASON(error);
+  // Mutual TLS: the client's certificate, missing or refused by the chain check.
+  if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) return "client_cert_missing";
+  if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    switch (verify_result) {
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "client_cert_expired";
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return "client_cert_untrusted";
+      default:
+        return "client_cert_invalid";
+    }
+  }
   if (reason >= SSL_AD_REASON_OFFSET) return "client_alert";  // the peer sent an alert
   switch (reason) {
     case SSL_R_UNSUPPORTED_PROTOCOL:
@@ -36,6 +55,49 @@ std::string_view classifyHandshakeError(unsigned long error) {
     default:
       return "other";
   }
+}
+
+// A quoted value of x-forwarded-client-cert: '"' and '\\' escaped.
+std::string quoted(std::string_view value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::unique_ptr<network::PeerCertificate> describePeerCertificate(X509* cert) {
+  auto out = std::make_unique<network::PeerCertificate>();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  X509_digest(cert, EVP_sha256(), digest, &digest_len);
+  static const char* kHex = "0123456789abcdef";
+  for (unsigned int i = 0; i < digest_len; ++i) {
+    out->sha256 += kHex[digest[i] >> 4];
+    out->sha256 += kHex[digest[i] & 0xf];
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  out->subject.assign(data, static_cast<size_t>(len));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS && name->type != GEN_URI) continue;
+    const ASN1_IA5STRING* text =
+        name->type == GEN_DNS ? name->d.dNSName : name->d.uniformResourceIdentifier;
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                      static_cast<size_t>(ASN1_STRING_length(text)));
+    (name->type == GEN_DNS ? out->dns_sans : out->uri_sans).push_back(std::move(value));
+  }
+  GENERAL_NAMES_free(names);
+  out->forwarded = "Hash=" + out->sha256 + ";Subject=" + quoted(out->subject);
+  for (const std::string& uri : out->uri_sans) out->forwarded += ";URI=" + uri;
+  for (const std::string& dns : out->dns_sans) out->forwarded += ";DNS=" + dns;
+  return out;
 }
 
 class TlsTransportSocket : public network::TransportSocket {
@@ -62,8 +124,8 @@ class TlsTransportSocket : public network::TransportSocket {
         ERR_clear_error();
         return HandshakeStatus::kFailed;
       default: {
-        failure_kind_ = classifyHandshakeError(ERR_peek_error());
         const long verify = SSL_get_verify_result(ssl_.get());
+        failure_kind_ = classifyHandshakeError(ERR_peek_error(), verify);
         // opensslErrors() also empties the thread's error queue, which every other TLS
         // connection on the worker would otherwise take for its own error.
         const std::string errors = opensslErrors();
@@ -116,6 +178,13 @@ class TlsTransportSocket : public network::TransportSocket {
     unsigned int len = 0;
     SSL_get0_alpn_selected(ssl_.get(), &alpn, &len);
     return {reinterpret_cast<const char*>(alpn), len};
+  }
+  std::unique_ptr<network::PeerCertificate> peerCertificate() const override {
+    // Only a certificate the chain check accepted (OPTIONAL: a client may have sent none).
+    if (SSL_get_verify_result(ssl_.get()) != X509_V_OK) return nullptr;
+    X509* cert = SSL_get0_peer_certificate(ssl_.get());
+    if (cert == nullptr) return nullptr;
+    return describePeerCertificate(cert);
   }
   std::string failureReason() override { return failure_.empty() ? "TLS error" : failure_; }
   std::string_view failureKind() const override { return failure_kind_; }

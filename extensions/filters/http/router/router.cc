@@ -1,5 +1,6 @@
 #include "extensions/filters/http/router/router.h"
 
+#include "source/common/http/upgrade.h"
 #include "source/common/logging/logger.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
@@ -24,6 +25,17 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   http::StreamInfo& info = callbacks_.streamInfo();
   const network::StreamInfo& connection = info.connection;
   route_ = connection.route;
+  if (headers.get("upgrade") != nullptr) {
+    const std::string protocol = http::upgrade::requested(headers);
+    if (protocol != "websocket" || !route_->allow_upgrades) {
+      const std::string detail = protocol != "websocket"
+                                     ? "upgrade to \"" + protocol + "\" is not proxied"
+                                     : std::string("WebSocket upgrades are not allowed here");
+      callbacks_.sendLocalReply(403, detail + "\n", {}, detail);
+      return http::FilterStatus::kStopIteration;
+    }
+    upgrade_ = true;
+  }
   const router::HttpRoute* http_route = route_->matchHttpRoute(headers);
   info.http_route = http_route;
   const network::Address& backend = http_route != nullptr ? http_route->backend : route_->backend;
@@ -64,7 +76,9 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
       http::StreamHandle(&upstreams.pool(route_->send_proxy_protocol)
                               .newStream(endpoint, upstreams.settings(), proxy_header, *this));
   upstream_->encodeHeaders(headers, end_stream);
-  if (end_stream) onRequestComplete();
+  // A handshake's body is the tunnel, which may only start after the answer: the backend's
+  // time to answer starts now.
+  if (end_stream || upgrade_) onRequestComplete();
   return http::FilterStatus::kContinue;
 }
 
@@ -73,6 +87,7 @@ http::FilterStatus RouterFilter::onRequestBody(buffer::Buffer& body, bool end_st
     body.clear();
     return http::FilterStatus::kContinue;
   }
+  if (tunnel_) onTunnelActivity();
   upstream_->encodeData(body, end_stream);
   if (end_stream) onRequestComplete();
   return http::FilterStatus::kContinue;
@@ -91,7 +106,17 @@ void RouterFilter::onRequestComplete() {
   }
 }
 
+void RouterFilter::onTunnelActivity() {
+  callbacks_.timeoutQueue().arm(timeout_, callbacks_.upstreams().upgradeIdleTimeout());
+}
+
 void RouterFilter::onResponseTimeout() {
+  if (tunnel_) {
+    upstream_.reset();
+    callbacks_.streamInfo().response_detail = "upgrade idle timeout";
+    callbacks_.resetStream();
+    return;
+  }
   if (upstream_) {
     // The connection may be dead while its socket looks fine: it checks itself (HTTP/2 PING)
     // and takes no new request meanwhile.
@@ -133,10 +158,15 @@ void RouterFilter::onHeaders(http::HeaderMap&& headers, bool end_stream) {
   response_started_ = true;
   noteConnectTime();
   callbacks_.streamInfo().upstream_response_time = callbacks_.dispatcher().now();
+  if (upgrade_ && headers.status() == 101 && !end_stream) {
+    tunnel_ = true;
+    onTunnelActivity();
+  }
   callbacks_.encodeResponseHeaders(std::move(headers), end_stream);
 }
 
 void RouterFilter::onData(std::string_view data, bool end_stream) {
+  if (tunnel_) onTunnelActivity();
   buffer::Buffer body;
   body.append(data);
   callbacks_.encodeResponseBody(body, end_stream);

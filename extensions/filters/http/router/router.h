@@ -41,6 +41,8 @@ class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
   // is not a 504).
   void onRequestComplete();
   void onResponseTimeout();
+  // A WebSocket's bytes went one way: its idle time starts again.
+  void onTunnelActivity();
   void fail(int status, std::string_view detail);
   // Sets the request's upstream_connect once its backend connection is known to be ready.
   void noteConnectTime();
@@ -52,6 +54,8 @@ class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
   std::chrono::milliseconds timeout_duration_{0};
   std::chrono::steady_clock::time_point upstream_start_;  // handed to the upstream pool
   bool response_started_ = false;
+  bool upgrade_ = false;  // the request is a WebSocket handshake
+  bool tunnel_ = false;   // the backend accepted it: the bodies are the tunnel
 };
 
 }  // namespace mcproxy::extensions::http_router

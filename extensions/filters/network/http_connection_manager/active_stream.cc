@@ -58,6 +58,11 @@ void ActiveStream::onHeaders(http::HeaderMap&& headers, bool end_stream) {
                            "misdirected request: open a connection for this host\n", detail);
     return;
   }
+  // Only the proxy vouches for a client certificate: a client's own claim never goes on.
+  headers.remove("x-forwarded-client-cert");
+  if (connection.peer_certificate != nullptr) {
+    headers.add("x-forwarded-client-cert", connection.peer_certificate->forwarded);
+  }
   filters_.decodeHeaders(std::move(headers), end_stream);
 }
 

@@ -42,6 +42,7 @@ class HttpConnectionManagerConfigFactory
     upstream.max_header_bytes = header_bytes;
     auto config = std::make_shared<HttpConnectionManagerConfig>(HttpConnectionManagerConfig{
         upstream, std::chrono::milliseconds(orDefault(proto.response_timeout_ms(), 30000)),
+        std::chrono::milliseconds(orDefault(proto.upgrade_idle_timeout_ms(), 300000)),
         std::chrono::milliseconds(orDefault(proto.tls_handshake_timeout_ms(), 10000)),
         http::http2::ServerLimits{streams, header_bytes, window},
         std::chrono::milliseconds(orDefault(proto.idle_timeout_ms(), 300000)),

@@ -96,9 +96,12 @@ void HttpConnectionManagerFilter::onTransportReady() {
   info.negotiated_alpn = h2 ? "h2" : socket.negotiatedProtocol().empty() ? "" : "http/1.1";
   info.tls_version = socket.tlsVersion();
   info.tls_cipher = socket.tlsCipher();
+  info.peer_certificate = socket.peerCertificate();
   config_.tls.countHandshake(info.tls_version);
   if (h2) {
-    codec_ = std::make_unique<http::http2::ServerCodec>(*this, config_.http2);
+    http::http2::ServerLimits limits = config_.http2;
+    limits.enable_connect_protocol = route_->allow_upgrades;  // no WebSocket offer, else 403
+    codec_ = std::make_unique<http::http2::ServerCodec>(*this, limits);
   } else {  // "http/1.1", or no ALPN at all
     codec_ = std::make_unique<http::http1::ServerCodec>(*this, config_.http2.max_header_list_bytes,
                                                         config_.http2.stream_window_bytes);

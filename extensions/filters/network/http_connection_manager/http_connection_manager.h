@@ -28,9 +28,17 @@ class ActiveStream;
 class TlsStats {
  public:
   // The failure kinds counted (tls::TransportSocket::failureKind(), and "timeout").
-  static constexpr const char* kFailureKinds[] = {
-      "no_shared_version", "no_shared_cipher", "client_alert", "client_closed",
-      "not_tls",           "timeout",          "other"};
+  static constexpr const char* kFailureKinds[] = {"no_shared_version",
+                                                  "no_shared_cipher",
+                                                  "client_alert",
+                                                  "client_closed",
+                                                  "not_tls",
+                                                  "timeout",
+                                                  "client_cert_missing",
+                                                  "client_cert_untrusted",
+                                                  "client_cert_expired",
+                                                  "client_cert_invalid",
+                                                  "other"};
   static constexpr const char* kVersions[] = {"TLSv1.2", "TLSv1.3"};
 
   TlsStats(stats::Store& store, const std::string& listener);
@@ -45,6 +53,7 @@ class TlsStats {
 struct HttpConnectionManagerConfig {
   upstream::PoolSettings upstream;
   std::chrono::milliseconds response_timeout;
+  std::chrono::milliseconds upgrade_idle_timeout;
   std::chrono::milliseconds tls_handshake_timeout;
   http::http2::ServerLimits http2;
   std::chrono::milliseconds idle_timeout;
@@ -89,6 +98,9 @@ class HttpConnectionManagerFilter : public network::ReadFilter,
   upstream::StreamPool& pool(bool per_client) override;
   const upstream::PoolSettings& settings() const override { return config_.upstream; }
   std::chrono::milliseconds responseTimeout() const override { return config_.response_timeout; }
+  std::chrono::milliseconds upgradeIdleTimeout() const override {
+    return config_.upgrade_idle_timeout;
+  }
 
   // For ActiveStream.
   event::Dispatcher& dispatcher() { return callbacks_->connection().dispatcher(); }

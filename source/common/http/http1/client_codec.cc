@@ -36,9 +36,13 @@ class ClientCodec::Exchange : public Stream {
       // HTTP/1.1 cannot carry trailers, so "te: trailers" would promise what cannot come.
       if (header.name[0] == ':' || header.name == "host" || header.name == "te") continue;
       if (header.name == "content-length") has_length = true;
+      if (header.name == "upgrade") upgrade = true;
       out.append(header.name).append(": ").append(header.value).append("\r\n");
     }
-    chunked = !has_length && !end_stream;
+    // A WebSocket handshake (http/upgrade.h): its body is the tunnel, unframed, sent only once
+    // the backend switched protocols.
+    if (upgrade) out.append("connection: upgrade\r\n");
+    chunked = !has_length && !end_stream && !upgrade;
     if (chunked) out.append("transfer-encoding: chunked\r\n");
     out.append("\r\n");
     if (end_stream) request_sent = true;
@@ -69,7 +73,7 @@ class ClientCodec::Exchange : public Stream {
 
   // Moves request body into `out` as room allows; the final chunk once the body is complete.
   void produceBody(std::string& out, size_t max) {
-    if (request_sent || !headers_encoded_) return;
+    if (request_sent || !headers_encoded_ || (upgrade && !upgraded)) return;
     const size_t room = out.size() < max ? max - out.size() : 0;
     const size_t n = std::min(room, body.size());
     if (n > 0) {
@@ -97,7 +101,9 @@ class ClientCodec::Exchange : public Stream {
   bool head_request = false;
   bool end_delivered = false;
   bool response_complete = false;
-  size_t unacked = 0;  // response body the owner has not consumed yet
+  bool upgrade = false;   // the request is a WebSocket handshake
+  bool upgraded = false;  // the backend answered it with 101: the bytes are the tunnel's
+  size_t unacked = 0;     // response body the owner has not consumed yet
 
  private:
   ClientCodec& codec_;
@@ -154,6 +160,18 @@ int ClientCodec::onHeadersComplete(http_parser* parser) {
   if (!codec->exchange_) return -1;  // given up by its owner meanwhile: stop
   Exchange& exchange = *codec->exchange_;
   codec->collector_.stop();
+  if (parser->status_code == 101 && exchange.upgrade) {
+    exchange.upgraded = true;
+    codec->keep_alive_ = false;  // the connection is the tunnel's now
+    HeaderMap& headers = exchange.response_headers;
+    headers.fields().insert(headers.begin(), {":status", "101"});
+    std::erase_if(headers.fields(), [](const Header& header) {
+      return header.name != "upgrade" && isHopByHop(header.name, header.value);
+    });
+    if (exchange.owner != nullptr) exchange.owner->onHeaders(std::move(headers), false);
+    codec->callbacks_.scheduleFlush();  // request bytes held for the tunnel may go
+    return 0;
+  }
   if (parser->status_code < 200) {  // 1xx: no body; the real response follows
     exchange.response_headers.clear();
     return 0;
@@ -185,6 +203,10 @@ int ClientCodec::onMessageComplete(http_parser* parser) {
   ClientCodec* codec = self(parser);
   if (!codec->exchange_) return -1;
   Exchange& exchange = *codec->exchange_;
+  if (exchange.upgraded) {
+    http_parser_pause(parser, 1);  // the handshake ended; the tunnel's bytes follow
+    return 0;
+  }
   if (parser->status_code < 200) return 0;  // a 1xx ended; the real response follows
   exchange.response_complete = true;
   if (!exchange.end_delivered) {
@@ -203,9 +225,17 @@ bool ClientCodec::receive(const char* data, size_t len) {
     keep_alive_ = false;
     return false;
   }
+  if (exchange_->upgraded) {
+    passTunnelBytes({data, len});
+    return true;
+  }
   const size_t parsed = http_parser_execute(&parser_, &parserSettings(), data, len);
   const http_errno error = HTTP_PARSER_ERRNO(&parser_);
   if (!exchange_) return keep_alive_;  // its owner let go while it was parsed
+  if (exchange_->upgraded && (error == HPE_OK || error == HPE_PAUSED)) {
+    passTunnelBytes({data + parsed, len - parsed});
+    return true;
+  }
   if (error != HPE_OK && error != HPE_PAUSED) {
     keep_alive_ = false;
     endWith(StreamEndReason::kConnectionFailure,
@@ -217,6 +247,12 @@ bool ClientCodec::receive(const char* data, size_t len) {
     retire(StreamEndReason::kComplete, "");
   }
   return true;
+}
+
+void ClientCodec::passTunnelBytes(std::string_view bytes) {
+  if (bytes.empty()) return;
+  exchange_->unacked += bytes.size();
+  if (exchange_->owner != nullptr) exchange_->owner->onData(bytes, false);
 }
 
 void ClientCodec::retire(StreamEndReason reason, std::string_view detail) {
@@ -254,6 +290,13 @@ void ClientCodec::onConnectionEnd(StreamEndReason reason, std::string_view detai
   if (ended_) return;
   ended_ = true;
   keep_alive_ = false;
+  if (exchange_ && exchange_->upgraded && reason == StreamEndReason::kRemoteReset) {
+    // The backend closed the tunnel: its end, as a body's.
+    exchange_->response_complete = true;
+    if (exchange_->owner != nullptr) exchange_->owner->onData({}, true);
+    retire(StreamEndReason::kComplete, "");
+    return;
+  }
   if (exchange_ && reason == StreamEndReason::kRemoteReset && !exchange_->response_complete) {
     // The backend closed: that ends a response whose length is "until the connection closes".
     http_parser_execute(&parser_, &parserSettings(), nullptr, 0);

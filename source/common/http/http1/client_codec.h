@@ -14,7 +14,8 @@ namespace mcproxy::http::http1 {
 // HTTP/1.1 client side of a backend connection: one exchange at a time, kept alive between
 // exchanges when the backend agrees. Request bodies go out as they arrive (chunked unless the
 // request has a Content-Length); HTTP/1.1 backends get no trailers. The response is read no
-// faster than the stream's owner consumes it.
+// faster than the stream's owner consumes it. A WebSocket handshake answered with 101 turns the
+// connection into a tunnel for that exchange, ended by either side closing.
 class ClientCodec : public http::ClientCodec {
  public:
   ClientCodec(ClientCodecCallbacks& callbacks, size_t max_header_bytes, size_t max_buffered_body);
@@ -45,6 +46,8 @@ class ClientCodec : public http::ClientCodec {
   // request went out whole and the backend keeps the connection).
   void retire(StreamEndReason reason, std::string_view detail);
   void endWith(StreamEndReason reason, std::string_view detail);
+  // After a 101: the backend's bytes go to the exchange's owner as they are.
+  void passTunnelBytes(std::string_view bytes);
 
   ClientCodecCallbacks& callbacks_;
   const size_t max_buffered_body_;

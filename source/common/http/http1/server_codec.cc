@@ -31,6 +31,10 @@ class ServerCodec::Exchange : public Stream {
   void encodeHeaders(const HeaderMap& headers, bool end_stream) override {
     headers_encoded_ = true;
     const int status = headers.status();
+    if (upgrade && status == 101) {
+      encodeSwitchingProtocols(headers, end_stream);
+      return;
+    }
     bodyless_ = head_request || status == 204 || status == 304 || status < 200;
     const bool has_length = headers.get("content-length") != nullptr;
     chunked_ = !bodyless_ && !has_length && !end_stream;
@@ -105,6 +109,8 @@ class ServerCodec::Exchange : public Stream {
 
   StreamCallbacks* owner = nullptr;
   HeaderMap request_headers;
+  // A WebSocket handshake: after a 101 the connection carries the tunnel's bytes both ways.
+  bool upgrade = false;
   HeaderMap trailers;
   bool request_complete = false;
   bool end_delivered = false;  // the owner has heard end_stream for the request
@@ -113,6 +119,21 @@ class ServerCodec::Exchange : public Stream {
   size_t unacked = 0;  // request body the owner has not consumed yet
 
  private:
+  // The backend took the upgrade: from here on, both ways, the bytes are the tunnel's, unframed,
+  // and the connection ends with them.
+  void encodeSwitchingProtocols(const HeaderMap& headers, bool end_stream) {
+    codec_.keep_alive_ = false;
+    std::string& out = codec_.output_;
+    out.append("HTTP/1.1 101 Switching Protocols\r\n");
+    for (const Header& header : headers) {
+      if (header.name[0] == ':' || header.name == "connection") continue;
+      out.append(header.name).append(": ").append(header.value).append("\r\n");
+    }
+    out.append("connection: upgrade\r\n\r\n");
+    codec_.callbacks_.scheduleFlush();
+    if (end_stream) complete();
+  }
+
   void complete() {
     response_complete_ = true;
     codec_.finishExchange();  // retires this exchange: its callers touch nothing after this
@@ -207,11 +228,16 @@ int ServerCodec::headersComplete() {
   int content_lengths = 0;
   int hosts = 0;
   bool expects_continue = false;
+  std::string upgrade;  // the Upgrade field's value, lower-cased
   // Fields that go on are compacted to the front, in order.
   size_t kept = 0;
   for (Header& header : headers) {
     if (!validHeaderName(header.name)) return refuse("invalid header name");
     if (!validHeaderValue(header.value)) return refuse("invalid character in a header value");
+    if (header.name == "upgrade") {
+      upgrade = header.value;
+      lowerCaseInPlace(upgrade);
+    }
     if (header.name == "host") {
       ++hosts;
       authority = std::move(header.value);
@@ -241,8 +267,21 @@ int ServerCodec::headersComplete() {
   if (hosts > 1) return refuse("more than one Host header");  // RFC 9112 §3.2
   if (authority.empty()) return refuse("no Host header");
   if (!validAuthority(authority)) return refuse("invalid Host header");
-  if (parser_.method == HTTP_CONNECT || parser_.upgrade) {
-    return refuse("CONNECT and Upgrade are not proxied");
+  if (parser_.method == HTTP_CONNECT) return refuse("CONNECT is not proxied");
+  // With Connection: upgrade, http_parser stops after this request: what follows is the new
+  // protocol's. A WebSocket handshake goes on as one (the shared shape of http/upgrade.h); any
+  // other upgrade (h2c, TLS) is ignored, as RFC 9110 §7.8 allows, and the connection ends with
+  // the response.
+  if (parser_.upgrade) {
+    const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
+                          (parser_.content_length != 0 && parser_.content_length != ULLONG_MAX);
+    if (upgrade == "websocket" && parser_.method == HTTP_GET) {
+      if (has_body) return refuse("a WebSocket handshake with a body");
+      exchange.upgrade = true;
+      headers.add("upgrade", "websocket");  // the shared shape keeps it (Connection goes)
+    } else {
+      keep_alive_ = false;
+    }
   }
   headers.fields().insert(headers.begin(), 4, Header{});
   headers[0] = {":method", http_method_str(static_cast<http_method>(parser_.method))};
@@ -258,8 +297,9 @@ int ServerCodec::headersComplete() {
     callbacks_.scheduleFlush();
   }
   // Without Content-Length or chunked framing a request has no body (RFC 9112 §6.3): it is
-  // complete with its headers, and goes upstream without an empty body.
-  const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
+  // complete with its headers, and goes upstream without an empty body. An upgrade's body is
+  // the tunnel, which ends when the connection does.
+  const bool has_body = exchange.upgrade || (parser_.flags & F_CHUNKED) != 0 ||
                         (parser_.content_length != 0 && parser_.content_length != ULLONG_MAX);
   if (!has_body) {
     exchange.request_complete = true;
@@ -282,6 +322,11 @@ int ServerCodec::onMessageComplete(http_parser* parser) {
   Exchange& exchange = *codec->parsed_;
   codec->parsed_ = nullptr;
   codec->collector_.stop();
+  if (exchange.upgrade) {
+    // The handshake's end, not the request's: the tunnel's bytes follow (parse()).
+    http_parser_pause(parser, 1);
+    return 0;
+  }
   for (const Header& trailer : exchange.trailers) {
     if (!validHeaderName(trailer.name) || !validHeaderValue(trailer.value) ||
         isHopByHop(trailer.name, trailer.value)) {
@@ -315,6 +360,10 @@ bool ServerCodec::receive(const char* data, size_t len) {
 
 void ServerCodec::parse() {
   if (input_.empty() || finished_) return;
+  if (exchange_ && exchange_->upgrade && parsed_ == nullptr) {
+    passTunnelBytes();
+    return;
+  }
   if (exchange_ && exchange_->request_complete) return;  // paused until the response is done
   parsing_ = true;
   const size_t parsed =
@@ -329,7 +378,18 @@ void ServerCodec::parse() {
   if (finish_after_parse_) {
     finish_after_parse_ = false;
     finishExchange();
+    return;
   }
+  if (exchange_ && exchange_->upgrade && parsed_ == nullptr) passTunnelBytes();
+}
+
+void ServerCodec::passTunnelBytes() {
+  if (input_.empty()) return;
+  Exchange& exchange = *exchange_;
+  exchange.unacked += input_.size();
+  std::string bytes;
+  bytes.swap(input_);
+  if (exchange.owner != nullptr) exchange.owner->onData(bytes, false);
 }
 
 int ServerCodec::refuse(const char* why) {

@@ -17,7 +17,8 @@ namespace mcproxy::http::http1 {
 // pseudo-headers first, Host as :authority). Smuggling shapes are refused with 400 through the
 // stream's owner (its one local-reply path): Content-Length with Transfer-Encoding, two
 // Content-Lengths, a transfer coding other than chunked, a bad chunk size, an oversized header
-// section. "Expect: 100-continue" is answered here: bodies are streamed anyway.
+// section. "Expect: 100-continue" is answered here: bodies are streamed anyway. A WebSocket
+// handshake (Upgrade: websocket) turns the connection into a tunnel once the response is a 101.
 class ServerCodec : public http::ServerCodec {
  public:
   ServerCodec(ServerCodecCallbacks& callbacks, size_t max_header_bytes, size_t max_buffered_body);
@@ -50,6 +51,8 @@ class ServerCodec : public http::ServerCodec {
   // Parses what is buffered; a malformed request is answered with 400.
   void parse();
   void refuseRequest(const std::string& why);
+  // After a WebSocket handshake: what the client sends goes to the exchange's owner as is.
+  void passTunnelBytes();
   int headersComplete();
   // The response in flight ended: the next request may be parsed.
   void finishExchange();

@@ -6,6 +6,7 @@
 #include "source/common/http/http2/stream_base.h"
 #include "source/common/http/nghttp2_headers.h"
 #include "source/common/http/nghttp2_memory.h"
+#include "source/common/http/upgrade.h"
 #include "source/common/logging/logger.h"
 
 namespace mcproxy::http::http2 {
@@ -18,6 +19,17 @@ class ClientCodec::ClientStream : public StreamBase {
   }
 
   void encodeHeaders(const HeaderMap& headers, bool end_stream) override {
+    if (headers.get("upgrade") != nullptr) {
+      // A WebSocket handshake: RFC 8441's extended CONNECT on this stream.
+      HeaderMap request = headers;
+      websocket_key_ = upgrade::toExtendedConnect(request);
+      extended_connect_ = true;
+      submitRequest(request, end_stream);
+      return;
+    }
+    submitRequest(headers, end_stream);
+  }
+  void submitRequest(const HeaderMap& headers, bool end_stream) {
     headers_encoded_ = true;
     body_complete_ = end_stream;
     const std::string* method = headers.get(":method");
@@ -76,6 +88,8 @@ class ClientCodec::ClientStream : public StreamBase {
         return;
       }
       response_started_ = true;
+      if (extended_connect_)
+        upgrade::responseFromExtendedConnect(response_headers_, websocket_key_);
       // A response to HEAD ends with its headers (RFC 9110 §9.3.2). A backend that sends a body
       // anyway (nghttpd's error pages do) gets its stream reset by nghttp2; the client still
       // gets the answer, as from haproxy.
@@ -131,6 +145,8 @@ class ClientCodec::ClientStream : public StreamBase {
   bool response_started_ = false;
   bool response_complete_ = false;
   bool head_request_ = false;
+  bool extended_connect_ = false;
+  std::string websocket_key_;  // the client's, for the 101's Sec-WebSocket-Accept
   std::string failure_;
 };
 

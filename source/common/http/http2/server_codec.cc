@@ -5,6 +5,7 @@
 #include "source/common/http/http2/session.h"
 #include "source/common/http/http2/stream_base.h"
 #include "source/common/http/nghttp2_headers.h"
+#include "source/common/http/upgrade.h"
 #include "source/common/logging/logger.h"
 
 namespace mcproxy::http::http2 {
@@ -30,6 +31,15 @@ class ServerCodec::ServerStream : public StreamBase {
   void encodeHeaders(const HeaderMap& headers, bool end_stream) override {
     headers_encoded_ = true;
     body_complete_ = end_stream;
+    if (extended_connect_) {
+      HeaderMap response = headers;
+      upgrade::responseForExtendedConnect(response);
+      submitResponse(response, end_stream);
+      return;
+    }
+    submitResponse(headers, end_stream);
+  }
+  void submitResponse(const HeaderMap& headers, bool end_stream) {
     NvList nv(headers);
     nghttp2_data_provider provider{};
     provider.source.ptr = this;
@@ -53,6 +63,7 @@ class ServerCodec::ServerStream : public StreamBase {
   void start(StreamCallbacks& owner) {
     started_ = true;
     owner_ = &owner;
+    extended_connect_ = upgrade::fromExtendedConnect(request_headers_);
     owner_->onHeaders(std::move(request_headers_), end_at_headers_);
     if (owner_ != nullptr && !early_body_.empty()) {
       const bool end = request_complete_ && request_trailers_.empty();
@@ -133,6 +144,7 @@ class ServerCodec::ServerStream : public StreamBase {
   bool request_complete_ = false;
   buffer::Buffer early_body_;
   bool headers_encoded_ = false;
+  bool extended_connect_ = false;  // RFC 8441: a 101 from the backend goes out as 200
 };
 
 ServerCodec::ServerCodec(ServerCodecCallbacks& callbacks, const ServerLimits& limits)
@@ -154,8 +166,11 @@ ServerCodec::ServerCodec(ServerCodecCallbacks& callbacks, const ServerLimits& li
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.stream_window_bytes},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, kHpackTableBytes},
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+  // The last entry only when WebSockets may go through.
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                          std::size(settings) - (limits_.enable_connect_protocol ? 0 : 1));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 }
 

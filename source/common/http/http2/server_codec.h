@@ -16,6 +16,9 @@ struct ServerLimits {
   uint32_t max_concurrent_streams;
   uint32_t max_header_list_bytes;
   uint32_t stream_window_bytes;
+  // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): clients may open WebSockets with extended
+  // CONNECT, which reaches the stream's owner in HTTP/1.1's handshake shape (http/upgrade.h).
+  bool enable_connect_protocol = true;
 };
 
 // HTTP/2 server side of a client connection (nghttp2). Abuse limits: concurrent streams, header

@@ -134,5 +134,45 @@ TEST_F(Http1ClientCodecTest, AnOwnerThatLetsGoMidExchangeMakesTheConnectionUnusa
   EXPECT_TRUE(codec_.finished());
 }
 
+TEST_F(Http1ClientCodecTest, AWebSocketHandshakeHoldsTheTunnelUntilA101) {
+  HeaderMap handshake = request("GET");
+  handshake.add("upgrade", "websocket");
+  handshake.add("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+  test::FakeStreamOwner& owner = start(handshake, false);
+  buffer::Buffer early;
+  early.append("client-bytes");
+  owner.stream->encodeData(early, false);
+  const std::string head = output();
+  EXPECT_NE(head.find("upgrade: websocket\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("connection: upgrade\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find("transfer-encoding"), std::string::npos) << head;
+  EXPECT_EQ(head.find("client-bytes"), std::string::npos);  // held: the backend may refuse
+  ASSERT_TRUE(
+      backend("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nserver-"));
+  EXPECT_EQ(owner.headers.status(), 101);
+  EXPECT_EQ(*owner.headers.get("upgrade"), "websocket");
+  EXPECT_EQ(owner.headers.get("connection"), nullptr);
+  EXPECT_EQ(owner.body, "server-");
+  EXPECT_EQ(output(), "client-bytes");              // unframed, now that the backend switched
+  ASSERT_TRUE(backend("HTTP/1.1 200 OK\r\n\r\n"));  // tunnel bytes, not a response
+  EXPECT_EQ(owner.body, "server-HTTP/1.1 200 OK\r\n\r\n");
+  EXPECT_FALSE(codec_.acceptsStreams());
+  codec_.onConnectionEnd(StreamEndReason::kRemoteReset, "upstream closed the connection");
+  EXPECT_TRUE(owner.request_complete);  // the tunnel's end, as a body's
+  EXPECT_EQ(owner.end_reason, StreamEndReason::kComplete);
+}
+
+TEST_F(Http1ClientCodecTest, ARefusedWebSocketHandshakeIsAnOrdinaryResponse) {
+  HeaderMap handshake = request("GET");
+  handshake.add("upgrade", "websocket");
+  test::FakeStreamOwner& owner = start(handshake, false);
+  output();
+  ASSERT_TRUE(backend("HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno"));
+  EXPECT_EQ(owner.headers.status(), 400);
+  EXPECT_EQ(owner.body, "no");
+  EXPECT_FALSE(codec_.acceptsStreams());  // the handshake's tunnel never went: not reusable
+}
+
 }  // namespace
 }  // namespace mcproxy::http::http1

@@ -163,5 +163,63 @@ TEST_F(Http1ServerCodecTest, AnOwnerThatLetsGoMidResponseClosesTheConnection) {
   EXPECT_TRUE(codec_.finished());
 }
 
+TEST_F(Http1ServerCodecTest, AWebSocketHandshakeBecomesATunnelAfterA101) {
+  send(
+      "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+      "early");
+  ASSERT_EQ(connection_.streams.size(), 1u);
+  const HeaderMap& headers = owner(0).headers;
+  EXPECT_EQ(*headers.get("upgrade"), "websocket");  // the shared shape (http/upgrade.h)
+  EXPECT_EQ(headers.get("connection"), nullptr);
+  EXPECT_EQ(*headers.get("sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==");
+  EXPECT_FALSE(owner(0).request_complete);  // its body is the tunnel
+  EXPECT_EQ(owner(0).body, "early");        // bytes after the handshake are the tunnel's
+  owner(0).stream->encodeHeaders({{":status", "101"},
+                                  {"upgrade", "websocket"},
+                                  {"sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}},
+                                 false);
+  buffer::Buffer data;
+  data.append(std::string("\x81\x02hi", 4));
+  owner(0).stream->encodeData(data, false);
+  EXPECT_EQ(output(),
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+            "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nconnection: upgrade\r\n\r\n"
+            "\x81\x02hi");
+  send("GET / HTTP/1.1\r\n");  // not a request any more: tunnel bytes, as they are
+  EXPECT_EQ(owner(0).body, "earlyGET / HTTP/1.1\r\n");
+  EXPECT_EQ(connection_.streams.size(), 1u);
+  buffer::Buffer last;
+  owner(0).stream->encodeData(last, true);  // the backend closed the tunnel
+  EXPECT_TRUE(codec_.finished());
+}
+
+TEST_F(Http1ServerCodecTest, ARefusedWebSocketHandshakeClosesTheConnectionAfterTheAnswer) {
+  send("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  respond(owner(0), {{":status", "403"}, {"content-length", "2"}}, "no");
+  EXPECT_EQ(output(), "HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno");
+  EXPECT_TRUE(codec_.finished());
+}
+
+TEST_F(Http1ServerCodecTest, OtherUpgradesAreIgnoredAndTheConnectionEndsWithTheResponse) {
+  send(
+      "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n");
+  ASSERT_EQ(connection_.streams.size(), 1u);
+  EXPECT_EQ(owner(0).headers.get("upgrade"), nullptr);
+  EXPECT_TRUE(owner(0).request_complete);
+  respond(owner(0), {{":status", "200"}, {"content-length", "2"}}, "ok");
+  EXPECT_EQ(output(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+  EXPECT_TRUE(codec_.finished());
+}
+
+TEST_F(Http1ServerCodecTest, AWebSocketHandshakeWithABodyIsRefused) {
+  send(
+      "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Content-Length: 3\r\n\r\nabc");
+  EXPECT_EQ(owner(0).decode_error_status, 400);
+  EXPECT_EQ(owner(0).decode_error, "bad request: a WebSocket handshake with a body");
+}
+
 }  // namespace
 }  // namespace mcproxy::http::http1

@@ -58,7 +58,9 @@ TEST(HeaderMutationTest, ConfigErrorsNameTheField) {
       test::configError(kName, R"(request { set { name: "x" value: "%SNII%" } })");
   EXPECT_TRUE(unknown.starts_with(base + "request.set[0].value: unknown %SNII%; known: %TIME% "))
       << unknown;
-  EXPECT_TRUE(unknown.ends_with(" %USER_AGENT% %REQ(name)% %%")) << unknown;
+  EXPECT_TRUE(
+      unknown.ends_with(" %USER_AGENT% %CLIENT_CERT_SUBJECT% %CLIENT_CERT_SHA256% %REQ(name)% %%"))
+      << unknown;
   EXPECT_EQ(test::configError(kName, R"(response { add { name: "bad name" value: "v" } })"),
             base + "response.add[0].name: \"bad name\" is not a valid header name");
   EXPECT_EQ(test::configError(kName, R"(request { remove: "connection" })"),
