@@ -3,55 +3,56 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include <array>
 #include <cstring>
 #include <ctime>
 
 namespace mcproxy::tls {
 namespace {
 
-// Drawn once, on first use; immutable after that.
-const std::array<unsigned char, 32>& processSecret() {
-  static const std::array<unsigned char, 32> secret = [] {
-    std::array<unsigned char, 32> bytes{};
-    RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
-    return bytes;
-  }();
-  return secret;
-}
+// Drawn once, on first use, and never changed: a random prefix that marks this process's ticket
+// key names, and the secret keys are derived from, as an HMAC-SHA512 context keyed with it
+// (each derivation copies it: no fetch of the algorithm per ticket).
+struct ProcessSecret {
+  unsigned char prefix[8];
+  EVP_MAC_CTX* keyed = nullptr;
 
-void hmacInto(const char* label, int64_t epoch, unsigned char* out, size_t len) {
-  unsigned char message[32] = {};
-  const size_t label_len = std::strlen(label);
-  std::memcpy(message, label, label_len);
-  for (int i = 0; i < 8; ++i) message[label_len + i] = static_cast<unsigned char>(epoch >> (8 * i));
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  const auto& secret = processSecret();
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), message, label_len + 8, digest,
-       &digest_len);
-  std::memcpy(out, digest, len);
-  OPENSSL_cleanse(digest, sizeof(digest));
+  ProcessSecret() {
+    unsigned char secret[32];
+    RAND_bytes(prefix, sizeof(prefix));
+    RAND_bytes(secret, sizeof(secret));
+    EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    keyed = EVP_MAC_CTX_new(hmac);
+    EVP_MAC_free(hmac);  // the context holds its own reference
+    char digest[] = "SHA512";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_construct_end()};
+    EVP_MAC_init(keyed, secret, sizeof(secret), params);
+    OPENSSL_cleanse(secret, sizeof(secret));
+  }
+};
+
+const ProcessSecret& processSecret() {
+  static const ProcessSecret secret;  // lives until exit: contexts use it to the end
+  return secret;
 }
 
 int64_t currentEpoch() { return std::time(nullptr) / TicketKeys::kRotation.count(); }
 
 bool setMacKey(EVP_MAC_CTX* hmac, const TicketKeys::Key& key) {
   char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
   return EVP_MAC_init(hmac, key.hmac, sizeof(key.hmac), params) == 1;
 }
 
 // OpenSSL's ticket callback: `encrypt` 1 to issue a ticket (fill name and iv), 0 to open one.
 int ticketCallback(SSL*, unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                    EVP_MAC_CTX* hmac, int encrypt) {
-  const int64_t epoch = currentEpoch();
+  const int64_t now = currentEpoch();
   if (encrypt == 1) {
-    TicketKeys::Key key = TicketKeys::derive(epoch);
+    TicketKeys::Key key = TicketKeys::derive(now);
     std::memcpy(name, key.name, sizeof(key.name));
     const bool ok = RAND_bytes(iv, EVP_MAX_IV_LENGTH) == 1 &&
                     EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv) == 1 &&
@@ -59,25 +60,35 @@ int ticketCallback(SSL*, unsigned char name[16], unsigned char* iv, EVP_CIPHER_C
     OPENSSL_cleanse(&key, sizeof(key));
     return ok ? 1 : -1;
   }
-  for (int64_t age = 0; age < 2; ++age) {
-    TicketKeys::Key key = TicketKeys::derive(epoch - age);
-    const bool match = CRYPTO_memcmp(name, key.name, sizeof(key.name)) == 0;
-    const bool ok = match &&
-                    EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv) == 1 &&
-                    setMacKey(hmac, key);
-    OPENSSL_cleanse(&key, sizeof(key));
-    if (match) return ok ? (age == 0 ? 1 : 2) : -1;  // 2: valid, issue a fresh ticket
-  }
-  return 0;  // unknown or too old: a full handshake
+  // The name says which hour's key sealed it: only ours, of this hour or the last, open.
+  if (CRYPTO_memcmp(name, processSecret().prefix, sizeof(ProcessSecret::prefix)) != 0) return 0;
+  int64_t epoch = 0;
+  for (int i = 8; i < 16; ++i) epoch = (epoch << 8) | name[i];
+  if (epoch != now && epoch != now - 1) return 0;  // too old (or from the future): full handshake
+  TicketKeys::Key key = TicketKeys::derive(epoch);
+  const bool ok = EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv) == 1 &&
+                  setMacKey(hmac, key);
+  OPENSSL_cleanse(&key, sizeof(key));
+  if (!ok) return -1;
+  return epoch == now ? 1 : 2;  // 2: valid, and a fresh ticket replaces it
 }
 
 }  // namespace
 
 TicketKeys::Key TicketKeys::derive(int64_t epoch) {
   Key key;
-  hmacInto("mc-proxy tkt name", epoch, key.name, sizeof(key.name));
-  hmacInto("mc-proxy tkt hmac", epoch, key.hmac, sizeof(key.hmac));
-  hmacInto("mc-proxy tkt aes", epoch, key.aes, sizeof(key.aes));
+  const ProcessSecret& secret = processSecret();
+  std::memcpy(key.name, secret.prefix, sizeof(secret.prefix));
+  for (int i = 0; i < 8; ++i) key.name[8 + i] = static_cast<unsigned char>(epoch >> (56 - 8 * i));
+  unsigned char derived[64];
+  size_t derived_len = 0;
+  EVP_MAC_CTX* mac = EVP_MAC_CTX_dup(secret.keyed);
+  EVP_MAC_update(mac, key.name + 8, 8);
+  EVP_MAC_final(mac, derived, &derived_len, sizeof(derived));
+  EVP_MAC_CTX_free(mac);
+  std::memcpy(key.hmac, derived, sizeof(key.hmac));
+  std::memcpy(key.aes, derived + sizeof(key.hmac), sizeof(key.aes));
+  OPENSSL_cleanse(derived, sizeof(derived));
   return key;
 }
 

@@ -164,6 +164,10 @@ TEST_F(ServerContextTest, KeysRotateWithTheHour) {
             std::string(reinterpret_cast<const char*>(again.aes), 32));
   EXPECT_NE(std::string(reinterpret_cast<const char*>(a.name), 16),
             std::string(reinterpret_cast<const char*>(b.name), 16));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(a.name), 8),  // the process's prefix
+            std::string(reinterpret_cast<const char*>(b.name), 8));
+  EXPECT_NE(std::string(reinterpret_cast<const char*>(a.aes), 32),
+            std::string(reinterpret_cast<const char*>(b.aes), 32));
   EXPECT_NE(std::string(reinterpret_cast<const char*>(a.hmac), 32),
             std::string(reinterpret_cast<const char*>(b.hmac), 32));
 }

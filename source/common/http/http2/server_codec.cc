@@ -63,7 +63,7 @@ class ServerCodec::ServerStream : public StreamBase {
   void start(StreamCallbacks& owner) {
     started_ = true;
     owner_ = &owner;
-    extended_connect_ = upgrade::fromExtendedConnect(request_headers_);
+    extended_connect_ = has_protocol_ && upgrade::fromExtendedConnect(request_headers_);
     owner_->onHeaders(std::move(request_headers_), end_at_headers_);
     if (owner_ != nullptr && !early_body_.empty()) {
       const bool end = request_complete_ && request_trailers_.empty();
@@ -80,6 +80,8 @@ class ServerCodec::ServerStream : public StreamBase {
   void onHeader(std::string_view name, std::string_view value, bool trailers) {
     HeaderMap& target = trailers ? request_trailers_ : request_headers_;
     if (target.empty()) target.reserve(kUsualHeaderFields);
+    // nghttp2 lets :protocol through only with SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441).
+    if (!trailers && name == ":protocol") has_protocol_ = true;
     target.push_back({std::string(name), std::string(value)});
   }
   void onRequestHeadersDone(bool end_stream) {
@@ -144,6 +146,7 @@ class ServerCodec::ServerStream : public StreamBase {
   bool request_complete_ = false;
   buffer::Buffer early_body_;
   bool headers_encoded_ = false;
+  bool has_protocol_ = false;      // the request has a :protocol pseudo-header
   bool extended_connect_ = false;  // RFC 8441: a 101 from the backend goes out as 200
 };
 
