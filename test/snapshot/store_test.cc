@@ -55,6 +55,28 @@ class RawConnection {
   sqlite3* db_ = nullptr;
 };
 
+// Writes `text` as the next version and checks it reads back with the same content hash and
+// verifies; returns what was read.
+Bootstrap writeAndReload(SnapshotStore& store, const std::string& text) {
+  const auto written = store.write(config(text), "test");
+  const Bootstrap loaded = store.load(written.version).config;
+  EXPECT_EQ(SnapshotStore::contentHash(loaded), SnapshotStore::contentHash(config(text)));
+  std::string error;
+  EXPECT_TRUE(store.verify(written.version, error)) << error;
+  return loaded;
+}
+
+// Writes `text` with each (from, to) replaced, as the next version; returns the diff from the
+// version before.
+std::vector<std::string> diffAfterEdits(
+    SnapshotStore& store, std::string text,
+    const std::vector<std::pair<std::string, std::string>>& edits) {
+  for (const auto& [from, to] : edits) text.replace(text.find(from), from.size(), to);
+  const int64_t before = store.latestVersion();
+  store.write(config(text), "edit");
+  return store.diff(before, store.latestVersion());
+}
+
 TEST(SnapshotStoreTest, RoundTripIsNormalizedAndHashStable) {
   SnapshotStore store(tempPath("roundtrip"));
   EXPECT_EQ(store.latestVersion(), 0);
@@ -353,8 +375,7 @@ TEST(SnapshotStoreTest, AccessLogsRoundTripAndDiff) {
       access_log { path: "-" format: TEXT text_format: "%CLIENT_IP% %SNI%" } }
     listeners { name: "quiet" address: "127.0.0.1:2" access_log { } }
     listeners { name: "inherits" address: "127.0.0.1:3" })";
-  store.write(config(text), "a");
-  const auto loaded = store.load(1).config;
+  const auto loaded = writeAndReload(store, text);
   ASSERT_TRUE(loaded.has_access_log());
   EXPECT_EQ(loaded.access_log().path(), "/var/log/mc-proxy/access.log");
   EXPECT_EQ(loaded.access_log().format(), mcproxy::config::v1::AccessLog::JSON);
@@ -363,15 +384,9 @@ TEST(SnapshotStoreTest, AccessLogsRoundTripAndDiff) {
   EXPECT_TRUE(loaded.listeners(1).has_access_log());  // present and empty: turned off
   EXPECT_EQ(loaded.listeners(1).access_log().path(), "");
   EXPECT_FALSE(loaded.listeners(2).has_access_log());
-  EXPECT_EQ(SnapshotStore::contentHash(loaded), SnapshotStore::contentHash(config(text)));
-  std::string error;
-  EXPECT_TRUE(store.verify(1, error)) << error;
 
-  std::string changed = text;
-  changed.replace(changed.find("access_log { } "), 15, "");
-  changed.replace(changed.find("/var/log/mc-proxy/access.log"), 28, "/tmp/a.log");
-  store.write(config(changed), "b");
-  const auto lines = store.diff(1, 2);
+  const auto lines = diffAfterEdits(
+      store, text, {{"access_log { } ", ""}, {"/var/log/mc-proxy/access.log", "/tmp/a.log"}});
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0],
             "~ access_log (top level) {path: \"/var/log/mc-proxy/access.log\"} => "
@@ -402,8 +417,7 @@ TEST(SnapshotStoreTest, TlsPolicyMutualTlsOcspAndUpgradesRoundTripAndDiff) {
                allow_upgrades: true }
       routes { hostname: "o.test" backend: "127.0.0.1:9" mode: L7 tls_cert: "c" tls_key: "k" } }
     listeners { name: "plain" address: "127.0.0.1:2" })";
-  store.write(config(text), "a");
-  const auto loaded = store.load(1).config;
+  const auto loaded = writeAndReload(store, text);
   const auto& tls = loaded.listeners(0).tls();
   EXPECT_EQ(tls.min_version(), mcproxy::config::v1::TlsPolicy::TLSv1_3);
   EXPECT_EQ(tls.max_version(), mcproxy::config::v1::TlsPolicy::TLS_AUTO);
@@ -421,15 +435,10 @@ TEST(SnapshotStoreTest, TlsPolicyMutualTlsOcspAndUpgradesRoundTripAndDiff) {
   ASSERT_TRUE(loaded.listeners(0).routes(1).has_allow_upgrades());
   EXPECT_TRUE(loaded.listeners(0).routes(1).allow_upgrades());
   EXPECT_FALSE(loaded.listeners(0).routes(2).has_allow_upgrades());  // unset stays unset
-  EXPECT_EQ(SnapshotStore::contentHash(loaded), SnapshotStore::contentHash(config(text)));
-  std::string error;
-  EXPECT_TRUE(store.verify(1, error)) << error;
 
-  std::string changed = text;
-  changed.replace(changed.find("min_version: TLSv1_3"), 20, "min_version: TLSv1_2");
-  changed.replace(changed.find("client_cert: OPTIONAL"), 21, "client_cert: REQUIRED");
-  store.write(config(changed), "b");
-  const auto lines = store.diff(1, 2);
+  const auto lines = diffAfterEdits(store, text,
+                                    {{"min_version: TLSv1_3", "min_version: TLSv1_2"},
+                                     {"client_cert: OPTIONAL", "client_cert: REQUIRED"}});
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("~ listener edge tls min_version: TLSv1_3"), std::string::npos)
       << lines[0];
