@@ -1,15 +1,19 @@
 #!/usr/bin/python3
-"""tools/bench: mc-proxy, haproxy and nginx measured side by side in one run on 127.0.0.1.
+"""tools/bench: mc-proxy, haproxy, nginx, h2o (L7) and sniproxy (L4) measured side by side in
+one run on 127.0.0.1.
 
 Started from the team's peerbench harness (../shared/peerbench): the same peer adapters
-(peers/NAME.sh), the same certificates and backends, plus what the proof needs: a raw L4 stream
-(GB/s), idle-connection memory, and CPU per GB and per 100k requests. Stdlib only.
+(peers/NAME.sh), the same certificates and backends, plus what the proof needs: TLS traffic
+through the passthrough as users send it (small HTTP/2 and HTTP/1.1 requests, 1 MiB responses,
+new connections full and resumed), a raw L4 stream (GB/s), idle-connection memory, CPU per GB,
+per 100k requests and per connection, syscalls per unit (--strace). Stdlib only.
 
-    tools/bench/run [--peers mc-proxy,haproxy,nginx] [--modes l4,l7] [--duration 5]
-                    [--idle 10000] [--no-docs]
+    tools/bench/run [--peers mc-proxy,haproxy,nginx,h2o,sniproxy] [--modes l4,l7]
+                    [--duration 5] [--runs 3] [--idle 10000] [--threads 1] [--strace] [--no-docs]
 
-Prints a markdown table with mc-proxy/haproxy and mc-proxy/nginx ratios and writes it to
-docs/benchmarks.md (with the machine and versions); raw client output goes to tools/bench/out/.
+Every figure is the median of --runs runs (peers interleaved run by run) with its spread. Prints
+a markdown table with mc-proxy ÷ peer ratios and writes it to docs/benchmarks.md (with the
+machine and versions); raw client output goes to tools/bench/out/.
 """
 import argparse
 import datetime
@@ -33,16 +37,17 @@ LOOP = "127.0.0.1"
 SNI_A, SNI_B = "a.test", "b.test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # "mc-proxy-base" is another mc-proxy binary (--baseline): an A/B of a change in the same run.
-PEER_ORDER = ["mc-proxy", "mc-proxy-base", "haproxy", "nginx"]
+PEER_ORDER = ["mc-proxy", "mc-proxy-base", "haproxy", "nginx", "h2o", "sniproxy"]
 
-# name -> (mode, what it reports, unit, higher is better)
+# name -> (modes, what it measures). A result's key is "<test>_<mode>".
 TESTS = {
-    "stream": ("l4", "L4 passthrough throughput, raw stream after a real ClientHello", "GB/s", True),
-    "conn": ("l4", "new TLS connections through the passthrough (full handshakes)", "conn/s", True),
-    "h2": ("l7", "L7 HTTP/2 small requests (h2load -c32 -m10)", "req/s", True),
-    "h1": ("l7", "L7 HTTP/1.1 small requests, keep-alive (wrk -c32)", "req/s", True),
-    "big": ("l7", "L7 1 MiB responses over HTTP/2 (h2load -c4)", "GB/s", True),
-    "idle": ("l4 l7", "RSS per idle connection", "KiB", False),
+    "stream": ("l4", "raw stream after a real ClientHello"),
+    "conn": ("l4 l7", "new TLS connections, full handshakes, one HTTP/1.1 request each"),
+    "resumed": ("l4 l7", "new TLS connections resuming a session, one request each"),
+    "h2": ("l4 l7", "HTTP/2 small requests over TLS (h2load -c32 -m10)"),
+    "h1": ("l4 l7", "HTTP/1.1 small requests over TLS, keep-alive (wrk -c32)"),
+    "big": ("l4 l7", "1 MiB responses over HTTP/2 and TLS (h2load -c4)"),
+    "idle": ("l4 l7", "RSS per idle connection"),
 }
 
 
@@ -92,6 +97,38 @@ def rss_kib(pids):
         except OSError:
             pass
     return total
+
+
+def worker_cpu(pids):
+    """CPU seconds of each mc-proxy worker thread (named worker-N), by name."""
+    out = {}
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/comm") as f:
+                    name = f.read().strip()
+                with open(f"/proc/{p}/task/{t}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if name.startswith("worker-"):
+                out[name] = out.get(name, 0) + sum(int(x) for x in rest[11:13]) / CLK_TCK
+    return out
+
+
+def median_and_spread(values):
+    """(median, spread as +-% of the median: half the range) of the numbers in `values`."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None, None
+    n = len(values)
+    mid = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+    spread = 100 * (values[-1] - values[0]) / 2 / mid if mid else 0.0
+    return mid, spread
 
 
 class Proc:
@@ -316,7 +353,8 @@ class Bench:
         self.lua = os.path.join(self.work, "resolve.lua")
         with open(self.lua, "w") as f:
             f.write(WRK_LUA)
-        self.results = {}  # peer -> test -> result
+        self.results = {}  # peer -> test -> [result of each run]
+        self.run_number = 0
         self.notes = {}
         self.versions = {}
         self.errors = {}
@@ -367,6 +405,8 @@ class Bench:
                         f"bazel --config=opt",
             "haproxy": first(["haproxy", "-v"]),
             "nginx": first(["nginx", "-v"]),
+            "h2o": first(["h2o", "--version"]),
+            "sniproxy": first(["sniproxy", "-V"]),
             "backends": f"{first(['nghttpd', '--version'])} (h2c), nginx (HTTP/1.1, TLS), "
                         "tools/bench/loadgen stream-server (raw stream)",
             "clients": f"{first(['h2load', '--version'])}, {first(['wrk', '-v'])}, "
@@ -398,23 +438,31 @@ class Bench:
     def run_peer(self, name, mode):
         adapter = self.adapter(name)
         port = free_port()
-        workdir = os.path.join(self.work, f"{name}-{mode}")
+        workdir = os.path.join(self.work, f"{name}-{mode}-run{self.run_number}")
         os.makedirs(workdir)
         env = self.peer_env(mode, port, workdir)
         if name == "mc-proxy-base":
             env["MC_PROXY_BIN"] = self.a.baseline
-        proc = Proc(f"peer-{name}-{mode}", ["bash", adapter, "start"], self.out, env=env,
+        proc = Proc(f"peer-{name}-{mode}-run{self.run_number}", ["bash", adapter, "start"], self.out, env=env,
                     cwd=workdir)
         results = self.results.setdefault(name, {})
         try:
             wait_port(port, proc)
             self.check(name, mode, port)
-            for test, (test_mode, *_rest) in TESTS.items():
-                if mode not in test_mode.split() or test not in self.a.tests:
+            for test, (test_modes, _what) in TESTS.items():
+                if mode not in test_modes.split() or test not in self.a.tests:
                     continue
-                key = test if test != "idle" else f"idle_{mode}"
+                key = f"{test}_{mode}"
+                workers_before = worker_cpu(proc.pids()) if name == "mc-proxy" else {}
                 r = getattr(self, f"measure_{test}")(proc, port, mode)
-                results[key] = r
+                if len(workers_before) > 1:
+                    # How evenly SO_REUSEPORT spread the load: each worker's share of the CPU.
+                    after = worker_cpu(proc.pids())
+                    used = {w: after.get(w, 0) - workers_before[w] for w in workers_before}
+                    total = sum(used.values())
+                    if total > 0:
+                        r["busiest_worker_pct"] = 100 * max(used.values()) / total
+                results.setdefault(key, []).append(r)
                 log(f"{name}/{mode} {key}: " + ", ".join(
                     f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                     for k, v in r.items() if k != "cmd"))
@@ -473,31 +521,24 @@ class Bench:
         gb = int(m.group(1)) / 1e9
         return {"gbps": gb / float(m.group(2)), "cpu_s_per_gb": cpu / gb, "cpu_pct": 100 * cpu / wall}
 
+    def handshakes(self, proc, port, resume):
+        argv = [self.a.loadgen, "handshakes", "--connect", f"{LOOP}:{port}", "--sni", SNI_A,
+                "--ca", self.certs["ca"], "--threads", "4", "--seconds", str(self.a.duration),
+                "--resume", "1" if resume else "0"]
+        out, cpu, _ = self.timed_client(argv, proc, 0,
+                                        f"{proc.name}-{'resumed' if resume else 'conn'}")
+        m = re.search(r"connections (\d+) resumed (\d+) failed (\d+) seconds ([\d.]+)", out)
+        if not m or int(m.group(1)) == 0:
+            raise RuntimeError("handshakes: " + out[-300:])
+        ok, resumed, failed, secs = int(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4))
+        return {"conn_per_s": ok / secs, "cpu_us_per_conn": cpu * 1e6 / ok,
+                "resumed_pct": 100 * resumed / ok, "errors": failed}
+
     def measure_conn(self, proc, port, mode):
-        argv = ["h2load", "-t", "1", "--connect-to", f"{LOOP}:{port}", "--tls13-ciphers",
-                "TLS_AES_128_GCM_SHA256", "-c", "100", "-n", "100", "-m", "1",
-                f"https://{SNI_A}:{port}/small.html"]
-        start = self.window(proc)
-        deadline = time.time() + self.a.duration
-        ok = errors = 0
-        secs = 0.0
-        outs = []
-        while time.time() < deadline:
-            out = run(argv, timeout=30).stdout
-            outs.append(out)
-            m = re.search(r"finished in ([\d.]+\w+), ", out)
-            n = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
-            if not (m and n):
-                errors += 100
-                break
-            secs += ms(m.group(1)) / 1e3
-            ok += int(n.group(1))
-            errors += sum(int(n.group(i)) for i in (2, 3, 4))
-        cpu, _ = self.cpu_since(proc, start)
-        with open(os.path.join(self.out, f"{proc.name}-conn.txt"), "w") as f:
-            f.write("$ " + " ".join(argv) + "\n\n" + "\n".join(outs))
-        return {"conn_per_s": ok / secs if secs else 0.0, "cpu_us_per_conn": cpu * 1e6 / max(1, ok),
-                "errors": errors}
+        return self.handshakes(proc, port, False)
+
+    def measure_resumed(self, proc, port, mode):
+        return self.handshakes(proc, port, True)
 
     def request_result(self, r, cpu, wall):
         if not r.get("requests"):
@@ -550,27 +591,90 @@ class Bench:
                 "kib_per_conn": (held - before) / established}
 
     # ---- report -------------------------------------------------------------------------------
+    def peer_modes(self, name):
+        r = run(["bash", self.adapter(name), "modes"], timeout=10)
+        return [m for m in self.a.modes if m in r.stdout.split()]
+
+    # ---- syscalls per unit (--strace) ----------------------------------------------------------
+    def strace_counts(self, name, mode):
+        """Syscalls the proxy makes per connection and per request: a short fixed load under
+        `strace -c -f`, attached to every process of the proxy."""
+        port = free_port()
+        workdir = os.path.join(self.work, f"{name}-{mode}-strace")
+        os.makedirs(workdir)
+        proc = Proc(f"strace-{name}-{mode}", ["bash", self.adapter(name), "start"], self.out,
+                    env=self.peer_env(mode, port, workdir), cwd=workdir)
+        out = {}
+        try:
+            wait_port(port, proc)
+            self.check(name, mode, port)
+            logf = os.path.join(self.work, "strace-h2.log")
+            loads = {
+                "conn": ([self.a.loadgen, "handshakes", "--connect", f"{LOOP}:{port}", "--sni",
+                          SNI_A, "--ca", self.certs["ca"], "--threads", "1", "--seconds", "2"],
+                         lambda o: int(re.search(r"connections (\d+)", o).group(1))),
+                "h2": (["h2load", "-t", "1", "--connect-to", f"{LOOP}:{port}", "-c", "8", "-m",
+                        "10", "-n", "4000", "--log-file", logf, f"https://{SNI_A}:{port}/small.html"],
+                       lambda o: parse_h2load(o, logf).get("requests", 0)),
+            }
+            for unit, (argv, count) in loads.items():
+                summary = os.path.join(self.work, f"strace-{name}-{mode}-{unit}.txt")
+                tracer = subprocess.Popen(["strace", "-c", "-f", "-o", summary] +
+                                          [a for pid in proc.pids() for a in ("-p", str(pid))],
+                                          stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+                result = run(argv, timeout=120)
+                tracer.send_signal(signal.SIGINT)
+                tracer.wait(30)
+                with open(summary) as f:
+                    text = f.read()
+                shutil.copy(summary, self.out)
+                total = re.search(r"^\s*100\.00\s+[\d.]+\s+\d+\s+(\d+)", text, re.M) or \
+                    re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+\d*\s*total", text, re.M)
+                units = count(result.stdout)
+                if total and units:
+                    out[unit] = int(total.group(1)) / units
+                    top = sorted(((int(m.group(1)), m.group(2)) for m in re.finditer(
+                        r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", text, re.M)
+                        if m.group(2) != "total"), reverse=True)[:6]
+                    out[unit + "_top"] = ", ".join(f"{c / units:.1f} {n}" for c, n in top)
+        except Exception as e:
+            self.errors[f"strace {name}/{mode}"] = str(e).strip()
+        finally:
+            proc.stop()
+        return out
+
     def main(self):
         t0 = time.time()
         self.load_before = open("/proc/loadavg").read().split()[:3]
         self.collect_versions()
         self.setup()
+        available = []
         for name in self.a.peers:
             rc = run(["bash", self.adapter(name), "version"],
                      timeout=10) if os.path.exists(self.adapter(name)) else None
             if rc is None or rc.returncode:
                 self.errors[name] = "not available"
                 continue
+            available.append(name)
             if name == "mc-proxy-base":
                 self.notes[name] = [f"the baseline binary {self.a.baseline}, through mc-proxy's "
                                     "adapter"]
-                for mode in self.a.modes:
+            else:
+                notes = run(["bash", self.adapter(name), "notes"], timeout=10)
+                self.notes[name] = [l for l in notes.stdout.splitlines() if l.strip()]
+        # Run by run, every peer in turn: a slow drift of the machine touches all of them alike.
+        for number in range(self.a.runs):
+            self.run_number = number + 1
+            log(f"run {number + 1} of {self.a.runs}")
+            for name in available:
+                for mode in self.peer_modes(name):
                     self.run_peer(name, mode)
-                continue
-            notes = run(["bash", self.adapter(name), "notes"], timeout=10)
-            self.notes[name] = [l for l in notes.stdout.splitlines() if l.strip()]
-            for mode in self.a.modes:
-                self.run_peer(name, mode)
+        self.syscalls = {}
+        if self.a.strace:
+            for name in available:
+                for mode in self.peer_modes(name):
+                    self.syscalls.setdefault(name, {})[mode] = self.strace_counts(name, mode)
         self.elapsed = time.time() - t0
         self.load_after = open("/proc/loadavg").read().split()[:3]
         Proc.stop_all()
@@ -578,11 +682,13 @@ class Bench:
         self.stream_server.wait()
         data = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(
                     timespec="seconds"),
-                "elapsed_s": self.elapsed, "versions": self.versions, "results": self.results,
+                "elapsed_s": self.elapsed, "versions": self.versions, "runs": self.results,
+                "results": aggregate(self.results), "syscalls": self.syscalls,
                 "errors": self.errors, "notes": self.notes,
                 "params": {"duration": self.a.duration, "idle": self.a.idle,
                            "idle_asked": getattr(self.a, "idle_asked", self.a.idle),
-                           "fd_limit": self.a.fd_limit, "threads": self.a.threads},
+                           "fd_limit": self.a.fd_limit, "threads": self.a.threads,
+                           "runs": self.a.runs},
                 "loadavg": [self.load_before, self.load_after]}
         with open(os.path.join(self.out, "results.json"), "w") as f:
             json.dump(data, f, indent=1)
@@ -594,23 +700,45 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+def aggregate(results):
+    """peer -> key -> field -> [median, spread %] over the runs."""
+    out = {}
+    for peer, keys in results.items():
+        for key, runs in keys.items():
+            fields = sorted({f for r in runs for f, v in r.items() if isinstance(v, (int, float))})
+            out.setdefault(peer, {})[key] = {
+                f: list(median_and_spread([r.get(f) for r in runs])) for f in fields}
+    return out
+
+
 ROWS = [
     # (result key, field, label, unit, higher is better, digits)
-    ("stream", "gbps", "L4 passthrough throughput", "GB/s", True, 2),
-    ("stream", "cpu_s_per_gb", "L4 proxy CPU per GB", "CPU s/GB", False, 3),
-    ("conn", "conn_per_s", "L4 new TLS connections", "conn/s", True, 0),
-    ("conn", "cpu_us_per_conn", "L4 proxy CPU per connection", "µs", False, 1),
+    ("conn_l4", "cpu_us_per_conn", "L4 CPU per new connection, full handshake", "µs", False, 1),
+    ("resumed_l4", "cpu_us_per_conn", "L4 CPU per new connection, resumed", "µs", False, 1),
+    ("h2_l4", "cpu_s_per_100k", "L4 CPU per 100k HTTP/2 small requests over TLS", "CPU s", False, 2),
+    ("h1_l4", "cpu_s_per_100k", "L4 CPU per 100k HTTP/1.1 small requests over TLS", "CPU s",
+     False, 2),
+    ("big_l4", "cpu_s_per_gb", "L4 CPU per GB of 1 MiB responses over TLS", "CPU s/GB", False, 3),
+    ("stream_l4", "cpu_s_per_gb", "L4 CPU per GB, raw stream", "CPU s/GB", False, 3),
+    ("conn_l4", "conn_per_s", "L4 new connections, full handshake", "conn/s", True, 0),
+    ("resumed_l4", "conn_per_s", "L4 new connections, resumed", "conn/s", True, 0),
+    ("h2_l4", "rps", "L4 HTTP/2 small requests over TLS", "req/s", True, 0),
+    ("h1_l4", "rps", "L4 HTTP/1.1 small requests over TLS", "req/s", True, 0),
+    ("big_l4", "gbps", "L4 1 MiB responses over TLS", "GB/s", True, 2),
+    ("stream_l4", "gbps", "L4 raw stream", "GB/s", True, 2),
     ("idle_l4", "kib_per_conn", "L4 RSS per idle connection", "KiB", False, 2),
-    ("h2", "rps", "L7 HTTP/2 requests", "req/s", True, 0),
-    ("h2", "p50_ms", "L7 HTTP/2 p50 latency", "ms", False, 2),
-    ("h2", "p99_ms", "L7 HTTP/2 p99 latency", "ms", False, 2),
-    ("h2", "cpu_s_per_100k", "L7 HTTP/2 proxy CPU per 100k requests", "CPU s", False, 2),
-    ("h1", "rps", "L7 HTTP/1.1 requests", "req/s", True, 0),
-    ("h1", "p50_ms", "L7 HTTP/1.1 p50 latency", "ms", False, 2),
-    ("h1", "p99_ms", "L7 HTTP/1.1 p99 latency", "ms", False, 2),
-    ("h1", "cpu_s_per_100k", "L7 HTTP/1.1 proxy CPU per 100k requests", "CPU s", False, 2),
-    ("big", "gbps", "L7 1 MiB responses (HTTP/2)", "GB/s", True, 2),
-    ("big", "cpu_s_per_gb", "L7 proxy CPU per GB", "CPU s/GB", False, 2),
+    ("h2_l7", "cpu_s_per_100k", "L7 CPU per 100k HTTP/2 small requests", "CPU s", False, 2),
+    ("h1_l7", "cpu_s_per_100k", "L7 CPU per 100k HTTP/1.1 small requests", "CPU s", False, 2),
+    ("big_l7", "cpu_s_per_gb", "L7 CPU per GB of 1 MiB responses (HTTP/2)", "CPU s/GB", False, 2),
+    ("conn_l7", "cpu_us_per_conn", "L7 CPU per new TLS connection, full handshake", "µs", False, 1),
+    ("resumed_l7", "cpu_us_per_conn", "L7 CPU per new TLS connection, resumed", "µs", False, 1),
+    ("h2_l7", "rps", "L7 HTTP/2 small requests", "req/s", True, 0),
+    ("h2_l7", "p99_ms", "L7 HTTP/2 p99 latency", "ms", False, 2),
+    ("h1_l7", "rps", "L7 HTTP/1.1 small requests", "req/s", True, 0),
+    ("h1_l7", "p99_ms", "L7 HTTP/1.1 p99 latency", "ms", False, 2),
+    ("big_l7", "gbps", "L7 1 MiB responses (HTTP/2)", "GB/s", True, 2),
+    ("conn_l7", "conn_per_s", "L7 new TLS connections, full handshake", "conn/s", True, 0),
+    ("resumed_l7", "conn_per_s", "L7 new TLS connections, resumed", "conn/s", True, 0),
     ("idle_l7", "kib_per_conn", "L7 RSS per idle HTTP/2 connection", "KiB", False, 2),
 ]
 
@@ -629,69 +757,97 @@ def idle_note(params):
             f"two descriptors in the proxy)")
 
 
+def cell(entry, digits):
+    """"median ±spread%" of one aggregated field."""
+    if not entry or entry[0] is None:
+        return "–"
+    value, spread = entry
+    return fmt(value, digits) + (f" ±{spread:.0f}%" if spread is not None and spread >= 0.5 else "")
+
+
 def render(data):
     res = data["results"]
+    params = data["params"]
     peers = [p for p in PEER_ORDER if p in res]
     others = [p for p in peers if p != "mc-proxy"]
     L = ["# Benchmarks", ""]
     L.append(f"Generated {data['generated']} by `tools/bench/run` in {data['elapsed_s']:.0f} s, "
-             f"all on 127.0.0.1: {data['versions'].get('machine')}. Each load run "
-             f"{data['params']['duration']} s, one worker thread/process per proxy, "
-             f"{data['params']['idle']:,} idle connections{idle_note(data['params'])}. "
-             f"Load average before/after "
+             f"all on 127.0.0.1: {data['versions'].get('machine')}. Each figure is the median of "
+             f"{params.get('runs', 1)} runs (peers interleaved run by run) ± half the range of "
+             f"those runs; each load run {params['duration']} s, {params['threads']} worker "
+             f"thread(s)/process(es) per proxy, {params['idle']:,} idle "
+             f"connections{idle_note(params)}. Load average before/after "
              f"{' '.join(data['loadavg'][0])} / {' '.join(data['loadavg'][1])}.")
     L.append("")
     L.append("What the profiles showed and what was changed for these numbers: "
              "[performance.md](performance.md). How to run: `tools/bench/README.md`.")
     L.append("")
-    L.append("Ratios are mc-proxy ÷ peer; the last column says which way is better. Client, "
-             "backends and proxy share the machine's cores, so throughput is \"how far each proxy "
-             "gets under the same client\"; CPU per unit is the fairer cost comparison. Runs on a "
-             "small shared machine vary by 10-20 %: repeat before trusting a smaller gap.")
+    L.append("Ratios are mc-proxy ÷ peer on the medians; the last column says which way is better. "
+             "Client, backends and proxy share the machine's cores, so throughput is \"how far "
+             "each proxy gets under the same client\"; CPU per unit is the fairer cost comparison. "
+             "h2o runs only L7 rows, sniproxy only L4 rows.")
     L.append("")
-    head = "| metric | unit | " + " | ".join(peers) + " | " + \
-        " | ".join(f"mc-proxy/{p}" for p in others) + " | better |"
-    L.append(head)
+    L.append("| metric | unit | " + " | ".join(peers) + " | " +
+             " | ".join(f"mc-proxy/{p}" for p in others) + " | better |")
     L.append("|---|---|" + "---:|" * (len(peers) + len(others)) + "---|")
     for key, field, label, unit, higher, digits in ROWS:
-        values = {p: res[p].get(key, {}).get(field) for p in peers}
-        if all(v is None for v in values.values()):
+        entries = {p: res[p].get(key, {}).get(field) for p in peers}
+        if all(not e or e[0] is None for e in entries.values()):
             continue
+        mc = (entries.get("mc-proxy") or [None])[0]
         ratios = []
-        mc = values.get("mc-proxy")
         for p in others:
-            v = values[p]
+            v = (entries[p] or [None])[0]
             ratios.append(f"{mc / v:.2f}×" if mc is not None and v else "–")
-        L.append(f"| {label} | {unit} | " + " | ".join(fmt(values[p], digits) for p in peers) +
+        L.append(f"| {label} | {unit} | " + " | ".join(cell(entries[p], digits) for p in peers) +
                  " | " + " | ".join(ratios) + f" | {'higher' if higher else 'lower'} |")
+    split = {k: v.get("busiest_worker_pct") for k, v in res.get("mc-proxy", {}).items()
+             if v.get("busiest_worker_pct")}
+    if split:
+        L.append("")
+        L.append("mc-proxy's busiest worker's share of the workers' CPU per test (SO_REUSEPORT "
+                 "spread; 50 % is even with two workers): " +
+                 ", ".join(f"{k} {cell(v, 0)} %" for k, v in sorted(split.items())) + ".")
+    if data.get("syscalls"):
+        L.append("")
+        L.append("## Syscalls per unit (`--strace`: `strace -c -f` on every process of the proxy)")
+        L.append("")
+        L.append("| proxy | mode | per new connection (full handshake, one request) | per HTTP/2 "
+                 "request (h2load -c8 -m10) |")
+        L.append("|---|---|---|---|")
+        for p in PEER_ORDER:
+            for mode, counts in sorted(data["syscalls"].get(p, {}).items()):
+                if counts:
+                    L.append(f"| {p} | {mode} | {counts.get('conn', 0):.1f} "
+                             f"({counts.get('conn_top', '')}) | {counts.get('h2', 0):.2f} "
+                             f"({counts.get('h2_top', '')}) |")
     L.append("")
     L.append("## What each row measures")
     L.append("")
-    L.append("- **L4 passthrough throughput**: `loadgen stream`, 4 connections; each sends a real "
-             "ClientHello for b.test (so the proxy routes it by SNI) and then reads what the "
-             "backend streams. The endpoints do no crypto, so the proxy's own copying is what is "
-             "measured. CPU per GB is the proxy's (utime + stime of its processes).")
-    L.append("- **L4 new TLS connections**: back-to-back `h2load -c100 -n100` bursts through the "
-             "passthrough to TLS nginx; every connection is a full handshake with the backend.")
-    L.append("- **L7 HTTP/2 / HTTP/1.1**: TLS terminated by the proxy (ECDSA P-256, "
-             "TLS_AES_128_GCM_SHA256 for h2load), 551-byte document. mc-proxy and haproxy "
-             "forward over pooled HTTP/2 cleartext (h2c) to nghttpd; **nginx cannot speak HTTP/2 "
-             "to a backend**, so it forwards HTTP/1.1 (keep-alive pool) to nginx.")
+    L.append("- **L4 rows** go through the passthrough (SNI a.test) to TLS nginx, as passthrough "
+             "users' traffic does: TLS records of 16 KiB or less, handshakes with the backend. "
+             "New connections: `loadgen handshakes`, 4 threads, each connection a TLS handshake "
+             "(full, or resuming the thread's last session: TLS 1.3 tickets), one HTTP/1.1 GET "
+             "of the 551-byte document, close. Small requests: `h2load -c32 -m10` (HTTP/2) and "
+             "`wrk -c32` (HTTP/1.1 keep-alive). 1 MiB: `h2load -c4 -m1`. The raw stream: "
+             "`loadgen stream`, 4 connections reading zeros after a real ClientHello (the proxy's "
+             "copying alone, no crypto at either end).")
+    L.append("- **L7 rows**: TLS terminated by the proxy (ECDSA P-256, TLS_AES_128_GCM_SHA256 for "
+             "h2load), the same document. mc-proxy and haproxy forward over pooled HTTP/2 "
+             "cleartext (h2c) to nghttpd; **nginx and h2o cannot speak HTTP/2 to a backend**, so "
+             "they forward HTTP/1.1 (keep-alive pool) to nginx.")
     L.append("- **RSS per idle connection**: `loadgen idle` opens the connections (full TLS "
              "handshakes; for L7 also the HTTP/2 preface and SETTINGS), waits a second, and the "
-             "proxy's RSS growth is divided by their number. Kernel socket buffers are not in RSS "
-             "for any of the three.")
+             "proxy's RSS growth is divided by their number. Kernel socket buffers are not in RSS.")
+    L.append("- CPU is the proxy's own (utime + stime of its processes) over the load run.")
     L.append("")
-    detail_keys = sorted({k for p in peers for k in res[p]})
-    L.append("## Details")
+    L.append("## Details (medians)")
     L.append("")
     for p in peers:
-        for key in detail_keys:
-            r = res[p].get(key)
-            if r:
-                L.append(f"- {p} {key}: " + ", ".join(
-                    f"{k} {v:,.3g}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in r.items()))
+        for key in sorted(res[p]):
+            r = res[p][key]
+            L.append(f"- {p} {key}: " + ", ".join(
+                f"{k} {v[0]:,.3g}" for k, v in r.items() if v[0] is not None))
     if data["errors"]:
         L.append("")
         L.append("Errors: " + "; ".join(f"{k}: {v[:200]}" for k, v in data["errors"].items()))
@@ -713,13 +869,16 @@ def render(data):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--peers", default="mc-proxy,haproxy,nginx")
+    ap.add_argument("--peers", default="mc-proxy,haproxy,nginx,h2o,sniproxy")
     ap.add_argument("--modes", default="l4,l7")
     ap.add_argument("--tests", default=",".join(TESTS))
     ap.add_argument("--duration", type=int, default=5, help="seconds per load run")
     ap.add_argument("--idle", type=int, default=10000,
                     help="idle connections to hold (fewer if the descriptor limit says so)")
     ap.add_argument("--threads", type=int, default=1, help="worker threads/processes per proxy")
+    ap.add_argument("--runs", type=int, default=3, help="runs per figure (the median is shown)")
+    ap.add_argument("--strace", action="store_true",
+                    help="also count the proxies' syscalls per connection and per request")
     ap.add_argument("--no-docs", dest="docs", action="store_false",
                     help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--mc-proxy", required=True, help="the mc-proxy binary (optimized)")

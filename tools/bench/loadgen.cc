@@ -17,6 +17,13 @@
 //   loadgen stream --connect 127.0.0.1:PORT --sni NAME [--connections C] [--seconds S]
 //     C connections each send a real ClientHello (so an L4 proxy routes them by SNI), then
 //     read as fast as they can for S seconds; prints "bytes B seconds T connections C".
+//
+//   loadgen handshakes --connect 127.0.0.1:PORT --sni NAME --ca FILE [--path /small.html]
+//                      [--threads T] [--seconds S] [--resume 0|1]
+//     T threads each open connections one after another for S seconds: TCP, a TLS handshake
+//     (with --resume 1, offering the session of the thread's first connection, as a browser
+//     coming back does), one HTTP/1.1 GET of PATH read to its end, close_notify, close. Prints
+//     "connections N resumed R failed F seconds T".
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +45,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "source/common/network/fd.h"
@@ -423,16 +432,95 @@ int runStream(const Flags& flags) {
   return 0;
 }
 
+// One TLS connection with one HTTP/1.1 request, blocking. Returns false on any failure; sets
+// `resumed`, and leaves the session in `session` (for the next one) when asked.
+bool oneConnection(const sockaddr_in& address, SSL_CTX* ctx, const std::string& sni,
+                   const std::string& request, SSL_SESSION* offer, SSL_SESSION** session,
+                   bool& resumed) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  const int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return false;
+  }
+  SslPtr ssl(SSL_new(ctx));
+  SSL_set_fd(ssl.get(), fd.get());
+  SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
+  if (offer != nullptr) SSL_set_session(ssl.get(), offer);
+  if (SSL_connect(ssl.get()) != 1 ||
+      SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) <= 0) {
+    ERR_clear_error();
+    return false;
+  }
+  // "Connection: close": the response ends with the connection.
+  char buffer[16384];
+  std::string head;
+  int n;
+  while ((n = SSL_read(ssl.get(), buffer, sizeof(buffer))) > 0) {
+    if (head.size() < 12) head.append(buffer, static_cast<size_t>(n));
+  }
+  ERR_clear_error();
+  resumed = SSL_session_reused(ssl.get()) == 1;
+  if (session != nullptr) *session = SSL_get1_session(ssl.get());
+  SSL_shutdown(ssl.get());
+  return head.starts_with("HTTP/1.1 200");
+}
+
+int runHandshakes(const Flags& flags) {
+  const sockaddr_in address = parseAddress(flags.get("connect"));
+  const std::string sni = flags.get("sni");
+  const std::string request = "GET " + flags.get("path", "/small.html") +
+                              " HTTP/1.1\r\nHost: " + sni + "\r\nConnection: close\r\n\r\n";
+  const long threads = flags.number("threads", 4);
+  const bool resume = flags.number("resume", 0) != 0;
+  const auto duration = std::chrono::duration<double>(std::stod(flags.get("seconds", "5")));
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx.get(), flags.get("ca").c_str(), nullptr) != 1) {
+    die("cannot load --ca");
+  }
+  SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>("\x08http/1.1"), 9);
+  std::atomic<long> connections{0}, resumed_count{0}, failed{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> running;
+  for (long t = 0; t < threads; ++t) {
+    running.emplace_back([&] {
+      SSL_SESSION* session = nullptr;
+      while (Clock::now() - start < duration) {
+        bool resumed = false;
+        SSL_SESSION* fresh = nullptr;
+        const bool ok = oneConnection(address, ctx.get(), sni, request, resume ? session : nullptr,
+                                      resume ? &fresh : nullptr, resumed);
+        if (fresh != nullptr) {
+          // Keep offering the newest ticket (TLS 1.3 tickets are meant for one use).
+          if (session != nullptr) SSL_SESSION_free(session);
+          session = fresh;
+        }
+        (ok ? connections : failed)++;
+        if (resumed) resumed_count++;
+      }
+      if (session != nullptr) SSL_SESSION_free(session);
+    });
+  }
+  for (auto& thread : running) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("connections %ld resumed %ld failed %ld seconds %.3f\n", connections.load(),
+              resumed_count.load(), failed.load(), seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   raiseFdLimit();
-  if (argc < 2) die("usage: loadgen idle|stream-server|stream --flag value ...");
+  if (argc < 2) die("usage: loadgen idle|stream-server|stream|handshakes --flag value ...");
   const std::string command = argv[1];
   const Flags flags(argc, argv, 2);
   if (command == "idle") return runIdle(flags);
   if (command == "stream-server") return runStreamServer(flags);
   if (command == "stream") return runStream(flags);
+  if (command == "handshakes") return runHandshakes(flags);
   die("unknown command " + command);
 }

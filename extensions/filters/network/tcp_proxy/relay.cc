@@ -84,9 +84,15 @@ bool Relay::push() {
     buffer_offset_ += static_cast<size_t>(n);
     callbacks_.onRelayBytes(*this, static_cast<size_t>(n));
   }
-  // Empty: back to the pool until the next bytes arrive.
-  if (space_) pool_.release(std::move(space_));
+  releaseSpace();
   return true;
+}
+
+void Relay::releaseSpace() {
+  // Empty: back to the pool until the next bytes arrive. A read that found nothing (EAGAIN, or
+  // the end) leaves it empty too: kept, it would go down with the relay, and the pool make a new
+  // pipe (pipe2, two fcntl and two close) for every connection.
+  if (space_ && buffered_ == 0) pool_.release(std::move(space_));
 }
 
 void Relay::onSourceReadable() {
@@ -102,7 +108,9 @@ void Relay::onSourceReadable() {
       if (static_cast<size_t>(n) < asked) break;
     } else if (n == 0) {
       source_ended_ = true;
+      releaseSpace();
     } else if (wouldBlock(errno)) {
+      releaseSpace();
       break;
     } else {
       callbacks_.onRelayError(sockets_.source_error);

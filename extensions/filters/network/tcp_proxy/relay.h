@@ -58,6 +58,7 @@ class Relay {
 
  private:
   size_t pending() const { return prefix_.size() - prefix_sent_ + buffered_; }
+  void releaseSpace();
   // Reads from the source into the empty pipe/buffer: >0 bytes, 0 at end, -1 with errno.
   // Takes a TransferSpace from the pool first; false (callbacks told) if none can be had.
   bool pull(ssize_t& result);
