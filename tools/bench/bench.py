@@ -805,9 +805,9 @@ def render(data):
              if v.get("busiest_worker_pct")}
     if split:
         L.append("")
-        L.append("mc-proxy's busiest worker's share of the workers' CPU per test (SO_REUSEPORT "
-                 "spread; 50 % is even with two workers): " +
-                 ", ".join(f"{k} {cell(v, 0)} %" for k, v in sorted(split.items())) + ".")
+        L.append("mc-proxy's busiest worker's share of the workers' CPU per test, in % "
+                 "(SO_REUSEPORT's spread; 50 is even with two workers): " +
+                 ", ".join(f"{k} {cell(v, 0)}" for k, v in sorted(split.items())) + ".")
     if data.get("syscalls"):
         L.append("")
         L.append("## Syscalls per unit (`--strace`: `strace -c -f` on every process of the proxy)")
