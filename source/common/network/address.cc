@@ -54,7 +54,10 @@ bool splitHostPort(const std::string& text, std::string& host, uint16_t& port, b
 
 Address Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
   Address address;
-  if (len > sizeof(address.storage_)) len = sizeof(address.storage_);
+  // IPv4 and IPv6 only (listeners and backends are TCP over IP): anything else stays invalid.
+  if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || len > sizeof(address.storage_)) {
+    return address;
+  }
   std::memcpy(&address.storage_, sa, len);
   address.len_ = len;
   return address;
@@ -67,7 +70,7 @@ std::optional<Address> Address::parseIpPort(const std::string& text, std::string
   if (!splitHostPort(text, host, port, bracketed, error)) return std::nullopt;
   Address address;
   if (bracketed) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address.storage_);
+    auto* in6 = &address.storage_.in6;
     if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) {
       error = "\"" + host + "\" is not an IPv6 address";
       return std::nullopt;
@@ -76,7 +79,7 @@ std::optional<Address> Address::parseIpPort(const std::string& text, std::string
     in6->sin6_port = htons(port);
     address.len_ = sizeof(sockaddr_in6);
   } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&address.storage_);
+    auto* in4 = &address.storage_.in4;
     if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) != 1) {
       error = "\"" + host + "\" is not an IPv4 address";
       return std::nullopt;
@@ -128,17 +131,17 @@ std::optional<Address> Address::resolveHostPort(const std::string& text, std::st
   Address address = fromSockaddr(result->ai_addr, result->ai_addrlen);
   freeaddrinfo(result);
   if (address.family() == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(&address.storage_)->sin_port = htons(port);
+    address.storage_.in4.sin_port = htons(port);
   } else {
-    reinterpret_cast<sockaddr_in6*>(&address.storage_)->sin6_port = htons(port);
+    address.storage_.in6.sin6_port = htons(port);
   }
   return address;
 }
 
 uint16_t Address::port() const {
-  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+  if (family() == AF_INET) return ntohs(storage_.in4.sin_port);
   if (family() == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+    return ntohs(storage_.in6.sin6_port);
   }
   return 0;
 }
@@ -148,8 +151,7 @@ std::string Address::ip() const {
   if (family() == AF_INET) {
     // Formatted here, not by inet_ntop (which goes through sprintf): forwarding headers ask for
     // the client's address on every request.
-    const auto* octets = reinterpret_cast<const uint8_t*>(
-        &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr);
+    const auto* octets = reinterpret_cast<const uint8_t*>(&storage_.in4.sin_addr);
     char* out = text;
     for (int i = 0; i < 4; ++i) {
       if (i > 0) *out++ = '.';
@@ -158,8 +160,7 @@ std::string Address::ip() const {
     return std::string(text, out);
   }
   if (family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
-              sizeof(text));
+    inet_ntop(AF_INET6, &storage_.in6.sin6_addr, text, sizeof(text));
   }
   return text;
 }

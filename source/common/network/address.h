@@ -20,9 +20,9 @@ class Address {
   // config compilation only, never the data path).
   static std::optional<Address> resolveHostPort(const std::string& text, std::string& error);
 
-  const sockaddr* sockaddrPtr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  const sockaddr* sockaddrPtr() const { return &storage_.any; }
   socklen_t sockaddrLen() const { return len_; }
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.any.sa_family; }
   uint16_t port() const;
   // "1.2.3.4" or "::1".
   std::string ip() const;
@@ -31,7 +31,14 @@ class Address {
   bool valid() const { return len_ != 0; }
 
  private:
-  sockaddr_storage storage_{};
+  // 28 bytes, not sockaddr_storage's 128: a connection's StreamInfo holds four addresses and a
+  // route one or more, so this is memory per connection and per route.
+  union Storage {
+    sockaddr any;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Storage storage_{};
   socklen_t len_ = 0;
 };
 
