@@ -254,13 +254,8 @@ class TlsContexts {
     it->second.chain_problems = tls::checkCertificateChain(it->second.context.get());
     if (!options.ocsp_der.empty()) {
       // Checked in every compile: a response expires while its file stays the same.
-      if (std::string problem =
-              tls::checkOcspResponse(it->second.context.get(), options.ocsp_der, nullptr);
-          !problem.empty()) {
-        it->second.ocsp_problem =
-            "the OCSP response " + problem +
-            (problem.find("REVOKED") != std::string::npos ? "" : ": not stapled");
-      }
+      it->second.ocsp_problem =
+          tls::checkOcspResponse(it->second.context.get(), options.ocsp_der).problem;
     }
     watched_files_.push_back(cert);
     watched_files_.push_back(key);

@@ -2,7 +2,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "source/common/router/hostname_matcher.h"
+#include "source/common/tls/digest.h"
 #include "source/snapshot/migrations.h"
 
 namespace mcproxy::snapshot {
@@ -203,16 +203,7 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
 }
 
 std::string SnapshotStore::contentHash(const Bootstrap& config) {
-  const std::string bytes = deterministicBytes(normalize(config));
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char byte : digest) {
-    hex += kHex[byte >> 4];
-    hex += kHex[byte & 0xf];
-  }
-  return hex;
+  return tls::sha256Hex(deterministicBytes(normalize(config)));
 }
 
 int64_t SnapshotStore::latestVersion() {

@@ -124,35 +124,27 @@ time_t toTimeT(const ASN1_TIME* time) {
   return timegm(&parts);
 }
 
-std::string readFile(const std::string& path) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "rb"), &BIO_free);
-  std::string bytes;
-  if (!bio) return bytes;
-  char chunk[4096];
-  int n;
-  while ((n = BIO_read(bio.get(), chunk, sizeof(chunk))) > 0) bytes.append(chunk, n);
-  return bytes;
-}
-
 }  // namespace
 
-std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next_update) {
-  if (next_update != nullptr) *next_update = 0;
+OcspCheck checkOcspResponse(SSL_CTX* ctx, const std::string& der) {
+  auto refused = [](std::string why) {
+    return OcspCheck{"the OCSP response " + std::move(why) + ": not stapled"};
+  };
   const auto* cursor = reinterpret_cast<const unsigned char*>(der.data());
   std::unique_ptr<OCSP_RESPONSE, OcspResponseDeleter> response(
       d2i_OCSP_RESPONSE(nullptr, &cursor, static_cast<long>(der.size())));
   if (!response) {
     ERR_clear_error();
-    return "does not parse as a DER OCSP response";
+    return refused("does not parse as a DER OCSP response");
   }
   const int status = OCSP_response_status(response.get());
   if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-    return std::string("the responder's status is \"") + OCSP_response_status_str(status) +
-           "\", not \"successful\"";
+    return refused(std::string("has the responder's status \"") + OCSP_response_status_str(status) +
+                   "\", not \"successful\"");
   }
   std::unique_ptr<OCSP_BASICRESP, OcspBasicDeleter> basic(OCSP_response_get1_basic(response.get()));
   X509* leaf = SSL_CTX_get0_certificate(ctx);
-  if (!basic || leaf == nullptr) return "has no basic response";
+  if (!basic || leaf == nullptr) return refused("has no basic response");
   // The issuer is the chain's certificate that issued the leaf; without one, the serial number
   // alone must match.
   X509* issuer = nullptr;
@@ -174,7 +166,7 @@ std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next
     if (id == nullptr || OCSP_resp_find_status(basic.get(), id.get(), &cert_status, &reason,
                                                &revoked_at, &this_update, &next) != 1) {
       ERR_clear_error();
-      return "is not for this certificate (no status for its issuer and serial number)";
+      return refused("is not for this certificate (no status for its issuer and serial number)");
     }
   } else {
     const ASN1_INTEGER* serial = X509_get0_serialNumber(leaf);
@@ -188,26 +180,26 @@ std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next
         break;
       }
     }
-    if (cert_status < 0) return "is not for this certificate (no status for its serial number)";
+    if (cert_status < 0)
+      return refused("is not for this certificate (no status for its serial number)");
   }
   if (this_update != nullptr && X509_cmp_current_time(this_update) > 0) {
-    return "is not valid yet (thisUpdate " + asn1Time(this_update) + ")";
+    return refused("is not valid yet (thisUpdate " + asn1Time(this_update) + ")");
   }
   if (next != nullptr && X509_cmp_current_time(next) < 0) {
-    return "expired (nextUpdate " + asn1Time(next) + ")";
+    return refused("expired (nextUpdate " + asn1Time(next) + ")");
   }
-  if (next_update != nullptr && next != nullptr) *next_update = toTimeT(next);
+  OcspCheck good{"", true, next != nullptr ? toTimeT(next) : 0};
   if (cert_status == V_OCSP_CERTSTATUS_REVOKED) {
-    return "says the certificate is REVOKED: replace the certificate";
+    good.problem = "the OCSP response says the certificate is REVOKED: replace the certificate";
   }
-  return "";
+  return good;
 }
 
 std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
                                            const std::string& key_file,
                                            const ServerContextOptions& options, std::string& error,
-                                           ServerContextFault* fault,
-                                           std::vector<std::string>* warnings) {
+                                           ServerContextFault* fault) {
   auto fail = [&](ServerContextFault why, std::string text) {
     if (fault != nullptr) *fault = why;
     error = std::move(text);
@@ -239,18 +231,6 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
   SSL_CTX_set_read_ahead(ctx.get(), 1);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
   TicketKeys::install(ctx.get());
-  // Sessions resume only where the client would be let in the same way: a session made on a
-  // route that asks for no client certificate must not resume on one that requires it. The
-  // certificate served is not part of it, so resumption survives a renewed certificate.
-  std::string session_context = "mc-proxy";
-  if (!options.client_ca_file.empty()) {
-    session_context = sha256Hex(readFile(options.client_ca_file) +
-                                (options.client_cert_required ? "/required" : "/optional"))
-                          .substr(0, SSL_MAX_SID_CTX_LENGTH);
-  }
-  SSL_CTX_set_session_id_context(ctx.get(),
-                                 reinterpret_cast<const unsigned char*>(session_context.data()),
-                                 static_cast<unsigned int>(session_context.size()));
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
     return fail(ServerContextFault::kCertificate,
                 "cannot load certificate \"" + cert_file + "\": " + opensslErrors());
@@ -282,17 +262,31 @@ std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
         SSL_VERIFY_PEER | (options.client_cert_required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
         nullptr);
   }
+  // Sessions resume only where the client would be let in the same way: a session made on a
+  // route that asks for no client certificate must not resume on one that requires it, so the
+  // session id context names the trusted CAs (as loaded) and whether one is required. The
+  // certificate served is not part of it, so resumption survives a renewed certificate.
+  std::string session_context = "mc-proxy";
+  if (!options.client_ca_file.empty()) {
+    std::string trusted = options.client_cert_required ? "required" : "optional";
+    STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx.get()));
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+      X509* ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+      unsigned char* der = nullptr;
+      const int len = ca != nullptr ? i2d_X509(ca, &der) : 0;
+      if (len > 0) trusted.append(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+      OPENSSL_free(der);
+    }
+    session_context = sha256Hex(trusted).substr(0, SSL_MAX_SID_CTX_LENGTH);
+  }
+  SSL_CTX_set_session_id_context(ctx.get(),
+                                 reinterpret_cast<const unsigned char*>(session_context.data()),
+                                 static_cast<unsigned int>(session_context.size()));
   SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, nullptr);
   std::shared_ptr<OcspStaple> staple;
   if (!options.ocsp_der.empty()) {
-    time_t next_update = 0;
-    std::string problem = checkOcspResponse(ctx.get(), options.ocsp_der, &next_update);
-    const bool revoked = problem.find("REVOKED") != std::string::npos;
-    if (!problem.empty() && warnings != nullptr) {
-      warnings->push_back(revoked ? problem : problem + ": not stapled");
-    }
-    if (problem.empty() || revoked) {  // a revoked status is the truth: clients get it
-      staple = std::make_shared<OcspStaple>(OcspStaple{options.ocsp_der, next_update});
+    if (const OcspCheck check = checkOcspResponse(ctx.get(), options.ocsp_der); check.staple) {
+      staple = std::make_shared<OcspStaple>(OcspStaple{options.ocsp_der, check.next_update});
       SSL_CTX_set_tlsext_status_cb(ctx.get(), stapleOcsp);
       SSL_CTX_set_tlsext_status_arg(ctx.get(), staple.get());
     }

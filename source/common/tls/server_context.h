@@ -52,27 +52,23 @@ enum class ServerContextFault { kCertificate, kKey, kClientCa, kPolicy };
 // ciphers, session resumption (tickets under the process's rotating keys, TicketKeys, and a
 // server-side cache), ALPN preferring h2 over http/1.1; `options` tighten or loosen that, ask
 // for client certificates and staple an OCSP response. Returns null and sets `error` (naming
-// the file and OpenSSL's reason) and `fault` on failure. An OCSP response that cannot be
-// stapled (not for this certificate, expired, not a successful response) is no failure: it is
-// left out and `warnings` says why.
+// the file and OpenSSL's reason) and `fault` on failure. An OCSP response checkOcspResponse()
+// says not to staple is no failure: it is left out.
 std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
                                            const std::string& key_file,
                                            const ServerContextOptions& options, std::string& error,
-                                           ServerContextFault* fault = nullptr,
-                                           std::vector<std::string>* warnings = nullptr);
-inline std::shared_ptr<SSL_CTX> makeServerContext(const std::string& cert_file,
-                                                  const std::string& key_file, std::string& error,
-                                                  bool* key_at_fault = nullptr) {
-  ServerContextFault fault = ServerContextFault::kCertificate;
-  auto made = makeServerContext(cert_file, key_file, ServerContextOptions(), error, &fault);
-  if (key_at_fault != nullptr) *key_at_fault = fault == ServerContextFault::kKey;
-  return made;
-}
+                                           ServerContextFault* fault = nullptr);
 
-// What is wrong with an OCSP response for the leaf certificate `ctx` serves ("" when nothing):
-// it does not parse, is not "successful", names another certificate, or its nextUpdate passed.
-// `next_update` gets its nextUpdate (0 when it has none).
-std::string checkOcspResponse(SSL_CTX* ctx, const std::string& der, time_t* next_update);
+// An OCSP response judged against the leaf certificate `ctx` serves.
+struct OcspCheck {
+  // Why it is not stapled (it does not parse, is not "successful", names another certificate,
+  // is not valid yet or its nextUpdate passed), or the warning a stapled REVOKED status is worth;
+  // "" when it is good. Phrased "the OCSP response ...".
+  std::string problem;
+  bool staple = false;     // good, or revoked (the truth: clients get it)
+  time_t next_update = 0;  // its nextUpdate; 0 when it has none
+};
+OcspCheck checkOcspResponse(SSL_CTX* ctx, const std::string& der);
 
 // What a client would find wrong with the certificate `ctx` serves, for config warnings: a chain
 // that does not verify against the system CA bundle (OpenSSL's default paths; SSL_CERT_FILE and

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "source/common/network/stream_info.h"
+#include "source/common/tls/digest.h"
 #include "source/common/tls/prefixed_socket_bio.h"
 #include "source/common/tls/server_context.h"
 
@@ -69,14 +70,12 @@ std::string quoted(std::string_view value) {
 
 std::unique_ptr<network::PeerCertificate> describePeerCertificate(X509* cert) {
   auto out = std::make_unique<network::PeerCertificate>();
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  X509_digest(cert, EVP_sha256(), digest, &digest_len);
-  static const char* kHex = "0123456789abcdef";
-  for (unsigned int i = 0; i < digest_len; ++i) {
-    out->sha256 += kHex[digest[i] >> 4];
-    out->sha256 += kHex[digest[i] & 0xf];
+  unsigned char* der = nullptr;
+  const int der_len = i2d_X509(cert, &der);
+  if (der_len > 0) {
+    out->sha256 = sha256Hex({reinterpret_cast<const char*>(der), static_cast<size_t>(der_len)});
   }
+  OPENSSL_free(der);
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
   X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
   char* data = nullptr;

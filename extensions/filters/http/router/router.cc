@@ -25,8 +25,7 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   http::StreamInfo& info = callbacks_.streamInfo();
   const network::StreamInfo& connection = info.connection;
   route_ = connection.route;
-  if (headers.get("upgrade") != nullptr) {
-    const std::string protocol = http::upgrade::requested(headers);
+  if (const std::string protocol = http::upgrade::requested(headers); !protocol.empty()) {
     if (protocol != "websocket" || !route_->allow_upgrades) {
       const std::string detail = protocol != "websocket"
                                      ? "upgrade to \"" + protocol + "\" is not proxied"

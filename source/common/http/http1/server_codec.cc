@@ -272,11 +272,12 @@ int ServerCodec::headersComplete() {
   // protocol's. A WebSocket handshake goes on as one (the shared shape of http/upgrade.h); any
   // other upgrade (h2c, TLS) is ignored, as RFC 9110 §7.8 allows, and the connection ends with
   // the response.
+  // Without Content-Length or chunked framing a request has no body (RFC 9112 §6.3).
+  const bool framed_body = (parser_.flags & F_CHUNKED) != 0 ||
+                           (parser_.content_length != 0 && parser_.content_length != ULLONG_MAX);
   if (parser_.upgrade) {
-    const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
-                          (parser_.content_length != 0 && parser_.content_length != ULLONG_MAX);
     if (upgrade == "websocket" && parser_.method == HTTP_GET) {
-      if (has_body) return refuse("a WebSocket handshake with a body");
+      if (framed_body) return refuse("a WebSocket handshake with a body");
       exchange.upgrade = true;
       headers.add("upgrade", "websocket");  // the shared shape keeps it (Connection goes)
     } else {
@@ -296,11 +297,9 @@ int ServerCodec::headersComplete() {
     output_ += "HTTP/1.1 100 Continue\r\n\r\n";
     callbacks_.scheduleFlush();
   }
-  // Without Content-Length or chunked framing a request has no body (RFC 9112 §6.3): it is
-  // complete with its headers, and goes upstream without an empty body. An upgrade's body is
-  // the tunnel, which ends when the connection does.
-  const bool has_body = exchange.upgrade || (parser_.flags & F_CHUNKED) != 0 ||
-                        (parser_.content_length != 0 && parser_.content_length != ULLONG_MAX);
+  // A request without a body is complete with its headers, and goes upstream without an empty
+  // body. An upgrade's body is the tunnel, which ends when the connection does.
+  const bool has_body = exchange.upgrade || framed_body;
   if (!has_body) {
     exchange.request_complete = true;
     exchange.end_delivered = true;
