@@ -1,4 +1,5 @@
 // mcproxyctl: the operator's command line for mc-proxy.
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_format.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -45,9 +46,13 @@ Config:
                                      (nothing is written when invalid or unchanged)
 Running proxy (admin API on --socket S; default $MCPROXY_ADMIN_SOCKET or /run/mc-proxy/admin.sock):
   routes list [--listener L] [--json]
-  routes add --listener L --hostname H --backend B --mode l4|l7 [--tls-cert F --tls-key F]
-             [--backend-tls] [--send-proxy-protocol]
+  routes add --listener L --hostname H (--backend B | --cluster C) --mode l4|l7
+             [--tls-cert F --tls-key F] [--backend-tls] [--send-proxy-protocol]
   routes remove --listener L --hostname H
+  clusters list [--cluster C] [--json] endpoints with health, weight, traffic, ejections
+  clusters drain --cluster C --endpoint E
+                                     weight 0: no new traffic; open connections finish
+  clusters set-weight --cluster C --endpoint E --weight N
   firewall list [--json]
   firewall add|remove (--ip X | --cidr C | --country CC) [--listener L]
   status [--json]
@@ -107,7 +112,10 @@ bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& erro
                                                      {"--details", false},
                                                      {"--keep", true},
                                                      {"--older-than", true},
-                                                     {"--dry-run", false}};
+                                                     {"--dry-run", false},
+                                                     {"--cluster", true},
+                                                     {"--endpoint", true},
+                                                     {"--weight", true}};
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string arg = raw[i];
     if (!arg.starts_with("--")) {
@@ -413,7 +421,8 @@ int routesCommand(const Args& args) {
       const auto& route = entry.route();
       std::cout << std::setw(24) << entry.listener() << std::setw(32)
                 << (route.hostname().empty() ? "(default)" : route.hostname()) << std::setw(26)
-                << route.backend() << (route.mode() == mcproxy::config::v1::Route::L7 ? "l7" : "l4")
+                << (route.cluster().empty() ? route.backend() : "cluster " + route.cluster())
+                << (route.mode() == mcproxy::config::v1::Route::L7 ? "l7" : "l4")
                 << (route.send_proxy_protocol() ? " proxy-protocol" : "")
                 << (route.backend_tls() ? " backend-tls" : "") << "\n";
     }
@@ -444,6 +453,7 @@ int routesCommand(const Args& args) {
     auto* route = request.mutable_route();
     route->set_hostname(hostname);
     route->set_backend(flag(args, "--backend"));
+    route->set_cluster(flag(args, "--cluster"));
     route->set_mode(mode == "l7" ? mcproxy::config::v1::Route::L7 : mcproxy::config::v1::Route::L4);
     route->set_tls_cert(flag(args, "--tls-cert"));
     route->set_tls_key(flag(args, "--tls-key"));
@@ -453,6 +463,72 @@ int routesCommand(const Args& args) {
     return printChange(response, args);
   }
   std::cerr << "mcproxyctl routes: list, add or remove\n";
+  return kUsage;
+}
+
+int clustersCommand(const Args& args) {
+  const std::string action = args.positional.empty() ? "" : args.positional[0];
+  namespace v1 = mcproxy::admin::v1;
+  if (action == "list") {
+    v1::ListClustersRequest request;
+    request.set_cluster(flag(args, "--cluster"));
+    v1::ListClustersResponse response;
+    if (int rc = call(args, "ListClusters", request, response); rc != kOk) return rc;
+    if (args.flags.count("--json")) {
+      std::cout << toJson(response);
+      return kOk;
+    }
+    for (const auto& cluster : response.clusters()) {
+      std::cout << "cluster " << cluster.name() << " (" << cluster.lb_policy() << ", "
+                << (cluster.health_check().empty() ? "no health check"
+                                                   : cluster.health_check() + " health check")
+                << "; retries " << cluster.retries() << ", budget exhausted "
+                << cluster.retry_budget_exhausted() << ", panic " << cluster.panic() << ")\n";
+      std::cout << "  " << std::left << std::setw(28) << "ENDPOINT" << std::setw(10) << "HEALTH"
+                << std::setw(8) << "WEIGHT" << std::setw(8) << "ACTIVE" << std::setw(12)
+                << "CONNECTIONS" << std::setw(10) << "REQUESTS" << std::setw(10) << "FAILURES"
+                << "EJECTIONS\n";
+      for (const auto& endpoint : cluster.endpoints()) {
+        const std::string health = endpoint.ejected()   ? "ejected"
+                                   : endpoint.healthy() ? "healthy"
+                                                        : "unhealthy";
+        std::cout << "  " << std::setw(28) << endpoint.address() << std::setw(10) << health
+                  << std::setw(8)
+                  << (endpoint.weight() == 0 ? std::string("drained")
+                                             : std::to_string(endpoint.weight()))
+                  << std::setw(8) << endpoint.active() << std::setw(12) << endpoint.connections()
+                  << std::setw(10) << endpoint.requests() << std::setw(10) << endpoint.failures()
+                  << endpoint.ejections();
+        if (!endpoint.healthy() && !endpoint.last_check_failure().empty()) {
+          std::cout << "  (" << endpoint.last_check_failure() << ")";
+        }
+        std::cout << "\n";
+      }
+    }
+    return kOk;
+  }
+  if (action == "drain" || action == "set-weight") {
+    v1::SetEndpointWeightRequest request;
+    request.set_cluster(flag(args, "--cluster"));
+    request.set_endpoint(flag(args, "--endpoint"));
+    if (request.cluster().empty() || request.endpoint().empty()) {
+      std::cerr << "mcproxyctl clusters " << action << ": --cluster and --endpoint are required\n";
+      return kUsage;
+    }
+    if (action == "set-weight") {
+      const std::string weight = flag(args, "--weight");
+      uint32_t value = 0;
+      if (weight.empty() || !absl::SimpleAtoi(weight, &value) || value > 10000) {
+        std::cerr << "mcproxyctl clusters set-weight: --weight is a number from 0 to 10000\n";
+        return kUsage;
+      }
+      request.set_weight(value);
+    }
+    v1::ChangeResponse response;
+    if (int rc = call(args, "SetEndpointWeight", request, response); rc != kOk) return rc;
+    return printChange(response, args);
+  }
+  std::cerr << "mcproxyctl clusters: list, drain or set-weight\n";
   return kUsage;
 }
 
@@ -756,6 +832,7 @@ int main(int argc, char** argv) {
     if (command == "db") return dbCommand(args);
     if (command == "routes") return routesCommand(args);
     if (command == "firewall") return firewallCommand(args);
+    if (command == "clusters") return clustersCommand(args);
     if (command == "status") return statusCommand(args);
   } catch (const mcproxy::snapshot::StoreError& e) {
     std::cerr << "mcproxyctl " << command << ": " << e.what() << "\n";

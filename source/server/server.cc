@@ -285,7 +285,9 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
 
   // Workers see the snapshot before the sockets that need it: posts run in order.
   snapshot_ = std::move(snapshot);
+  for (const auto& cluster : snapshot_->clusters) cluster->publishWeights();
   for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
+  health_checker_.update(snapshot_->clusters);
   for (NewListener& entry : added) {
     for (size_t i = 0; i < workers_.size(); ++i) {
       workers_[i]->addListener(entry.config->address_text, std::move(entry.sockets[i]));

@@ -9,6 +9,7 @@
 #include "source/common/access_log/access_log.h"
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/stats.h"
+#include "source/common/upstream/health_checker.h"
 #include "source/server/admin/admin_backend.h"
 #include "source/server/admin/admin_server.h"
 #include "source/server/options.h"
@@ -75,6 +76,8 @@ class Server : public AdminBackend {
   access_log::Writer access_log_writer_{stats_};
   event::Dispatcher dispatcher_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Checks the running clusters' endpoints for every worker (main thread).
+  upstream::HealthChecker health_checker_{dispatcher_, [this](std::string why) { reload(why); }};
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::unique_ptr<snapshot::SnapshotStore> store_;  // with --db only
   int64_t store_data_version_ = 0;

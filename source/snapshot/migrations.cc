@@ -255,6 +255,27 @@ CREATE TABLE modules (
 ) STRICT;
 )sql";
 
+// Rows of `table` are deleted only with their whole version, by a prune (migration 9).
+std::string pruneOnlyDelete(const std::string& table) {
+  const char* column = table == "snapshots" ? "version" : "snapshot_version";
+  return "CREATE TRIGGER " + table + "_no_delete BEFORE DELETE ON " + table +
+         " WHEN NOT EXISTS (SELECT 1 FROM pruning WHERE version = OLD." + column +
+         ") BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable (only a prune deletes"
+         " a whole version)'); END;\n";
+}
+
+// The guards of a table added after migration 9: rows are never updated, deleted only by a
+// prune, and only added to the newest version.
+std::string versionedGuards(const std::string& table) {
+  return "CREATE TRIGGER " + table + "_no_update BEFORE UPDATE ON " + table +
+         " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;\n" +
+         pruneOnlyDelete(table) + "CREATE TRIGGER " + table + "_newest_only BEFORE INSERT ON " +
+         table +
+         " WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)"
+         " BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version');"
+         " END;\n";
+}
+
 // Migration 9: retention. Versions stay immutable, but whole old versions may go: a version's
 // rows can be deleted only while it is listed in `pruning`, which SnapshotStore::prune() fills
 // and empties inside its one transaction. Running proxies record the version they run, so a
@@ -273,13 +294,8 @@ CREATE TABLE proxy_instances (
   for (const char* table : {"snapshots", "listeners", "routes", "firewall_rules",
                             "firewall_settings", "trusted_sources", "http_routes",
                             "http_route_headers", "http_filters", "access_logs", "modules"}) {
-    const std::string name(table);
-    const char* column = name == "snapshots" ? "version" : "snapshot_version";
-    sql += "DROP TRIGGER " + name + "_no_delete;\n";
-    sql += "CREATE TRIGGER " + name + "_no_delete BEFORE DELETE ON " + name +
-           " WHEN NOT EXISTS (SELECT 1 FROM pruning WHERE version = OLD." + column +
-           ") BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable (only a prune deletes"
-           " a whole version)'); END;\n";
+    sql += "DROP TRIGGER " + std::string(table) + "_no_delete;\n";
+    sql += pruneOnlyDelete(table);
   }
   return sql;
 }
@@ -303,6 +319,127 @@ ALTER TABLE routes ADD COLUMN ocsp_response TEXT NOT NULL DEFAULT '';
 ALTER TABLE routes ADD COLUMN allow_upgrades INTEGER CHECK (allow_upgrades IN (0, 1));
 )sql";
 
+// Migration 11: clusters. A route or http_routes entry names either a backend or a cluster, so
+// their `backend` CHECK must admit ''; SQLite cannot alter a CHECK, so both tables are rebuilt
+// (their rows, indexes and triggers kept) before the new columns are added.
+constexpr const char* kMigration11 = R"sql(
+CREATE TABLE clusters (
+  snapshot_version       INTEGER NOT NULL REFERENCES snapshots(version),
+  position               INTEGER NOT NULL CHECK (position >= 0),
+  name                   TEXT    NOT NULL CHECK (name <> '' AND name NOT GLOB '*[^A-Za-z0-9_.-]*'),
+  lb_policy              TEXT    NOT NULL CHECK (lb_policy IN ('round_robin', 'least_request', 'ring_hash', 'random')),
+  connect_timeout_ms     INTEGER NOT NULL DEFAULT 0 CHECK (connect_timeout_ms >= 0),
+  backend_tls            INTEGER NOT NULL DEFAULT 0 CHECK (backend_tls IN (0, 1)),
+  backend_tls_ca         TEXT    NOT NULL DEFAULT '',
+  backend_protocol       TEXT    NOT NULL DEFAULT 'h2' CHECK (backend_protocol IN ('h2', 'http1')),
+  send_proxy_protocol    INTEGER NOT NULL DEFAULT 0 CHECK (send_proxy_protocol IN (0, 1)),
+  proxy_protocol_version INTEGER NOT NULL DEFAULT 0 CHECK (proxy_protocol_version IN (0, 1, 2)),
+  dns_refresh_ms         INTEGER NOT NULL DEFAULT 0 CHECK (dns_refresh_ms >= 0),
+  max_connect_attempts   INTEGER NOT NULL DEFAULT 0 CHECK (max_connect_attempts >= 0),
+  max_request_attempts   INTEGER NOT NULL DEFAULT 0 CHECK (max_request_attempts >= 0),
+  retry_budget_percent   INTEGER NOT NULL DEFAULT 0 CHECK (retry_budget_percent BETWEEN 0 AND 100),
+  -- '' : no active health check
+  check_kind             TEXT    NOT NULL DEFAULT '' CHECK (check_kind IN ('', 'tcp', 'tls', 'http', 'grpc')),
+  check_interval_ms      INTEGER NOT NULL DEFAULT 0 CHECK (check_interval_ms >= 0),
+  check_timeout_ms       INTEGER NOT NULL DEFAULT 0 CHECK (check_timeout_ms >= 0),
+  check_unhealthy_threshold INTEGER NOT NULL DEFAULT 0 CHECK (check_unhealthy_threshold >= 0),
+  check_healthy_threshold   INTEGER NOT NULL DEFAULT 0 CHECK (check_healthy_threshold >= 0),
+  check_http_path        TEXT    NOT NULL DEFAULT '' CHECK (check_http_path = '' OR check_http_path GLOB '/*'),
+  check_expected_status  INTEGER NOT NULL DEFAULT 0 CHECK (check_expected_status = 0 OR check_expected_status BETWEEN 100 AND 599),
+  check_grpc_service     TEXT    NOT NULL DEFAULT '',
+  outlier_consecutive_failures INTEGER NOT NULL DEFAULT 0 CHECK (outlier_consecutive_failures >= 0),
+  outlier_base_ejection_ms     INTEGER NOT NULL DEFAULT 0 CHECK (outlier_base_ejection_ms >= 0),
+  outlier_max_ejection_percent INTEGER NOT NULL DEFAULT 0 CHECK (outlier_max_ejection_percent BETWEEN 0 AND 100),
+  -- HTTP settings belong to an HTTP check, the gRPC service to a gRPC one
+  CHECK (check_kind = 'http' OR (check_http_path = '' AND check_expected_status = 0)),
+  CHECK (check_kind = 'grpc' OR check_grpc_service = ''),
+  PRIMARY KEY (snapshot_version, name),
+  UNIQUE (snapshot_version, position)
+) STRICT;
+
+CREATE TABLE cluster_endpoints (
+  snapshot_version INTEGER NOT NULL,
+  cluster_name     TEXT    NOT NULL,
+  position         INTEGER NOT NULL CHECK (position >= 0),
+  address          TEXT    NOT NULL CHECK (address GLOB '?*:[0-9]*'),
+  -- 0 is a drained endpoint (no new traffic); configs say so explicitly
+  weight           INTEGER NOT NULL DEFAULT 1 CHECK (weight BETWEEN 0 AND 10000),
+  PRIMARY KEY (snapshot_version, cluster_name, position),
+  UNIQUE (snapshot_version, cluster_name, address),
+  FOREIGN KEY (snapshot_version, cluster_name) REFERENCES clusters(snapshot_version, name)
+) STRICT;
+
+CREATE TRIGGER cluster_endpoints_need_cluster BEFORE INSERT ON cluster_endpoints
+  WHEN NOT EXISTS (SELECT 1 FROM clusters WHERE snapshot_version = NEW.snapshot_version
+                   AND name = NEW.cluster_name)
+  BEGIN SELECT RAISE(ABORT, 'an endpoint belongs to a cluster of its snapshot version'); END;
+)sql";
+
+// After the rebuild: a route or entry names exactly one of backend and cluster, and the cluster
+// exists in its version.
+constexpr const char* kMigration11Columns = R"sql(
+ALTER TABLE routes ADD COLUMN cluster TEXT NOT NULL DEFAULT ''
+  CHECK (cluster NOT GLOB '*[^A-Za-z0-9_.-]*' AND (cluster = '') <> (backend = ''));
+ALTER TABLE http_routes ADD COLUMN cluster TEXT NOT NULL DEFAULT ''
+  CHECK (cluster NOT GLOB '*[^A-Za-z0-9_.-]*' AND (cluster = '') <> (backend = ''));
+CREATE TRIGGER routes_need_cluster BEFORE INSERT ON routes
+  WHEN NEW.cluster <> '' AND NOT EXISTS (SELECT 1 FROM clusters
+       WHERE snapshot_version = NEW.snapshot_version AND name = NEW.cluster)
+  BEGIN SELECT RAISE(ABORT, 'the cluster does not exist in this snapshot version'); END;
+CREATE TRIGGER http_routes_need_cluster BEFORE INSERT ON http_routes
+  WHEN NEW.cluster <> '' AND NOT EXISTS (SELECT 1 FROM clusters
+       WHERE snapshot_version = NEW.snapshot_version AND name = NEW.cluster)
+  BEGIN SELECT RAISE(ABORT, 'the cluster does not exist in this snapshot version'); END;
+)sql";
+
+// Rebuilds `table` with `from` replaced by `to` in its CREATE statement: a new table, the rows
+// copied, the old one dropped, the new one renamed, its indexes and triggers made again.
+void rebuildTable(Database& db, const std::string& table, const std::string& from,
+                  const std::string& to) {
+  // Statements are finished before the DROP (SQLite refuses to drop a table being read).
+  std::string sql;
+  {
+    Statement create =
+        db.prepare("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+    create.bind(1, table);
+    if (!create.step()) throw StoreError("migration: table " + table + " does not exist");
+    sql = create.text(0);
+  }
+  const size_t at = sql.find(from);
+  if (at == std::string::npos) {
+    throw StoreError("migration: table " + table + " does not have " + from);
+  }
+  sql.replace(at, from.size(), to);
+  const std::string head = "CREATE TABLE " + table;
+  if (sql.rfind(head, 0) != 0) throw StoreError("migration: unexpected schema of " + table);
+  sql.replace(0, head.size(), "CREATE TABLE " + table + "_rebuilt");
+  std::vector<std::string> dependents;
+  {
+    Statement others = db.prepare(
+        "SELECT sql FROM sqlite_schema WHERE tbl_name = ?1 AND type IN ('index', 'trigger')"
+        " AND sql IS NOT NULL ORDER BY rowid");
+    others.bind(1, table);
+    while (others.step()) dependents.push_back(others.text(0));
+  }
+  db.exec(sql);
+  db.exec("INSERT INTO " + table + "_rebuilt SELECT * FROM " + table);
+  db.exec("DROP TABLE " + table);
+  // Triggers of other tables name this one; with the modern rename they would be checked
+  // (and fail) while it is missing.
+  db.exec("PRAGMA legacy_alter_table = ON");
+  db.exec("ALTER TABLE " + table + "_rebuilt RENAME TO " + table);
+  db.exec("PRAGMA legacy_alter_table = OFF");
+  for (const std::string& dependent : dependents) db.exec(dependent);
+}
+
+void migration11(Database& db) {
+  const std::string check = "CHECK (backend GLOB '?*:[0-9]*')";
+  const std::string relaxed = "CHECK (backend = '' OR backend GLOB '?*:[0-9]*')";
+  rebuildTable(db, "routes", check, relaxed);
+  rebuildTable(db, "http_routes", check, relaxed);
+  db.exec(kMigration11Columns);
+}
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -322,6 +459,9 @@ const std::vector<Migration>& migrations() {
       {9, "pruning, proxy_instances: retention of old versions", migration9()},
       {10, "listeners.tls_*, routes.client_ca, client_cert, ocsp_response, allow_upgrades",
        kMigration10},
+      {11, "clusters, cluster_endpoints, routes.cluster, http_routes.cluster",
+       kMigration11 + versionedGuards("clusters") + versionedGuards("cluster_endpoints"),
+       migration11},
   };
   return all;
 }
@@ -344,6 +484,16 @@ std::vector<int64_t> migrate(Database& db, int64_t target) {
   std::vector<int64_t> applied;
   for (const Migration& migration : migrations()) {
     if (migration.version > target) break;
+    // Foreign keys can only be switched outside a transaction; a rebuilt parent table would
+    // otherwise fail them while it is dropped.
+    struct ForeignKeysOff {
+      Database& db;
+      bool on;
+      ~ForeignKeysOff() {
+        if (on) db.exec("PRAGMA foreign_keys = ON");
+      }
+    } foreign_keys{db, migration.code != nullptr};
+    if (foreign_keys.on) db.exec("PRAGMA foreign_keys = OFF");
     Transaction transaction(db);
     // Re-read inside the transaction: another process may have migrated meanwhile.
     const int64_t current = schemaVersion(db);
@@ -354,6 +504,13 @@ std::vector<int64_t> migrate(Database& db, int64_t target) {
     }
     if (migration.version <= current) continue;
     db.exec(migration.sql);
+    if (migration.code != nullptr) {
+      migration.code(db);
+      if (db.queryInt("SELECT count(*) FROM pragma_foreign_key_check") != 0) {
+        throw StoreError("migration " + std::to_string(migration.version) +
+                         " would break foreign keys; nothing was changed");
+      }
+    }
     db.prepare(
           "INSERT INTO schema_migrations (version, description, applied_at)"
           " VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")

@@ -12,6 +12,9 @@ struct Migration {
   int64_t version;
   std::string description;
   std::string sql;
+  // Work SQL alone cannot say (rebuilding a table to change a CHECK), run after `sql` in the
+  // same transaction. Such a migration runs with foreign keys off (checked before the commit).
+  void (*code)(Database& db) = nullptr;
 };
 
 // Every migration, in order. Append only: a released migration never changes.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -68,12 +69,54 @@ ListenerStats makeListenerStats(stats::Store& store, const std::string& name) {
 constexpr const char* kRouterFilter = "mcproxy.filters.http.router";
 constexpr const char* kForwardingHeadersFilter = "mcproxy.filters.http.forwarding_headers";
 
+using ClusterTable = std::map<std::string, const upstream::Cluster*, std::less<>>;
+
+// The cluster a route or http_routes entry names; throws naming `path`.cluster.
+const upstream::Cluster* findCluster(const ClusterTable& clusters, const std::string& name,
+                                     const std::string& path) {
+  auto it = clusters.find(name);
+  if (it == clusters.end()) {
+    throw ConfigError(path + ".cluster", "no cluster is named \"" + name + "\"");
+  }
+  return it->second;
+}
+
+// An address to connect to, given as `text` in the field `field`; throws naming the field.
+network::Address resolveBackend(const std::string& text, const std::string& field) {
+  if (text.empty()) throw ConfigError(field, "is required");
+  std::string error;
+  auto resolved = network::Address::resolveHostPort(text, error);
+  if (!resolved) throw ConfigError(field, error);
+  if (resolved->port() == 0) throw ConfigError(field, "port 0 cannot be connected to");
+  return *resolved;
+}
+
+// Where a route or an http_routes entry at `path` sends traffic: its `backend`, resolved, or
+// its `cluster` (exactly one of the two).
+struct Target {
+  network::Address backend;
+  const upstream::Cluster* cluster = nullptr;
+  std::string text;  // "127.0.0.1:9001", "cluster api": for logs, diffs and route tests
+};
+
+Target compileTarget(const std::string& backend, const std::string& cluster,
+                     const std::string& path, const ClusterTable& clusters) {
+  if (cluster.empty()) {
+    if (backend.empty()) throw ConfigError(path + ".backend", "is required (or cluster)");
+    return {resolveBackend(backend, path + ".backend"), nullptr, backend};
+  }
+  if (!backend.empty()) {
+    throw ConfigError(path + ".cluster", "set either backend or cluster, not both");
+  }
+  return {network::Address(), findCluster(clusters, cluster, path), "cluster " + cluster};
+}
+
 std::string indexed(const std::string& path, const char* field, int index) {
   return path + "." + field + "[" + std::to_string(index) + "]";
 }
 
 void compileHttpRoutes(const Route& proto, const std::string& path, upstream::Protocol protocol,
-                       router::Route& route) {
+                       const ClusterTable& clusters, router::Route& route) {
   for (int i = 0; i < proto.http_routes_size(); ++i) {
     const auto& entry = proto.http_routes(i);
     const std::string entry_path = indexed(path, "http_routes", i);
@@ -95,16 +138,13 @@ void compileHttpRoutes(const Route& proto, const std::string& path, upstream::Pr
       }
       compiled.headers.push_back({std::move(name), entry.headers(j).value()});
     }
-    if (entry.backend().empty()) throw ConfigError(entry_path + ".backend", "is required");
-    std::string error;
-    auto backend = network::Address::resolveHostPort(entry.backend(), error);
-    if (!backend) throw ConfigError(entry_path + ".backend", error);
-    if (backend->port() == 0) {
-      throw ConfigError(entry_path + ".backend", "port 0 cannot be connected to");
+    Target target = compileTarget(entry.backend(), entry.cluster(), entry_path, clusters);
+    compiled.backend_text = std::move(target.text);
+    compiled.backend = target.backend;
+    compiled.cluster = target.cluster;
+    if (compiled.cluster == nullptr) {
+      compiled.pool_key = upstream::poolKey(compiled.backend, protocol, false, "");
     }
-    compiled.backend_text = entry.backend();
-    compiled.backend = *backend;
-    compiled.pool_key = upstream::poolKey(*backend, protocol, false, "");
     compiled.timeout = std::chrono::milliseconds(entry.timeout_ms());
     route.http_routes.push_back(std::move(compiled));
   }
@@ -375,13 +415,185 @@ tls::ServerPolicy compileTlsPolicy(const mcproxy::config::v1::TlsPolicy& proto,
   return policy;
 }
 
-std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::string& path,
-                                            const std::string& listener_name, bool is_default,
-                                            stats::Store& store, std::vector<std::string>& warnings,
-                                            std::vector<std::string>& watched_files,
-                                            const module::ModuleSet& modules, TlsContexts& tls,
-                                            const tls::ServerPolicy& policy,
-                                            const std::string& policy_path) {
+bool validClusterName(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+upstream::HealthCheckSpec compileHealthCheck(const mcproxy::config::v1::HealthCheck& proto,
+                                             const std::string& path, bool http1) {
+  using Check = mcproxy::config::v1::HealthCheck;
+  upstream::HealthCheckSpec spec;
+  switch (proto.kind_case()) {
+    case Check::KIND_NOT_SET:
+      throw ConfigError(path, "needs one of tcp {}, tls {}, http {...}, grpc {...}");
+    case Check::kTcp:
+      spec.kind = upstream::HealthCheckSpec::Kind::kTcp;
+      break;
+    case Check::kTls:
+      spec.kind = upstream::HealthCheckSpec::Kind::kTls;
+      break;
+    case Check::kHttp:
+      spec.kind = upstream::HealthCheckSpec::Kind::kHttp;
+      if (!proto.http().path().empty()) {
+        if (proto.http().path()[0] != '/' || !http::validHeaderValue(proto.http().path()) ||
+            proto.http().path().find(' ') != std::string::npos) {
+          throw ConfigError(path + ".http.path", "must be an absolute path (\"/healthz\")");
+        }
+        spec.http_path = proto.http().path();
+      }
+      if (proto.http().expected_status() != 0 &&
+          (proto.http().expected_status() < 100 || proto.http().expected_status() > 599)) {
+        throw ConfigError(path + ".http.expected_status", "must be an HTTP status (100-599)");
+      }
+      spec.expected_status = proto.http().expected_status();
+      break;
+    case Check::kGrpc:
+      if (http1) {
+        throw ConfigError(path + ".grpc",
+                          "gRPC needs HTTP/2; the cluster's backend_protocol is HTTP1");
+      }
+      spec.kind = upstream::HealthCheckSpec::Kind::kGrpc;
+      spec.grpc_service = proto.grpc().service();
+      break;
+  }
+  auto orDefault = [](uint32_t value, uint32_t fallback) { return value == 0 ? fallback : value; };
+  spec.interval = std::chrono::milliseconds(orDefault(proto.interval_ms(), 5000));
+  spec.timeout = std::chrono::milliseconds(orDefault(proto.timeout_ms(), 1000));
+  spec.unhealthy_threshold = orDefault(proto.unhealthy_threshold(), 2);
+  spec.healthy_threshold = orDefault(proto.healthy_threshold(), 2);
+  return spec;
+}
+
+// Compiles the top-level clusters. An endpoint's state (health, ejections) is taken from the
+// compile before while the cluster keeps the endpoint, so reloads do not forget it.
+std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
+    const Bootstrap& config, stats::Store& store, config::SharedObjects& shared, TlsContexts& tls,
+    std::vector<std::string>& warnings, ClusterTable& table) {
+  std::vector<std::unique_ptr<const upstream::Cluster>> out;
+  for (int i = 0; i < config.clusters_size(); ++i) {
+    const auto& proto = config.clusters(i);
+    const std::string path = "clusters[" + std::to_string(i) + "]";
+    if (!validClusterName(proto.name())) {
+      throw ConfigError(path + ".name", "\"" + proto.name() + "\" is not [A-Za-z0-9_.-]+ (1-128)");
+    }
+    if (table.contains(proto.name())) {
+      throw ConfigError(path + ".name", "\"" + proto.name() + "\" names two clusters");
+    }
+    if (proto.endpoints().empty())
+      throw ConfigError(path + ".endpoints", "at least one is required");
+    if (!mcproxy::config::v1::Cluster::LbPolicy_IsValid(proto.lb_policy())) {
+      throw ConfigError(path + ".lb_policy",
+                        "unknown policy " + std::to_string(proto.lb_policy()) +
+                            "; expected ROUND_ROBIN, LEAST_REQUEST, RING_HASH or RANDOM");
+    }
+    if (!Route::BackendProtocol_IsValid(proto.backend_protocol())) {
+      throw ConfigError(path + ".backend_protocol", "unknown backend protocol " +
+                                                        std::to_string(proto.backend_protocol()) +
+                                                        "; expected H2 or HTTP1");
+    }
+    if (proto.proxy_protocol_version() > 2) {
+      throw ConfigError(path + ".proxy_protocol_version", "must be 1 or 2");
+    }
+    for (const auto& [value, field] :
+         {std::pair{proto.retry_budget_percent(), "retry_budget_percent"},
+          std::pair{proto.outlier_detection().max_ejection_percent(),
+                    "outlier_detection.max_ejection_percent"}}) {
+      if (value > 100) throw ConfigError(path + "." + field, "is a percentage (0-100)");
+    }
+    upstream::Cluster::Settings settings;
+    settings.policy = static_cast<upstream::LbPolicy>(proto.lb_policy());
+    settings.connect_timeout = std::chrono::milliseconds(proto.connect_timeout_ms());
+    settings.backend_tls = proto.backend_tls();
+    settings.backend_http1 = proto.backend_protocol() == Route::HTTP1;
+    if (proto.backend_tls()) {
+      settings.backend_tls_context =
+          tls.client(proto.backend_tls_ca(), settings.backend_http1 ? "http/1.1" : "h2", path);
+    } else if (!proto.backend_tls_ca().empty() && !proto.health_check().has_tls()) {
+      warnings.push_back(path + ".backend_tls_ca: ignored without backend_tls");
+    }
+    settings.send_proxy_protocol = proto.send_proxy_protocol();
+    settings.proxy_protocol_version = proto.proxy_protocol_version() == 1 ? 1 : 2;
+    settings.dns_refresh =
+        std::chrono::milliseconds(proto.dns_refresh_ms() == 0 ? 30000 : proto.dns_refresh_ms());
+    settings.max_connect_attempts =
+        proto.max_connect_attempts() == 0 ? 3 : proto.max_connect_attempts();
+    settings.max_request_attempts =
+        proto.max_request_attempts() == 0 ? 2 : proto.max_request_attempts();
+    settings.retry_budget_percent =
+        proto.retry_budget_percent() == 0 ? 20 : proto.retry_budget_percent();
+    if (proto.has_health_check()) {
+      settings.health_check =
+          compileHealthCheck(proto.health_check(), path + ".health_check", settings.backend_http1);
+      if (settings.health_check.kind == upstream::HealthCheckSpec::Kind::kTls) {
+        settings.health_check.tls_context = settings.backend_tls_context != nullptr
+                                                ? settings.backend_tls_context
+                                                : tls.client(proto.backend_tls_ca(), "", path);
+      }
+    }
+    const auto& outlier = proto.outlier_detection();
+    settings.outlier.consecutive_failures = outlier.consecutive_failures();
+    settings.outlier.base_ejection = std::chrono::milliseconds(
+        outlier.base_ejection_ms() == 0 ? 30000 : outlier.base_ejection_ms());
+    settings.outlier.max_ejection_percent =
+        outlier.max_ejection_percent() == 0 ? 50 : outlier.max_ejection_percent();
+
+    const auto protocol =
+        settings.backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
+    std::vector<upstream::ClusterEndpoint> endpoints;
+    std::set<std::string> seen;
+    uint64_t total_weight = 0;
+    for (int j = 0; j < proto.endpoints_size(); ++j) {
+      const auto& endpoint = proto.endpoints(j);
+      const std::string endpoint_path = indexed(path, "endpoints", j);
+      const network::Address address =
+          resolveBackend(endpoint.address(), endpoint_path + ".address");
+      if (!seen.insert(endpoint.address()).second) {
+        throw ConfigError(endpoint_path + ".address",
+                          "\"" + endpoint.address() + "\" is listed twice in this cluster");
+      }
+      const uint32_t weight = endpoint.has_weight() ? endpoint.weight() : 1;
+      if (weight > 10000) throw ConfigError(endpoint_path + ".weight", "must be at most 10000");
+      total_weight += weight;
+      auto state = shared.getOrCreate<upstream::EndpointState>(
+          "cluster/" + proto.name() + "/" + endpoint.address(),
+          [](const upstream::EndpointState&) { return true; },
+          [] { return std::make_shared<upstream::EndpointState>(); });
+      upstream::EndpointStats endpoint_stats =
+          upstream::makeEndpointStats(store, proto.name(), endpoint.address());
+      if (!proto.has_health_check()) {
+        state->healthy.store(true, std::memory_order_relaxed);
+        endpoint_stats.healthy.set(1);
+      } else {
+        endpoint_stats.healthy.set(state->healthy.load(std::memory_order_relaxed) ? 1 : 0);
+      }
+      endpoints.push_back(upstream::ClusterEndpoint{endpoint.address(), address, weight,
+                                                    upstream::poolKey(address, protocol, false, ""),
+                                                    std::move(state), endpoint_stats});
+    }
+    if (total_weight == 0) {
+      warnings.push_back(path +
+                         ": every endpoint is drained (weight 0); its routes refuse traffic");
+    }
+    auto cluster_state = shared.getOrCreate<upstream::ClusterState>(
+        "cluster/" + proto.name(), [](const upstream::ClusterState&) { return true; },
+        [] { return std::make_shared<upstream::ClusterState>(); });
+    auto cluster = std::make_unique<upstream::Cluster>(
+        proto.name(), std::move(settings), std::move(endpoints), std::move(cluster_state),
+        upstream::makeClusterStats(store, proto.name()));
+    table.emplace(proto.name(), cluster.get());
+    out.push_back(std::move(cluster));
+  }
+  return out;
+}
+
+std::unique_ptr<router::Route> compileRoute(
+    const Route& proto, const std::string& path, const std::string& listener_name, bool is_default,
+    stats::Store& store, std::vector<std::string>& warnings,
+    std::vector<std::string>& watched_files, const module::ModuleSet& modules, TlsContexts& tls,
+    const tls::ServerPolicy& policy, const std::string& policy_path, const ClusterTable& clusters) {
   if (is_default) {
     if (!proto.hostname().empty()) {
       throw ConfigError(path + ".hostname", "the default route matches every name; leave it empty");
@@ -389,11 +601,21 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
   } else if (std::string why = router::validateHostnamePattern(proto.hostname()); !why.empty()) {
     throw ConfigError(path + ".hostname", why);
   }
-  if (proto.backend().empty()) throw ConfigError(path + ".backend", "is required");
-  std::string error;
-  auto backend = network::Address::resolveHostPort(proto.backend(), error);
-  if (!backend) throw ConfigError(path + ".backend", error);
-  if (backend->port() == 0) throw ConfigError(path + ".backend", "port 0 cannot be connected to");
+  const Target target = compileTarget(proto.backend(), proto.cluster(), path, clusters);
+  if (target.cluster != nullptr) {
+    // The cluster says how its endpoints are reached.
+    for (const auto& [set, field] :
+         {std::pair{proto.backend_tls(), "backend_tls"},
+          std::pair{!proto.backend_tls_ca().empty(), "backend_tls_ca"},
+          std::pair{proto.backend_protocol() != Route::H2, "backend_protocol"},
+          std::pair{proto.send_proxy_protocol(), "send_proxy_protocol"},
+          std::pair{proto.proxy_protocol_version() != 0, "proxy_protocol_version"}}) {
+      if (set) {
+        throw ConfigError(path + "." + field,
+                          "comes from cluster \"" + proto.cluster() + "\"; set it there");
+      }
+    }
+  }
 
   // Text format and JSON take any number for an enum (proto3 enums are open): refuse the ones
   // that name nothing rather than treat them as the default.
@@ -483,23 +705,36 @@ std::unique_ptr<router::Route> compileRoute(const Route& proto, const std::strin
 
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
   auto route = std::make_unique<router::Route>(
-      router::Route{router::toLowerAscii(proto.hostname()), proto.backend(), *backend,
+      router::Route{router::toLowerAscii(proto.hostname()), target.text, target.backend,
                     l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(),
                     proto.tls_key(), proto.backend_tls(), proto.send_proxy_protocol(),
                     proto.proxy_protocol_version() == 1 ? 1u : 2u,
                     router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
                     std::move(tls_context), std::move(backend_tls_context),
                     proto.backend_protocol() == Route::HTTP1});
-  route->backend_key = route->backend.toString();
+  route->cluster = target.cluster;
+  if (target.cluster != nullptr) {
+    // The route's copies of the cluster's settings, for the code that reads them off the route.
+    const upstream::Cluster::Settings& settings = target.cluster->settings();
+    route->backend_tls = settings.backend_tls;
+    route->backend_tls_context = settings.backend_tls_context;
+    route->backend_http1 = settings.backend_http1;
+    route->send_proxy_protocol = settings.send_proxy_protocol;
+    route->proxy_protocol_version = settings.proxy_protocol_version;
+  } else {
+    route->backend_key = route->backend.toString();
+  }
   if (l7) {
     const auto protocol =
         route->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
-    route->http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
+    if (target.cluster == nullptr) {
+      route->http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
+    }
     route->timeout = std::chrono::milliseconds(proto.timeout_ms());
     route->allow_upgrades = !proto.has_allow_upgrades() || proto.allow_upgrades();
     route->http_customized =
         !proto.http_routes().empty() || !proto.http_filters().empty() || proto.timeout_ms() != 0;
-    compileHttpRoutes(proto, path, protocol, *route);
+    compileHttpRoutes(proto, path, protocol, clusters, *route);
     route->http_filters =
         compileHttpFilters(proto, path, route_label, store, warnings, watched_files, modules);
   } else {
@@ -662,10 +897,13 @@ std::shared_ptr<const access_log::AccessLog> compileAccessLog(
       std::move(text));
 }
 
-std::unique_ptr<CompiledListener> compileListener(
-    const Bootstrap& bootstrap, const Listener& proto, size_t index, stats::Store& store,
-    std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
-    config::SharedObjects& shared, const module::ModuleSet& modules, TlsContexts& tls) {
+std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
+                                                  size_t index, stats::Store& store,
+                                                  std::vector<std::string>& warnings,
+                                                  std::vector<std::string>& watched_files,
+                                                  config::SharedObjects& shared,
+                                                  const module::ModuleSet& modules,
+                                                  TlsContexts& tls, const ClusterTable& clusters) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (proto.address().empty()) throw ConfigError(path + ".address", "is required");
   std::string error;
@@ -682,7 +920,7 @@ std::unique_ptr<CompiledListener> compileListener(
 
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
-                              watched_files, modules, tls, policy, path + ".tls");
+                              watched_files, modules, tls, policy, path + ".tls", clusters);
     if (!listener->route_table.add(route->hostname, route.get())) {
       throw ConfigError(
           routePath(index, i) + ".hostname",
@@ -691,8 +929,9 @@ std::unique_ptr<CompiledListener> compileListener(
     listener->routes.push_back(std::move(route));
   }
   if (proto.has_default_route()) {
-    auto route = compileRoute(proto.default_route(), path + ".default_route", name, true, store,
-                              warnings, watched_files, modules, tls, policy, path + ".tls");
+    auto route =
+        compileRoute(proto.default_route(), path + ".default_route", name, true, store, warnings,
+                     watched_files, modules, tls, policy, path + ".tls", clusters);
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
@@ -856,9 +1095,11 @@ CompileResult compile(const Bootstrap& config, stats::Store& store, uint64_t ver
   std::vector<std::string> watched_paths;
   loadModules(config, store, shared, *snapshot, watched_paths);
   TlsContexts tls(shared, watched_paths);
+  ClusterTable clusters;
+  snapshot->clusters = compileClusters(config, store, shared, tls, result.warnings, clusters);
   for (int i = 0; i < config.listeners_size(); ++i) {
     auto listener = compileListener(config, config.listeners(i), i, store, result.warnings,
-                                    watched_paths, shared, snapshot->modules, tls);
+                                    watched_paths, shared, snapshot->modules, tls, clusters);
     const std::string path = "listeners[" + std::to_string(i) + "]";
     if (!names.insert(listener->name).second) {
       throw ConfigError(path + ".name", "\"" + listener->name + "\" names two listeners");

@@ -16,6 +16,7 @@
 #include "source/common/router/hostname_matcher.h"
 #include "source/common/router/route.h"
 #include "source/common/stats/stats.h"
+#include "source/common/upstream/cluster.h"
 
 namespace mcproxy::access_log {
 class AccessLog;
@@ -95,6 +96,8 @@ struct Snapshot {
   // The plugin modules this config loaded (kept loaded while the snapshot lives), by name.
   module::ModuleSet modules;
   std::vector<std::shared_ptr<const void>> loaded_modules;
+  // The top-level clusters, in config order; routes point into them.
+  std::vector<std::unique_ptr<const upstream::Cluster>> clusters;
 
   const CompiledListener* findListener(const std::string& address_text) const;
 };

@@ -37,7 +37,9 @@ std::string modeName(Route::Mode mode) { return mode == Route::L7 ? "l7" : "l4";
 
 std::string describeRoute(const Route& route) {
   std::string out = (route.hostname().empty() ? std::string("(default)") : route.hostname()) +
-                    " -> " + route.backend() + " (" + modeName(route.mode()) + ")";
+                    " -> " +
+                    (route.cluster().empty() ? route.backend() : "cluster " + route.cluster()) +
+                    " (" + modeName(route.mode()) + ")";
   if (!route.tls_cert().empty()) out += " cert " + route.tls_cert();
   if (route.backend_tls()) out += " backend_tls";
   if (route.backend_protocol() == Route::HTTP1) out += " backend_protocol HTTP1";
@@ -61,7 +63,7 @@ std::string describeHttpRoute(const mcproxy::config::v1::HttpRoute& entry) {
   for (const auto& header : entry.headers()) {
     out += " header " + header.name() + (header.value().empty() ? "" : "=" + header.value());
   }
-  out += " -> " + entry.backend();
+  out += " -> " + (entry.cluster().empty() ? entry.backend() : "cluster " + entry.cluster());
   if (entry.timeout_ms() != 0) out += " timeout_ms " + std::to_string(entry.timeout_ms());
   return out;
 }
@@ -133,7 +135,57 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
   } else {
     statement.bindNull(18);
   }
+  statement.bind(19, route.cluster());
   statement.run();
+}
+
+using mcproxy::config::v1::Cluster;
+
+std::string lbPolicyName(Cluster::LbPolicy policy) {
+  std::string name = Cluster::LbPolicy_Name(policy);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+Cluster::LbPolicy lbPolicyFromName(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
+  Cluster::LbPolicy policy = Cluster::ROUND_ROBIN;
+  Cluster::LbPolicy_Parse(name, &policy);
+  return policy;
+}
+
+const char* checkKindName(const mcproxy::config::v1::HealthCheck& check) {
+  switch (check.kind_case()) {
+    case mcproxy::config::v1::HealthCheck::kTcp:
+      return "tcp";
+    case mcproxy::config::v1::HealthCheck::kTls:
+      return "tls";
+    case mcproxy::config::v1::HealthCheck::kHttp:
+      return "http";
+    case mcproxy::config::v1::HealthCheck::kGrpc:
+      return "grpc";
+    case mcproxy::config::v1::HealthCheck::KIND_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+// One line for diffs: everything about the cluster, endpoints with their weights.
+std::string describeCluster(const Cluster& cluster) {
+  Cluster settings = cluster;
+  settings.clear_name();
+  settings.clear_endpoints();
+  std::string out = "[";
+  for (const auto& endpoint : cluster.endpoints()) {
+    if (out.size() > 1) out += ", ";
+    out += endpoint.address();
+    if (endpoint.has_weight()) out += " weight " + std::to_string(endpoint.weight());
+  }
+  out += "]";
+  const std::string rest = settings.ShortDebugString();
+  return rest.empty() ? out : out + " " + rest;
 }
 
 std::string tlsVersionName(mcproxy::config::v1::TlsPolicy::Version version) {
@@ -182,6 +234,13 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   out.clear_admin();  // process settings, not routing config: never versioned
   normalizeFirewall(*out.mutable_firewall());
   if (out.firewall().ByteSizeLong() == 0) out.clear_firewall();
+  for (Cluster& cluster : *out.mutable_clusters()) {
+    // Weight 1 is the default: written or not, the same config.
+    for (auto& endpoint : *cluster.mutable_endpoints()) {
+      if (endpoint.has_weight() && endpoint.weight() == 1) endpoint.clear_weight();
+    }
+    if (cluster.outlier_detection().ByteSizeLong() == 0) cluster.clear_outlier_detection();
+  }
   for (Listener& listener : *out.mutable_listeners()) {
     if (listener.name().empty()) listener.set_name(listener.address());
     normalizeFirewall(*listener.mutable_firewall());
@@ -245,6 +304,7 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
   }
   snapshot.run();
 
+  writeClusters(version, config);
   Statement listener_row = db_.prepare(
       "INSERT INTO listeners (snapshot_version, position, name, address, proxy_protocol, backlog,"
       " filters, tls_min_version, tls_max_version, tls_cipher_suites, tls_groups)"
@@ -253,8 +313,9 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
       "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
       " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
       " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
-      " allow_upgrades)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
+      " allow_upgrades, cluster)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+      " ?19)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -334,6 +395,129 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
   return {version, true};
 }
 
+void SnapshotStore::writeClusters(int64_t version, const Bootstrap& config) {
+  Statement cluster_row = db_.prepare(
+      "INSERT INTO clusters (snapshot_version, position, name, lb_policy, connect_timeout_ms,"
+      " backend_tls, backend_tls_ca, backend_protocol, send_proxy_protocol,"
+      " proxy_protocol_version, dns_refresh_ms, max_connect_attempts, max_request_attempts,"
+      " retry_budget_percent, check_kind, check_interval_ms, check_timeout_ms,"
+      " check_unhealthy_threshold, check_healthy_threshold, check_http_path,"
+      " check_expected_status, check_grpc_service, outlier_consecutive_failures,"
+      " outlier_base_ejection_ms, outlier_max_ejection_percent) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+      " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
+      " ?25)");
+  Statement endpoint_row = db_.prepare(
+      "INSERT INTO cluster_endpoints (snapshot_version, cluster_name, position, address, weight)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)");
+  auto number = [](uint32_t value) { return static_cast<int64_t>(value); };
+  for (int i = 0; i < config.clusters_size(); ++i) {
+    const Cluster& cluster = config.clusters(i);
+    const auto& check = cluster.health_check();
+    const auto& outlier = cluster.outlier_detection();
+    cluster_row.bind(1, version)
+        .bind(2, static_cast<int64_t>(i))
+        .bind(3, cluster.name())
+        .bind(4, lbPolicyName(cluster.lb_policy()))
+        .bind(5, number(cluster.connect_timeout_ms()))
+        .bind(6, static_cast<int64_t>(cluster.backend_tls()))
+        .bind(7, cluster.backend_tls_ca())
+        .bind(8, cluster.backend_protocol() == Route::HTTP1 ? "http1" : "h2")
+        .bind(9, static_cast<int64_t>(cluster.send_proxy_protocol()))
+        .bind(10, number(cluster.proxy_protocol_version()))
+        .bind(11, number(cluster.dns_refresh_ms()))
+        .bind(12, number(cluster.max_connect_attempts()))
+        .bind(13, number(cluster.max_request_attempts()))
+        .bind(14, number(cluster.retry_budget_percent()))
+        .bind(15, checkKindName(check))
+        .bind(16, number(check.interval_ms()))
+        .bind(17, number(check.timeout_ms()))
+        .bind(18, number(check.unhealthy_threshold()))
+        .bind(19, number(check.healthy_threshold()))
+        .bind(20, check.http().path())
+        .bind(21, number(check.http().expected_status()))
+        .bind(22, check.grpc().service())
+        .bind(23, number(outlier.consecutive_failures()))
+        .bind(24, number(outlier.base_ejection_ms()))
+        .bind(25, number(outlier.max_ejection_percent()))
+        .run();
+    for (int j = 0; j < cluster.endpoints_size(); ++j) {
+      const auto& endpoint = cluster.endpoints(j);
+      endpoint_row.bind(1, version)
+          .bind(2, cluster.name())
+          .bind(3, static_cast<int64_t>(j))
+          .bind(4, endpoint.address())
+          .bind(5, number(endpoint.has_weight() ? endpoint.weight() : 1))
+          .run();
+    }
+  }
+}
+
+void SnapshotStore::loadClusters(int64_t version, Bootstrap& config) {
+  std::map<std::string, Cluster*> by_name;
+  Statement clusters = db_.prepare(
+      "SELECT name, lb_policy, connect_timeout_ms, backend_tls, backend_tls_ca, backend_protocol,"
+      " send_proxy_protocol, proxy_protocol_version, dns_refresh_ms, max_connect_attempts,"
+      " max_request_attempts, retry_budget_percent, check_kind, check_interval_ms,"
+      " check_timeout_ms, check_unhealthy_threshold, check_healthy_threshold, check_http_path,"
+      " check_expected_status, check_grpc_service, outlier_consecutive_failures,"
+      " outlier_base_ejection_ms, outlier_max_ejection_percent"
+      " FROM clusters WHERE snapshot_version = ?1 ORDER BY position");
+  clusters.bind(1, version);
+  auto number = [&](int column) { return static_cast<uint32_t>(clusters.integer(column)); };
+  while (clusters.step()) {
+    Cluster* cluster = config.add_clusters();
+    cluster->set_name(clusters.text(0));
+    cluster->set_lb_policy(lbPolicyFromName(clusters.text(1)));
+    cluster->set_connect_timeout_ms(number(2));
+    cluster->set_backend_tls(clusters.integer(3) != 0);
+    cluster->set_backend_tls_ca(clusters.text(4));
+    cluster->set_backend_protocol(clusters.text(5) == "http1" ? Route::HTTP1 : Route::H2);
+    cluster->set_send_proxy_protocol(clusters.integer(6) != 0);
+    cluster->set_proxy_protocol_version(number(7));
+    cluster->set_dns_refresh_ms(number(8));
+    cluster->set_max_connect_attempts(number(9));
+    cluster->set_max_request_attempts(number(10));
+    cluster->set_retry_budget_percent(number(11));
+    const std::string kind = clusters.text(12);
+    if (!kind.empty()) {
+      auto* check = cluster->mutable_health_check();
+      check->set_interval_ms(number(13));
+      check->set_timeout_ms(number(14));
+      check->set_unhealthy_threshold(number(15));
+      check->set_healthy_threshold(number(16));
+      if (kind == "tcp") check->mutable_tcp();
+      if (kind == "tls") check->mutable_tls();
+      if (kind == "http") {
+        check->mutable_http()->set_path(clusters.text(17));
+        check->mutable_http()->set_expected_status(number(18));
+      }
+      if (kind == "grpc") check->mutable_grpc()->set_service(clusters.text(19));
+    }
+    if (clusters.integer(20) || clusters.integer(21) || clusters.integer(22)) {
+      auto* outlier = cluster->mutable_outlier_detection();
+      outlier->set_consecutive_failures(number(20));
+      outlier->set_base_ejection_ms(number(21));
+      outlier->set_max_ejection_percent(number(22));
+    }
+    by_name[cluster->name()] = cluster;
+  }
+  Statement endpoints = db_.prepare(
+      "SELECT cluster_name, address, weight FROM cluster_endpoints WHERE snapshot_version = ?1"
+      " ORDER BY cluster_name, position");
+  endpoints.bind(1, version);
+  while (endpoints.step()) {
+    auto it = by_name.find(endpoints.text(0));
+    if (it == by_name.end()) {
+      throw StoreError("version " + std::to_string(version) + ": endpoint of cluster \"" +
+                       endpoints.text(0) + "\", which does not exist");
+    }
+    auto* endpoint = it->second->add_endpoints();
+    endpoint->set_address(endpoints.text(1));
+    if (endpoints.integer(2) != 1)
+      endpoint->set_weight(static_cast<uint32_t>(endpoints.integer(2)));
+  }
+}
+
 void SnapshotStore::writeFirewall(int64_t version, const std::string& listener,
                                   const mcproxy::config::v1::Firewall& firewall) {
   Statement rule = db_.prepare(
@@ -371,7 +555,8 @@ void SnapshotStore::writeHttp(int64_t version, const std::string& listener, cons
   if (route.http_routes().empty() && route.http_filters().empty()) return;
   Statement entry = db_.prepare(
       "INSERT INTO http_routes (snapshot_version, listener_name, route_hostname, position,"
-      " path_prefix, path_exact, backend, timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      " path_prefix, path_exact, backend, timeout_ms, cluster)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   Statement header = db_.prepare(
       "INSERT INTO http_route_headers (snapshot_version, listener_name, route_hostname,"
       " route_position, position, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -385,6 +570,7 @@ void SnapshotStore::writeHttp(int64_t version, const std::string& listener, cons
         .bind(6, http_route.path_exact())
         .bind(7, http_route.backend())
         .bind(8, static_cast<int64_t>(http_route.timeout_ms()))
+        .bind(9, http_route.cluster())
         .run();
     for (int j = 0; j < http_route.headers_size(); ++j) {
       header.bind(1, version)
@@ -426,8 +612,8 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
     return it->second;
   };
   Statement entries = db_.prepare(
-      "SELECT listener_name, route_hostname, path_prefix, path_exact, backend, timeout_ms"
-      " FROM http_routes WHERE snapshot_version = ?1"
+      "SELECT listener_name, route_hostname, path_prefix, path_exact, backend, timeout_ms,"
+      " cluster FROM http_routes WHERE snapshot_version = ?1"
       " ORDER BY listener_name, route_hostname, position");
   entries.bind(1, version);
   while (entries.step()) {
@@ -436,6 +622,7 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
     entry->set_path_exact(entries.text(3));
     entry->set_backend(entries.text(4));
     entry->set_timeout_ms(static_cast<uint32_t>(entries.integer(5)));
+    entry->set_cluster(entries.text(6));
   }
   Statement headers = db_.prepare(
       "SELECT listener_name, route_hostname, route_position, name, value FROM http_route_headers"
@@ -526,6 +713,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   settings.bind(1, version);
   if (settings.step()) config.set_drain_timeout_ms(static_cast<uint32_t>(settings.integer(0)));
 
+  loadClusters(version, config);
   std::map<std::string, Listener*> by_name;
   Statement listeners = db_.prepare(
       "SELECT name, address, proxy_protocol, backlog, filters, tls_min_version, tls_max_version,"
@@ -561,7 +749,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
   Statement routes = db_.prepare(
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
       " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms,"
-      " client_ca, client_cert, ocsp_response, allow_upgrades"
+      " client_ca, client_cert, ocsp_response, allow_upgrades, cluster"
       " FROM routes WHERE snapshot_version = ?1"
       " ORDER BY listener_name, position");
   std::map<RouteKey, Route*> routes_by_key;
@@ -592,6 +780,7 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
                                                            : Route::CLIENT_CERT_UNSPECIFIED);
     route->set_ocsp_response(routes.text(14));
     if (!routes.isNull(15)) route->set_allow_upgrades(routes.integer(15) != 0);
+    route->set_cluster(routes.text(16));
     routes_by_key[{listener->name(), hostname}] = route;
   }
   loadHttp(version, routes_by_key);
@@ -761,19 +950,28 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
     }
     return out;
   };
-  const auto modules_a = modulesOf(a);
-  const auto modules_b = modulesOf(b);
-  for (const auto& [name, where] : modules_a) {
-    auto now = modules_b.find(name);
-    if (now == modules_b.end()) {
-      lines.push_back("- module " + name + " " + where);
-    } else if (now->second != where) {
-      lines.push_back("~ module " + name + " " + where + " -> " + now->second);
+  // Named things described in one line each: removed, changed, added.
+  auto diffNamed = [&](const std::string& kind, const std::map<std::string, std::string>& before,
+                       const std::map<std::string, std::string>& after) {
+    for (const auto& [name, what] : before) {
+      auto now = after.find(name);
+      if (now == after.end()) {
+        lines.push_back("- " + kind + " " + name + " " + what);
+      } else if (now->second != what) {
+        lines.push_back("~ " + kind + " " + name + " " + what + " -> " + now->second);
+      }
     }
-  }
-  for (const auto& [name, where] : modules_b) {
-    if (!modules_a.count(name)) lines.push_back("+ module " + name + " " + where);
-  }
+    for (const auto& [name, what] : after) {
+      if (!before.count(name)) lines.push_back("+ " + kind + " " + name + " " + what);
+    }
+  };
+  diffNamed("module", modulesOf(a), modulesOf(b));
+  auto clustersOf = [](const Bootstrap& config) {
+    std::map<std::string, std::string> out;
+    for (const auto& cluster : config.clusters()) out[cluster.name()] = describeCluster(cluster);
+    return out;
+  };
+  diffNamed("cluster", clustersOf(a), clustersOf(b));
   const auto listeners_a = index(a);
   const auto listeners_b = index(b);
   for (const auto& [name, listener] : listeners_a) {
@@ -849,7 +1047,8 @@ std::string instanceName() { return hostName() + ":" + std::to_string(getpid());
 // Tables holding a version's rows, children before their parents (foreign keys).
 constexpr const char* kVersionTables[] = {
     "http_route_headers", "http_routes", "http_filters", "trusted_sources", "firewall_rules",
-    "firewall_settings",  "access_logs", "modules",      "routes",          "listeners"};
+    "firewall_settings",  "access_logs", "modules",      "routes",          "listeners",
+    "cluster_endpoints",  "clusters"};
 
 }  // namespace
 

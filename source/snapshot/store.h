@@ -96,6 +96,9 @@ class SnapshotStore {
 
  private:
   SnapshotInfo info(int64_t version);
+  // The config's clusters and their endpoints (before the routes that name them).
+  void writeClusters(int64_t version, const mcproxy::config::v1::Bootstrap& config);
+  void loadClusters(int64_t version, mcproxy::config::v1::Bootstrap& config);
   void writeFirewall(int64_t version, const std::string& listener,
                      const mcproxy::config::v1::Firewall& firewall);
   // (listener name, route hostname; '' for a default route)

@@ -22,13 +22,6 @@ import grpc
 from test.integration import harness
 
 
-def short_socket_path(test, name):
-    """A Unix socket path under /tmp: Bazel's TEST_TMPDIR is longer than sun_path allows."""
-    directory = tempfile.mkdtemp(prefix="mcadm", dir="/tmp")  # mode 0700
-    test.addCleanup(shutil.rmtree, directory, True)
-    return os.path.join(directory, name)
-
-
 def load_stubs(workdir):
     """Generates the Python stubs from the same .proto files the proxy is built from: messages
     with the system protoc (Debian's grpc_tools bundles a protoc too old for proto3 `optional`),
@@ -81,7 +74,7 @@ class AdminTest(harness.ProxyTestCase):
         self.backend_a = self.echo_backend(self.cert_a)
         self.backend_b = self.echo_backend(self.cert_b)
         self.db = os.path.join(self.workdir, f"admin-{time.monotonic_ns()}.db")
-        self.socket = short_socket_path(self, "admin.sock")
+        self.socket = harness.short_socket_path(self, "admin.sock")
         self.proxy = self.start_admin_proxy()
 
     def start_admin_proxy(self, extra_admin=""):
@@ -356,7 +349,7 @@ class CertificateReloadTest(harness.ProxyTestCase):
         key = os.path.join(self.workdir, "live.key")
         shutil.copy(self.cert_a[0], cert)
         shutil.copy(self.cert_a[1], key)
-        sock = short_socket_path(self, "reload.sock")
+        sock = harness.short_socket_path(self, "reload.sock")
         proxy = self.start_proxy(f"""
             admin {{ socket: "{sock}" }}
             listeners {{ name: "l7" address: "127.0.0.1:0"

@@ -209,6 +209,29 @@ def accept_in_threads(listener, handle):
     threading.Thread(target=loop, daemon=True).start()
 
 
+def relay_both_ways(conn, upstream, timeout=30):
+    """Copies bytes between two connected sockets until both directions have ended (each end
+    passed on as a half-close), then closes both."""
+    def pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+    back.start()
+    pump(conn, upstream)
+    back.join(timeout)
+    conn.close()
+    upstream.close()
+
+
 def read_proxy_header(sock):
     """Reads exactly one PROXY v1 or v2 header from a raw socket; returns a dict of what it says."""
     first = b""
@@ -427,6 +450,13 @@ class Proxy:
         if crashed:
             raise AssertionError(f"mc-proxy died of signal {-self.proc.returncode}:\n"
                                  + self.log()[-3000:])
+
+
+def short_socket_path(test, name):
+    """A Unix socket path under /tmp: Bazel's TEST_TMPDIR is longer than sun_path allows."""
+    directory = tempfile.mkdtemp(prefix="mcadm", dir="/tmp")  # mode 0700
+    test.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, name)
 
 
 def ctl(*args, check=True, timeout=120):

@@ -228,27 +228,7 @@ class ProxyHeaderRelay:
             conn.close()
             return
 
-        def pump(src, dst):
-            try:
-                while True:
-                    data = src.recv(65536)
-                    if not data:
-                        break
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                try:
-                    dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-
-        back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
-        back.start()
-        pump(conn, upstream)
-        back.join(30)
-        conn.close()
-        upstream.close()
+        harness.relay_both_ways(conn, upstream)
 
     def close(self):
         self.listener.close()

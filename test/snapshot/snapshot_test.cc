@@ -119,6 +119,117 @@ std::string l7Route(const std::string& extra) {
          extra + " } }";
 }
 
+constexpr const char* kCluster = R"(clusters { name: "api"
+    endpoints { address: "127.0.0.1:9001" }
+    endpoints { address: "127.0.0.1:9002" weight: 3 }
+    endpoints { address: "localhost:9003" weight: 0 }
+    lb_policy: LEAST_REQUEST
+    health_check { http { path: "/healthz" } }
+    outlier_detection { consecutive_failures: 5 }
+    connect_timeout_ms: 250 })";
+
+TEST(SnapshotCompileTest, ClustersCompileAndRoutesPointIntoThem) {
+  stats::Store stats;
+  auto result = compileText(std::string(kCluster) + R"(
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" cluster: "api" }
+      routes { hostname: "w.test" mode: L7 cluster: "api"
+               tls_cert: "test/fuzz/testdata/a.test.crt" tls_key: "test/fuzz/testdata/a.test.key"
+               http_routes { path_prefix: "/v1/" backend: "127.0.0.1:9100" }
+               http_routes { path_prefix: "/v2/" cluster: "api" } } })",
+                            stats);
+  ASSERT_EQ(result.snapshot->clusters.size(), 1u);
+  const upstream::Cluster& cluster = *result.snapshot->clusters[0];
+  EXPECT_EQ(cluster.settings().policy, upstream::LbPolicy::kLeastRequest);
+  EXPECT_EQ(cluster.settings().connect_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(cluster.settings().health_check.kind, upstream::HealthCheckSpec::Kind::kHttp);
+  EXPECT_EQ(cluster.settings().health_check.http_path, "/healthz");
+  EXPECT_EQ(cluster.settings().max_connect_attempts, 3u);
+  ASSERT_EQ(cluster.endpoints().size(), 3u);
+  EXPECT_EQ(cluster.endpoints()[0].weight, 1u);
+  EXPECT_EQ(cluster.endpoints()[1].weight, 3u);
+  EXPECT_EQ(cluster.endpoints()[2].weight, 0u);
+  EXPECT_EQ(cluster.endpoints()[2].address.toString(), "127.0.0.1:9003");
+  const CompiledListener& listener = *result.snapshot->listeners[0];
+  EXPECT_EQ(listener.findRoute("a.test")->cluster, &cluster);
+  const router::Route& l7 = *listener.findRoute("w.test");
+  EXPECT_EQ(l7.cluster, &cluster);
+  EXPECT_EQ(l7.http_routes[0].cluster, nullptr);
+  EXPECT_EQ(l7.http_routes[1].cluster, &cluster);
+}
+
+TEST(SnapshotCompileTest, AnEndpointKeepsItsStateAcrossCompiles) {
+  stats::Store stats;
+  config::SharedObjects shared;
+  const auto config = parseTextConfig(std::string(kCluster) + R"(
+    listeners { address: "127.0.0.1:1" routes { hostname: "a.test" cluster: "api" } })",
+                                      "test");
+  auto first = compile(config, stats, 1, shared);
+  first.snapshot->clusters[0]->endpoints()[0].state->healthy = false;
+  auto second = compile(config, stats, 2, shared);
+  EXPECT_EQ(second.snapshot->clusters[0]->endpoints()[0].state,
+            first.snapshot->clusters[0]->endpoints()[0].state);
+  EXPECT_FALSE(second.snapshot->clusters[0]->endpoints()[0].state->healthy);
+}
+
+TEST(SnapshotCompileTest, ClusterErrorsNameTheFieldPath) {
+  const std::string listener =
+      R"(listeners { address: "127.0.0.1:1" routes { hostname: "a.test" cluster: "api" } })";
+  expectError(listener, "listeners[0].routes[0].cluster: no cluster is named \"api\"");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" } }
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" cluster: "api" backend: "127.0.0.1:2" } })",
+              "listeners[0].routes[0].cluster: set either backend or cluster");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" } }
+    listeners { address: "127.0.0.1:1"
+      routes { hostname: "a.test" cluster: "api" send_proxy_protocol: true } })",
+              "listeners[0].routes[0].send_proxy_protocol: comes from cluster \"api\"");
+  expectError(R"(listeners { address: "127.0.0.1:1" routes { hostname: "a.test" } })",
+              "listeners[0].routes[0].backend: is required (or cluster)");
+  expectError(R"(clusters { name: "api" } )" + listener,
+              "clusters[0].endpoints: at least one is required");
+  expectError(R"(clusters { name: "a b" endpoints { address: "127.0.0.1:1" } } )" + listener,
+              "clusters[0].name:");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" } }
+                 clusters { name: "api" endpoints { address: "127.0.0.1:1" } } )" +
+                  listener,
+              "clusters[1].name: \"api\" names two clusters");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            endpoints { address: "127.0.0.1:1" } } )" +
+                  listener,
+              "clusters[0].endpoints[1].address: \"127.0.0.1:1\" is listed twice");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:0" } } )" + listener,
+              "clusters[0].endpoints[0].address: port 0");
+  expectError(
+      R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" weight: 10001 } } )" + listener,
+      "clusters[0].endpoints[0].weight: must be at most 10000");
+  expectError(
+      R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" } lb_policy: 9 } )" + listener,
+      "clusters[0].lb_policy: unknown policy 9");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            health_check { interval_ms: 100 } } )" +
+                  listener,
+              "clusters[0].health_check: needs one of tcp {}");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            health_check { http { path: "healthz" } } } )" +
+                  listener,
+              "clusters[0].health_check.http.path: must be an absolute path");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            backend_protocol: HTTP1 health_check { grpc {} } } )" +
+                  listener,
+              "clusters[0].health_check.grpc: gRPC needs HTTP/2");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            retry_budget_percent: 101 } )" +
+                  listener,
+              "clusters[0].retry_budget_percent: is a percentage");
+  expectError(R"(clusters { name: "api" endpoints { address: "127.0.0.1:1" }
+                            outlier_detection { max_ejection_percent: 200 } } )" +
+                  listener,
+              "clusters[0].outlier_detection.max_ejection_percent: is a percentage");
+  expectError(l7Route(R"(http_routes { path_prefix: "/x" cluster: "nope" })"),
+              "listeners[0].routes[0].http_routes[0].cluster: no cluster is named \"nope\"");
+}
+
 TEST(SnapshotCompileTest, RoutesOnOneCertificateShareOneContextAcrossCompiles) {
   // A copy of the pair under other names: the same bytes, so the same context too.
   const std::string dir = ::testing::TempDir();

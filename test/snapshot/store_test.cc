@@ -77,6 +77,17 @@ std::vector<std::string> diffAfterEdits(
   return store.diff(before, store.latestVersion());
 }
 
+// Version 1 with listener "old", written by hand into a database of an older schema.
+void seedVersionOne(Database& db) {
+  db.exec(
+      "INSERT INTO snapshots (version, created_at, source, content_hash) VALUES"
+      " (1, '2026-01-01T00:00:00Z', 'hand', '" +
+      std::string(64, '0') + "')");
+  db.exec(
+      "INSERT INTO listeners (snapshot_version, position, name, address) VALUES"
+      " (1, 0, 'old', '127.0.0.1:8443')");
+}
+
 TEST(SnapshotStoreTest, RoundTripIsNormalizedAndHashStable) {
   SnapshotStore store(tempPath("roundtrip"));
   EXPECT_EQ(store.latestVersion(), 0);
@@ -226,13 +237,7 @@ TEST(SnapshotStoreTest, OldSchemaUpgradesAndKeepsItsData) {
     Database db(path);
     EXPECT_EQ(migrate(db, 1), std::vector<int64_t>{1});
     EXPECT_EQ(schemaVersion(db), 1);
-    db.exec(
-        "INSERT INTO snapshots (version, created_at, source, content_hash) VALUES"
-        " (1, '2026-01-01T00:00:00Z', 'hand', '" +
-        std::string(64, '0') + "')");
-    db.exec(
-        "INSERT INTO listeners (snapshot_version, position, name, address) VALUES"
-        " (1, 0, 'old', '127.0.0.1:8443')");
+    seedVersionOne(db);
     db.exec(
         "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
         " mode) VALUES (1, 'old', 0, 'a.test', '127.0.0.1:9001', 'l4')");
@@ -453,6 +458,147 @@ TEST(SnapshotStoreTest, TlsPolicyMutualTlsOcspAndUpgradesRoundTripAndDiff) {
   EXPECT_NE(raw.exec("INSERT INTO listeners (snapshot_version, position, name, address,"
                      " tls_min_version) VALUES (2, 9, 'v', '127.0.0.1:9', 'SSLv3')")
                 .find("CHECK"),
+            std::string::npos);
+}
+
+TEST(SnapshotStoreTest, ClustersRoundTripDiffAndChecks) {
+  const std::string path = tempPath("clusters");
+  SnapshotStore store(path);
+  const std::string text = R"(
+    clusters { name: "api"
+      endpoints { address: "127.0.0.1:9001" }
+      endpoints { address: "api-2.internal:9001" weight: 3 }
+      endpoints { address: "127.0.0.1:9003" weight: 0 }
+      lb_policy: RING_HASH connect_timeout_ms: 700 backend_tls: true backend_tls_ca: "/ca.pem"
+      backend_protocol: HTTP1 send_proxy_protocol: true proxy_protocol_version: 1
+      dns_refresh_ms: 5000 max_connect_attempts: 4 max_request_attempts: 3
+      retry_budget_percent: 30
+      health_check { interval_ms: 2000 timeout_ms: 1000 unhealthy_threshold: 2
+                     healthy_threshold: 3 http { path: "/healthz" expected_status: 204 } }
+      outlier_detection { consecutive_failures: 5 base_ejection_ms: 30000
+                          max_ejection_percent: 40 } }
+    clusters { name: "grpc" endpoints { address: "127.0.0.1:9100" weight: 1 }
+               health_check { grpc { service: "echo" } } }
+    clusters { name: "plain" endpoints { address: "127.0.0.1:9200" } health_check { tls {} } }
+    listeners { name: "edge" address: "127.0.0.1:1"
+      routes { hostname: "a.test" cluster: "plain" }
+      routes { hostname: "w.test" cluster: "api" mode: L7 tls_cert: "c" tls_key: "k"
+               http_routes { path_prefix: "/rpc/" cluster: "grpc" }
+               http_routes { path_prefix: "/old/" backend: "127.0.0.1:9300" } } })";
+  const auto loaded = writeAndReload(store, text);
+  ASSERT_EQ(loaded.clusters_size(), 3);
+  const auto& api = loaded.clusters(0);
+  EXPECT_EQ(api.lb_policy(), mcproxy::config::v1::Cluster::RING_HASH);
+  EXPECT_EQ(api.health_check().http().expected_status(), 204u);
+  EXPECT_EQ(api.outlier_detection().max_ejection_percent(), 40u);
+  EXPECT_EQ(api.endpoints(1).weight(), 3u);
+  EXPECT_FALSE(api.endpoints(0).has_weight());  // weight 1 is the default, written or not
+  ASSERT_TRUE(api.endpoints(2).has_weight());   // drained stays drained
+  EXPECT_EQ(api.endpoints(2).weight(), 0u);
+  EXPECT_EQ(loaded.clusters(1).health_check().grpc().service(), "echo");
+  EXPECT_FALSE(loaded.clusters(1).endpoints(0).has_weight());
+  EXPECT_TRUE(loaded.clusters(2).health_check().has_tls());
+  EXPECT_EQ(loaded.listeners(0).routes(0).cluster(), "plain");
+  EXPECT_TRUE(loaded.listeners(0).routes(0).backend().empty());
+  EXPECT_EQ(loaded.listeners(0).routes(1).http_routes(0).cluster(), "grpc");
+  EXPECT_EQ(loaded.listeners(0).routes(1).http_routes(1).backend(), "127.0.0.1:9300");
+
+  const auto lines = diffAfterEdits(
+      store, text,
+      {{"address: \"127.0.0.1:9003\" weight: 0", "address: \"127.0.0.1:9003\" weight: 2"},
+       {"cluster: \"plain\"", "cluster: \"grpc\""}});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("~ cluster api [127.0.0.1:9001, api-2.internal:9001 weight 3, "
+                          "127.0.0.1:9003 weight 0]"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find("-> [127.0.0.1:9001, api-2.internal:9001 weight 3, 127.0.0.1:9003 "
+                          "weight 2]"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("a.test -> cluster grpc"), std::string::npos) << lines[1];
+
+  RawConnection raw(path);
+  const std::string version = std::to_string(store.latestVersion());
+  for (const std::string& bad : {
+           // a weight out of range, a policy nobody knows, an HTTP path on a TCP check
+           "INSERT INTO cluster_endpoints (snapshot_version, cluster_name, position, address,"
+           " weight) VALUES (" +
+               version + ", 'api', 9, '127.0.0.1:9', -1)",
+           "INSERT INTO clusters (snapshot_version, position, name, lb_policy) VALUES (" + version +
+               ", 9, 'x', 'fastest')",
+           "INSERT INTO clusters (snapshot_version, position, name, lb_policy, check_kind,"
+           " check_http_path) VALUES (" +
+               version + ", 9, 'x', 'random', 'tcp', '/h')",
+           // a route with both a backend and a cluster, or neither
+           "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
+           " mode, cluster) VALUES (" +
+               version +
+               ", 'edge', 9, 'x.test', '127.0.0.1:1', 'l4',"
+               " 'api')",
+           "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
+           " mode) VALUES (" +
+               version + ", 'edge', 9, 'x.test', '', 'l4')",
+       }) {
+    EXPECT_NE(raw.exec(bad).find("CHECK"), std::string::npos) << bad;
+  }
+  EXPECT_NE(raw.exec("INSERT INTO routes (snapshot_version, listener_name, position, hostname,"
+                     " backend, mode, cluster) VALUES (" +
+                     version + ", 'edge', 9, 'x.test', '', 'l4', 'missing')")
+                .find("the cluster does not exist"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO cluster_endpoints (snapshot_version, cluster_name, position,"
+                     " address) VALUES (" +
+                     version + ", 'missing', 0, '127.0.0.1:9')")
+                .find("belongs to a cluster"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE cluster_endpoints SET weight = 5").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM clusters").find("immutable"), std::string::npos);
+}
+
+TEST(SnapshotStoreTest, MigrationElevenRebuildsRoutesKeepingRowsIndexesAndTriggers) {
+  const std::string path = tempPath("rebuild");
+  {
+    Database db(path);
+    migrate(db, 10);
+    seedVersionOne(db);
+    db.exec(
+        "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend,"
+        " mode, tls_cert, tls_key, allow_upgrades) VALUES (1, 'old', 0, 'a.test',"
+        " '127.0.0.1:9001', 'l7', 'c', 'k', 0)");
+    db.exec(
+        "INSERT INTO http_routes (snapshot_version, listener_name, route_hostname, position,"
+        " path_prefix, backend) VALUES (1, 'old', 'a.test', 0, '/api/', '127.0.0.1:9002')");
+    db.exec(
+        "INSERT INTO http_route_headers (snapshot_version, listener_name, route_hostname,"
+        " route_position, position, name, value) VALUES (1, 'old', 'a.test', 0, 0, 'x-v',"
+        " '2')");
+  }
+  SnapshotStore store(path);
+  EXPECT_EQ(schemaVersion(store.database()), latestSchemaVersion());
+  EXPECT_EQ(store.database().queryInt("PRAGMA foreign_keys"), 1);  // back on
+  const auto loaded = store.load(1).config;
+  const auto& route = loaded.listeners(0).routes(0);
+  EXPECT_EQ(route.backend(), "127.0.0.1:9001");
+  EXPECT_FALSE(route.allow_upgrades());
+  ASSERT_EQ(route.http_routes_size(), 1);
+  EXPECT_EQ(route.http_routes(0).backend(), "127.0.0.1:9002");
+  EXPECT_EQ(route.http_routes(0).headers(0).value(), "2");
+  EXPECT_EQ(store.database().queryInt(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'routes_by_hostname'"),
+            1);
+  RawConnection raw(path);
+  EXPECT_NE(raw.exec("UPDATE routes SET backend = '127.0.0.1:1'").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("DELETE FROM http_routes").find("immutable"), std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO routes (snapshot_version, listener_name, position, hostname,"
+                     " backend, mode) VALUES (1, 'nobody', 1, 'b.test', '127.0.0.1:1', 'l4')")
+                .find("must belong to a listener"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("INSERT INTO http_routes (snapshot_version, listener_name, route_hostname,"
+                     " position, backend) VALUES (1, 'old', 'nope', 1, '127.0.0.1:1')")
+                .find("belong to an L7 route"),
             std::string::npos);
 }
 

@@ -28,6 +28,8 @@ const char* closeReasonName(CloseReason reason) {
       return "upstream_connect_timeout";
     case CloseReason::kUpstreamReset:
       return "upstream_reset";
+    case CloseReason::kNoEndpoint:
+      return "no_endpoint";
     case CloseReason::kIdleTimeout:
       return "idle_timeout";
     case CloseReason::kDrainTimeout:

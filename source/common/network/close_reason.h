@@ -19,6 +19,7 @@ enum class CloseReason : size_t {
   kUpstreamConnectFailed,   // backend refused or was unreachable
   kUpstreamConnectTimeout,  // backend did not accept within connect_timeout_ms
   kUpstreamReset,           // backend reset or a read/write error on the backend socket
+  kNoEndpoint,              // every endpoint of the route's cluster is drained (weight 0)
   kIdleTimeout,             // no bytes either way for idle_timeout_ms
   kDrainTimeout,            // still open when the drain deadline passed at shutdown
   kInternalError,           // a system call failed on our side (socket(), pipe(), ...)

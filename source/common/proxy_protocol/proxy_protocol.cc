@@ -285,6 +285,15 @@ void appendU16(std::string& out, uint16_t value) {
 
 }  // namespace
 
+std::string encodeLocal(uint32_t version) {
+  if (version == 1) return "PROXY UNKNOWN\r\n";
+  std::string out(v2Signature());
+  out.push_back(static_cast<char>(0x20 | kCommandLocal));
+  out.push_back(static_cast<char>(kFamilyUnspec << 4));
+  appendU16(out, 0);
+  return out;
+}
+
 std::string encodeV2(const network::Address& source, const network::Address& destination,
                      std::string_view authority, bool with_crc32c) {
   std::string out(v2Signature());

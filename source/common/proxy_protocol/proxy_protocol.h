@@ -52,6 +52,10 @@ std::string encodeV2(const network::Address& source, const network::Address& des
 // tier when there was one), the address it connected to, and the SNI as AUTHORITY (v2).
 std::string encodeFor(const network::StreamInfo& info, uint32_t version);
 
+// The header of a connection the proxy makes for itself (a health check): v1 "PROXY UNKNOWN",
+// v2 the LOCAL command with no addresses. The receiver uses the connection's own addresses.
+std::string encodeLocal(uint32_t version);
+
 // CRC32c (Castagnoli), as PP2_TYPE_CRC32C uses it.
 uint32_t crc32c(std::string_view data);
 

@@ -11,6 +11,7 @@
 #include "source/common/http/headers.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/stats.h"
+#include "source/common/upstream/cluster.h"
 
 struct ssl_ctx_st;
 
@@ -65,8 +66,9 @@ struct HttpRoute {
   std::vector<HeaderMatch> headers;  // all must match
   std::string backend_text;
   network::Address backend;
-  std::string pool_key;                  // upstream::poolKey() of the backend, without TLS
-  std::chrono::milliseconds timeout{0};  // response timeout; 0: the route's
+  std::string pool_key;                        // upstream::poolKey() of the backend, without TLS
+  const upstream::Cluster* cluster = nullptr;  // instead of backend; owned by the snapshot
+  std::chrono::milliseconds timeout{0};        // response timeout; 0: the route's
 
   bool matches(const http::HeaderMap& request) const;
   // "/api/ -> 127.0.0.1:9001", for logs and diffs.
@@ -91,6 +93,8 @@ struct Route {
   std::shared_ptr<ssl_ctx_st> backend_tls_context;
   // L7: HTTP/1.1 to the backend instead of HTTP/2.
   bool backend_http1 = false;
+  // The cluster traffic goes to instead of `backend` (invalid then); owned by the snapshot.
+  const upstream::Cluster* cluster = nullptr;
   // backend.toString(), made once here: upstream pools are keyed by it on every request.
   std::string backend_key;
   // L7: the response timeout for requests no http_routes entry matches (0: the connection

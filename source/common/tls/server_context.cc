@@ -409,10 +409,12 @@ std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::stri
     return nullptr;
   }
   SSL_CTX_set_read_ahead(ctx.get(), 1);  // as for servers: whole buffers, not record by record
-  std::string wire(1, static_cast<char>(alpn.size()));
-  wire += alpn;
-  SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(wire.data()),
-                          static_cast<unsigned int>(wire.size()));
+  if (!alpn.empty()) {
+    std::string wire(1, static_cast<char>(alpn.size()));
+    wire += alpn;
+    SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(wire.data()),
+                            static_cast<unsigned int>(wire.size()));
+  }
   return std::shared_ptr<SSL_CTX>(ctx.release(), SslCtxDeleter());
 }
 

@@ -80,7 +80,7 @@ std::vector<std::string> checkCertificateChain(SSL_CTX* ctx);
 std::string checkCertificateHost(SSL_CTX* ctx, std::string_view hostname);
 
 // A client TLS context for upstreams: verifies against `ca_file` (the system bundle when empty),
-// offers ALPN `alpn` ("h2" or "http/1.1").
+// offers ALPN `alpn` ("h2" or "http/1.1"; none when empty).
 std::shared_ptr<SSL_CTX> makeClientContext(const std::string& ca_file, std::string_view alpn,
                                            std::string& error);
 

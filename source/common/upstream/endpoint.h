@@ -11,8 +11,9 @@
 struct ssl_ctx_st;
 
 namespace mcproxy::stats {
+class Counter;
 class Histogram;
-}
+}  // namespace mcproxy::stats
 
 namespace mcproxy::upstream {
 
@@ -32,6 +33,8 @@ struct Endpoint {
   std::string_view tls_server_name;
   // Where a new connection's setup time (TCP, PROXY, TLS) is observed; null: nowhere.
   stats::Histogram* connect_latency = nullptr;
+  // Counts the connections opened to it (a cluster endpoint's); null: nowhere.
+  stats::Counter* connections_opened = nullptr;
 };
 
 // "h2|10.0.0.5:8443", "http1|10.0.0.5:80|tls:api.test": what makes two requests able to share a

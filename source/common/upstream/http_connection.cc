@@ -23,6 +23,7 @@ HttpConnection::HttpConnection(event::Dispatcher& dispatcher, ConnPool& pool,
       transport_(dispatcher, *this),
       timer_(dispatcher, [this] { onTimer(); }),
       connect_latency_(endpoint.connect_latency) {
+  if (endpoint.connections_opened != nullptr) endpoint.connections_opened->inc();
   if (protocol_ == Protocol::kHttp2) {
     codec_ = std::make_unique<http::http2::ClientCodec>(*this, settings_.stream_window_bytes);
   } else {

@@ -266,13 +266,73 @@ GrpcReply rollback(const std::string& request, AdminBackend& backend) {
   }
 }
 
+GrpcReply listClusters(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::ListClustersRequest in;
+  if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
+  const auto snapshot = backend.currentSnapshot();
+  const int64_t now = upstream::steadyMs(std::chrono::steady_clock::now());
+  mcproxy::admin::v1::ListClustersResponse out;
+  for (const auto& cluster : snapshot->clusters) {
+    if (!in.cluster().empty() && cluster->name() != in.cluster()) continue;
+    auto* status = out.add_clusters();
+    status->set_name(cluster->name());
+    status->set_lb_policy(upstream::lbPolicyName(cluster->settings().policy));
+    status->set_health_check(upstream::healthCheckKindName(cluster->settings().health_check.kind));
+    status->set_retries(cluster->stats().retries.value());
+    status->set_retry_budget_exhausted(cluster->stats().retry_budget_exhausted.value());
+    status->set_panic(cluster->stats().panic.value());
+    for (const auto& endpoint : cluster->endpoints()) {
+      auto* entry = status->add_endpoints();
+      entry->set_address(endpoint.address_text);
+      entry->set_resolved_address(endpoint.address.toString());
+      entry->set_weight(endpoint.weight);
+      entry->set_healthy(endpoint.state->healthy.load(std::memory_order_relaxed));
+      entry->set_ejected(endpoint.state->ejected(now));
+      entry->set_active(endpoint.stats.active.value());
+      entry->set_connections(endpoint.stats.connections.value());
+      entry->set_requests(endpoint.stats.requests.value());
+      entry->set_failures(endpoint.stats.failures.value());
+      entry->set_ejections(endpoint.stats.ejections.value());
+      entry->set_last_check_failure(endpoint.state->last_check_failure);
+    }
+  }
+  if (!in.cluster().empty() && out.clusters().empty()) {
+    return error(GrpcCode::kNotFound, "cluster: no cluster \"" + in.cluster() + "\"");
+  }
+  return ok(out);
+}
+
+GrpcReply setEndpointWeight(const std::string& request, AdminBackend& backend) {
+  mcproxy::admin::v1::SetEndpointWeightRequest in;
+  if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
+  if (in.weight() > 10000) return error(GrpcCode::kInvalidArgument, "weight: at most 10000");
+  const std::string what = in.weight() == 0
+                               ? "drain " + in.cluster() + " " + in.endpoint()
+                               : "set weight of " + in.cluster() + " " + in.endpoint() + " to " +
+                                     std::to_string(in.weight());
+  return applyChange(backend, what, [&](Bootstrap& config) -> std::optional<GrpcReply> {
+    for (auto& cluster : *config.mutable_clusters()) {
+      if (cluster.name() != in.cluster()) continue;
+      for (auto& endpoint : *cluster.mutable_endpoints()) {
+        if (endpoint.address() != in.endpoint()) continue;
+        endpoint.set_weight(in.weight());
+        return std::nullopt;
+      }
+      return error(GrpcCode::kNotFound, "endpoint: cluster \"" + in.cluster() +
+                                            "\" has no endpoint \"" + in.endpoint() + "\"");
+    }
+    return error(GrpcCode::kNotFound, "cluster: no cluster \"" + in.cluster() + "\"");
+  });
+}
+
 }  // namespace
 
 GrpcReply handleAdminCall(const std::string& method, const std::string& request,
                           AdminBackend& backend) {
   const bool changes = method == "AddRoute" || method == "RemoveRoute" ||
                        method == "AddFirewallRule" || method == "RemoveFirewallRule" ||
-                       method == "Rollback" || method == "ListSnapshots";
+                       method == "Rollback" || method == "ListSnapshots" ||
+                       method == "SetEndpointWeight";
   if (changes && backend.store() == nullptr) {
     return error(GrpcCode::kFailedPrecondition,
                  "this proxy runs without --db; admin changes need the snapshot database");
@@ -286,6 +346,8 @@ GrpcReply handleAdminCall(const std::string& method, const std::string& request,
   if (method == "GetStatus") return ok(backend.status());
   if (method == "ListSnapshots") return listSnapshots(backend);
   if (method == "Rollback") return rollback(request, backend);
+  if (method == "ListClusters") return listClusters(request, backend);
+  if (method == "SetEndpointWeight") return setEndpointWeight(request, backend);
   if (method == "ReloadCertificates") {
     try {
       return changed(backend.reloadCertificates());

@@ -36,6 +36,20 @@ TEST(ProxyProtocolTest, V1UnknownKeepsThePeer) {
   EXPECT_FALSE(header.has_inet_addresses);
 }
 
+TEST(ProxyProtocolTest, LocalHeadersOfHealthChecksParseAsLocal) {
+  ProxyHeader header;
+  const std::string v2 = encodeLocal(2);
+  ASSERT_EQ(parseText(v2 + "payload", header).status, ParseStatus::kDone);
+  EXPECT_EQ(header.version, 2);
+  EXPECT_TRUE(header.local_command);
+  EXPECT_FALSE(header.has_inet_addresses);
+  EXPECT_EQ(header.header_bytes, 16u);
+  ProxyHeader v1;
+  ASSERT_EQ(parseText(encodeLocal(1), v1).status, ParseStatus::kDone);
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_FALSE(v1.has_inet_addresses);
+}
+
 TEST(ProxyProtocolTest, V1LengthLimitIs107Bytes) {
   ProxyHeader header;
   // 105 bytes of line + CRLF = 107: accepted. One more: refused.

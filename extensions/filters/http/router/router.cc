@@ -1,9 +1,12 @@
 #include "extensions/filters/http/router/router.h"
 
+#include <absl/random/distributions.h>
+
 #include "source/common/http/upgrade.h"
 #include "source/common/logging/logger.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
+#include "source/common/upstream/cluster.h"
 #include "source/common/upstream/conn_pool.h"
 #include "source/common/upstream/endpoint.h"
 
@@ -19,7 +22,12 @@ void prepareUpstreamHeaders(http::HeaderMap& headers, bool backend_tls) {
 RouterFilter::RouterFilter(http::FilterCallbacks& callbacks)
     : callbacks_(callbacks), timeout_([this] { onResponseTimeout(); }) {}
 
-RouterFilter::~RouterFilter() = default;  // the handle detaches: the upstream stream is reset
+RouterFilter::~RouterFilter() {
+  upstream_.reset();
+  endAttempt();
+  if (cluster_ != nullptr)
+    cluster_->state().active_requests.fetch_sub(1, std::memory_order_relaxed);
+}
 
 http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool end_stream) {
   http::StreamInfo& info = callbacks_.streamInfo();
@@ -37,8 +45,6 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   }
   const router::HttpRoute* http_route = route_->matchHttpRoute(headers);
   info.http_route = http_route;
-  const network::Address& backend = http_route != nullptr ? http_route->backend : route_->backend;
-  info.upstream_address = &backend;
   route_->stats.requests.inc();
 
   const auto route_timeout = http_route != nullptr && http_route->timeout.count() > 0
@@ -46,39 +52,123 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
                                  : route_->timeout;
   http::Upstreams& upstreams = callbacks_.upstreams();
   timeout_duration_ = route_timeout.count() > 0 ? route_timeout : upstreams.responseTimeout();
+  cluster_ = http_route != nullptr ? http_route->cluster : route_->cluster;
+  prepareUpstreamHeaders(headers, route_->backend_tls_context != nullptr);
+  if (cluster_ != nullptr) {
+    cluster_->state().active_requests.fetch_add(1, std::memory_order_relaxed);
+    // Only a request that ended with its headers can be sent again as it was: from the
+    // stream's own copy of them (callbacks_.requestHeaders()), which this filter is the last
+    // to change.
+    replayable_ = end_stream && !upgrade_ && cluster_->endpoints().size() > 1;
+  }
+  upstream_start_ = callbacks_.dispatcher().now();
+  if (!startAttempt(headers, end_stream)) return http::FilterStatus::kStopIteration;
+  // A handshake's body is the tunnel, which may only start after the answer: the backend's
+  // time to answer starts now.
+  if (end_stream || upgrade_) onRequestComplete();
+  return http::FilterStatus::kContinue;
+}
 
+bool RouterFilter::startAttempt(const http::HeaderMap& headers, bool end_stream) {
+  http::StreamInfo& info = callbacks_.streamInfo();
+  const network::StreamInfo& connection = info.connection;
+  const router::HttpRoute* http_route = info.http_route;
+  const network::Address* backend;
+  std::string_view pool_key;
+  if (cluster_ != nullptr) {
+    event::Dispatcher& dispatcher = callbacks_.dispatcher();
+    endpoint_ = cluster_->pick(
+        connection.real_client.valid() ? connection.real_client : connection.downstream_remote,
+        absl::Uniform<uint64_t>(dispatcher.random()), upstream::steadyMs(dispatcher.now()), tried_);
+    if (endpoint_ == nullptr) {
+      const std::string detail = "cluster \"" + cluster_->name() + "\": every endpoint is drained";
+      callbacks_.sendLocalReply(503, detail + "\n", {}, detail);
+      return false;
+    }
+    endpoint_->stats.requests.inc();
+    endpoint_->stats.active.inc();
+    backend = &endpoint_->address;
+    pool_key = endpoint_->pool_key;
+  } else if (http_route != nullptr) {
+    backend = &http_route->backend;
+    pool_key = http_route->pool_key;
+  } else {
+    backend = &route_->backend;
+    pool_key = route_->http_pool_key;
+  }
+  info.upstream_address = backend;
+
+  http::Upstreams& upstreams = callbacks_.upstreams();
   const bool tls = route_->backend_tls_context != nullptr;
   const auto protocol =
       route_->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
   // With TLS the backend must prove the name the client asked for, so connections are shared
   // per name; cleartext keys are made when the config is compiled.
   const std::string tls_key =
-      tls ? upstream::poolKey(backend, protocol, true, connection.requested_server_name)
+      tls ? upstream::poolKey(*backend, protocol, true, connection.requested_server_name)
           : std::string();
-  const upstream::Endpoint endpoint{
-      backend,
-      tls ? std::string_view(tls_key)
-          : std::string_view(http_route != nullptr ? http_route->pool_key : route_->http_pool_key),
-      protocol,
-      route_->backend_tls_context,
-      connection.requested_server_name,
-      &route_->stats.upstream_connect_latency};
+  const upstream::Endpoint endpoint{*backend,
+                                    tls ? std::string_view(tls_key) : pool_key,
+                                    protocol,
+                                    route_->backend_tls_context,
+                                    connection.requested_server_name,
+                                    &route_->stats.upstream_connect_latency,
+                                    endpoint_ != nullptr ? &endpoint_->stats.connections : nullptr};
   // With PROXY protocol an upstream connection speaks for this one client: it comes from the
   // client connection's own pool and ends with it.
   const std::string proxy_header =
       route_->send_proxy_protocol
           ? proxy_protocol::encodeFor(connection, route_->proxy_protocol_version)
           : std::string();
-  prepareUpstreamHeaders(headers, tls);
-  upstream_start_ = callbacks_.dispatcher().now();
-  upstream_ =
-      http::StreamHandle(&upstreams.pool(route_->send_proxy_protocol)
-                              .newStream(endpoint, upstreams.settings(), proxy_header, *this));
+  upstream::PoolSettings cluster_settings;
+  const upstream::PoolSettings* settings = &upstreams.settings();
+  if (cluster_ != nullptr && cluster_->settings().connect_timeout.count() > 0) {
+    cluster_settings = *settings;
+    cluster_settings.connect_timeout = cluster_->settings().connect_timeout;
+    settings = &cluster_settings;
+  }
+  upstream_ = http::StreamHandle(&upstreams.pool(route_->send_proxy_protocol)
+                                      .newStream(endpoint, *settings, proxy_header, *this));
   upstream_->encodeHeaders(headers, end_stream);
-  // A handshake's body is the tunnel, which may only start after the answer: the backend's
-  // time to answer starts now.
-  if (end_stream || upgrade_) onRequestComplete();
-  return http::FilterStatus::kContinue;
+  return true;
+}
+
+void RouterFilter::endAttempt() {
+  if (holds_retry_budget_) {
+    holds_retry_budget_ = false;
+    cluster_->retryDone();
+  }
+  if (endpoint_ == nullptr) return;
+  endpoint_->stats.active.dec();
+  endpoint_ = nullptr;
+}
+
+bool RouterFilter::retry(bool connect_failure) {
+  const http::HeaderMap* request = callbacks_.requestHeaders();
+  if (!replayable_ || request == nullptr || response_started_ || endpoint_ == nullptr) {
+    return false;
+  }
+  const upstream::Cluster::Settings& settings = cluster_->settings();
+  // Connect failures: the backend never saw the request. Otherwise it may have acted on it,
+  // so only methods that may be repeated are.
+  if (connect_failure) {
+    if (tried_.size() + 1 >= settings.max_connect_attempts) return false;
+  } else {
+    if (!upstream::idempotentMethod(request->method())) return false;
+    if (request_retries_ + 1 >= settings.max_request_attempts) return false;
+  }
+  tried_.push_back(endpoint_);
+  endAttempt();
+  if (!cluster_->tryStartRetry()) return false;
+  holds_retry_budget_ = true;
+  if (!connect_failure) ++request_retries_;
+  if (retry_timer_ == nullptr) {
+    retry_timer_ = std::make_unique<event::Timer>(callbacks_.dispatcher(), [this] {
+      if (!callbacks_.ended()) startAttempt(*callbacks_.requestHeaders(), true);
+    });
+  }
+  retry_timer_->fireSoon();
+  return true;
 }
 
 http::FilterStatus RouterFilter::onRequestBody(buffer::Buffer& body, bool end_stream) {
@@ -122,12 +212,18 @@ void RouterFilter::onResponseTimeout() {
     upstream_->onResponseTimeout();
     upstream_.reset();
   }
+  if (endpoint_ != nullptr) {
+    cluster_->onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+    endAttempt();
+  }
   fail(504, "upstream response timeout");
 }
 
 void RouterFilter::fail(int status, std::string_view detail) {
   timeout_.cancel();
-  (status == 504 ? route_->stats.responses_504 : route_->stats.responses_502).inc();
+  if (retry_timer_) retry_timer_->cancel();
+  if (status == 502) route_->stats.responses_502.inc();
+  if (status == 504) route_->stats.responses_504.inc();
   LOG_DEBUG << "request to "
             << (callbacks_.streamInfo().upstream_address != nullptr
                     ? callbacks_.streamInfo().upstream_address->toString()
@@ -153,6 +249,19 @@ void RouterFilter::noteConnectTime() {
 }
 
 void RouterFilter::onHeaders(http::HeaderMap&& headers, bool end_stream) {
+  if (endpoint_ != nullptr) {
+    const int status = headers.status();
+    const upstream::Cluster& cluster = *cluster_;
+    if (status == 502 || status == 503) {
+      cluster.onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+      if (retry(false)) {
+        upstream_.reset();  // the answer is dropped; another endpoint is asked
+        return;
+      }
+    } else if (status >= 200) {
+      cluster.onSuccess(*endpoint_);
+    }
+  }
   timeout_.cancel();
   response_started_ = true;
   noteConnectTime();
@@ -179,8 +288,24 @@ void RouterFilter::onBodySent(size_t bytes) { callbacks_.onRequestBodyForwarded(
 
 void RouterFilter::onStreamEnd(http::StreamEndReason reason, std::string_view detail) {
   noteConnectTime();
+  const bool connected = upstream_ && upstream_->connectionReadyTime().has_value();
   upstream_.onEnd();
-  if (reason == http::StreamEndReason::kComplete) return;
+  if (reason == http::StreamEndReason::kComplete) {
+    endAttempt();
+    return;
+  }
+  if (endpoint_ != nullptr) {
+    cluster_->onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+    if (retry(!connected)) return;
+    endAttempt();
+    // A cluster that could not be reached is unavailable (503, as Envoy); a backend that reset
+    // or broke the protocol gave a bad answer (502).
+    if (!connected && reason != http::StreamEndReason::kConnectTimeout) {
+      fail(503, "cluster \"" + cluster_->name() + "\": no endpoint could be reached (" +
+                    std::to_string(tried_.size() + 1) + " tried): " + std::string(detail));
+      return;
+    }
+  }
   fail(reason == http::StreamEndReason::kConnectTimeout ? 504 : 502, detail);
 }
 

@@ -1,5 +1,10 @@
 #pragma once
 
+#include <absl/container/inlined_vector.h>
+
+#include <memory>
+
+#include "source/common/event/dispatcher.h"
 #include "source/common/event/timeout_queue.h"
 #include "source/common/http/codec.h"
 #include "source/common/http/filter.h"
@@ -8,6 +13,11 @@ namespace mcproxy::router {
 struct Route;
 }
 
+namespace mcproxy::upstream {
+class Cluster;
+struct ClusterEndpoint;
+}  // namespace mcproxy::upstream
+
 namespace mcproxy::extensions::http_router {
 
 // What the router changes in a request's headers as they leave for a backend (route tests show
@@ -15,9 +25,12 @@ namespace mcproxy::extensions::http_router {
 void prepareUpstreamHeaders(http::HeaderMap& headers, bool backend_tls);
 
 // The terminal HTTP filter (mcproxy.filters.http.router): chooses the backend for a request by
-// the route's http_routes, and relays the request and the response between the filter chain
-// and a stream on a pooled upstream connection (HTTP/2 or HTTP/1.1, cleartext or TLS, with a
-// PROXY header when the route sends one).
+// the route's http_routes (an address, or an endpoint its cluster picks), and relays the request
+// and the response between the filter chain and a stream on a pooled upstream connection
+// (HTTP/2 or HTTP/1.1, cleartext or TLS, with a PROXY header when the route sends one). A
+// cluster's request without a body that fails before its response started is sent again to
+// another endpoint: after a connect failure, and (idempotent methods) after a reset or a 502/503,
+// within the cluster's attempts and retry budget.
 class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
  public:
   explicit RouterFilter(http::FilterCallbacks& callbacks);
@@ -37,6 +50,13 @@ class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
   void onStreamEnd(http::StreamEndReason reason, std::string_view detail) override;
 
  private:
+  // Opens an upstream stream to the next backend and sends `headers`; false when there is none
+  // (the request was answered).
+  bool startAttempt(const http::HeaderMap& headers, bool end_stream);
+  // The attempt that ended (or is abandoned) no longer counts on its endpoint.
+  void endAttempt();
+  // After a failed attempt: sends the request again from the loop when it may be; false if not.
+  bool retry(bool connect_failure);
   // The whole request went upstream: the backend's time to answer starts now (a long upload
   // is not a 504).
   void onRequestComplete();
@@ -56,6 +76,15 @@ class RouterFilter : public http::StreamFilter, public http::StreamCallbacks {
   bool response_started_ = false;
   bool upgrade_ = false;  // the request is a WebSocket handshake
   bool tunnel_ = false;   // the backend accepted it: the bodies are the tunnel
+  // With a cluster: the endpoint of the current attempt, those tried before, and whether the
+  // request can be sent again (it had no body).
+  const upstream::Cluster* cluster_ = nullptr;
+  const upstream::ClusterEndpoint* endpoint_ = nullptr;
+  absl::InlinedVector<const upstream::ClusterEndpoint*, 2> tried_;
+  bool replayable_ = false;
+  uint32_t request_retries_ = 0;
+  bool holds_retry_budget_ = false;
+  std::unique_ptr<event::Timer> retry_timer_;
 };
 
 }  // namespace mcproxy::extensions::http_router

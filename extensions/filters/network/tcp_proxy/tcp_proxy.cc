@@ -1,5 +1,6 @@
 #include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
+#include <absl/random/distributions.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -11,6 +12,7 @@
 #include "source/common/network/connect.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
 #include "source/common/router/route.h"
+#include "source/common/upstream/cluster.h"
 #include "source/common/worker/resources.h"
 
 namespace mcproxy::extensions::tcp_proxy {
@@ -28,9 +30,55 @@ network::FilterStatus TcpProxyFilter::onData(buffer::Buffer& data, bool end_stre
   return network::FilterStatus::kStopIteration;
 }
 
+const network::Address* TcpProxyFilter::chooseBackend() {
+  const upstream::Cluster* cluster = route_->cluster;
+  if (cluster == nullptr) return &route_->backend;
+  network::Connection& connection = callbacks_->connection();
+  const network::StreamInfo& info = connection.streamInfo();
+  event::Dispatcher& dispatcher = connection.dispatcher();
+  endpoint_ = cluster->pick(info.real_client.valid() ? info.real_client : info.downstream_remote,
+                            absl::Uniform<uint64_t>(dispatcher.random()),
+                            upstream::steadyMs(dispatcher.now()), tried_);
+  if (endpoint_ == nullptr) return nullptr;
+  endpoint_->stats.connections.inc();
+  endpoint_->stats.active.inc();
+  return &endpoint_->address;
+}
+
+void TcpProxyFilter::releaseEndpoint() {
+  if (endpoint_ == nullptr) return;
+  endpoint_->stats.active.dec();
+  endpoint_ = nullptr;
+}
+
 void TcpProxyFilter::connectUpstream() {
   network::Connection& connection = callbacks_->connection();
-  network::ConnectResult connected = network::connectTcp(route_->backend);
+  event::Dispatcher& dispatcher = connection.dispatcher();
+  using Kind = event::IoEvent::Kind;
+  if (timer_ == nullptr) {
+    downstream_read_ = std::make_unique<event::IoEvent>(
+        dispatcher, connection.fd(), Kind::kRead, [this] { to_upstream_->onSourceReadable(); });
+    downstream_write_ = std::make_unique<event::IoEvent>(
+        dispatcher, connection.fd(), Kind::kWrite, [this] { to_downstream_->onSinkWritable(); });
+    timer_ = std::make_unique<event::Timer>(dispatcher, [this] {
+      if (retry_pending_) {
+        retry_pending_ = false;
+        connectUpstream();
+      } else if (connecting_) {
+        onConnectFailed(network::CloseReason::kUpstreamConnectTimeout);
+      } else {
+        onIdleTimer();
+      }
+    });
+  }
+  backend_ = chooseBackend();
+  if (backend_ == nullptr) {
+    LOG_DEBUG << "connection " << connection.id() << ": every endpoint of cluster "
+              << route_->cluster->name() << " is drained";
+    connection.close(network::CloseReason::kNoEndpoint);
+    return;
+  }
+  network::ConnectResult connected = network::connectTcp(*backend_);
   if (connected.status == network::ConnectStatus::kFailed) {
     errno = connected.error;
     const bool out_of_resources =
@@ -45,24 +93,10 @@ void TcpProxyFilter::connectUpstream() {
     return;
   }
   upstream_ = std::move(connected.fd);
-
-  event::Dispatcher& dispatcher = connection.dispatcher();
-  using Kind = event::IoEvent::Kind;
-  downstream_read_ = std::make_unique<event::IoEvent>(dispatcher, connection.fd(), Kind::kRead,
-                                                      [this] { to_upstream_->onSourceReadable(); });
-  downstream_write_ = std::make_unique<event::IoEvent>(
-      dispatcher, connection.fd(), Kind::kWrite, [this] { to_downstream_->onSinkWritable(); });
   upstream_read_ = std::make_unique<event::IoEvent>(dispatcher, upstream_.get(), Kind::kRead,
                                                     [this] { to_downstream_->onSourceReadable(); });
   upstream_write_ = std::make_unique<event::IoEvent>(dispatcher, upstream_.get(), Kind::kWrite,
                                                      [this] { onUpstreamWritable(); });
-  timer_ = std::make_unique<event::Timer>(dispatcher, [this] {
-    if (connecting_) {
-      onConnectFailed(network::CloseReason::kUpstreamConnectTimeout);
-    } else {
-      onIdleTimer();
-    }
-  });
 
   connecting_ = true;
   if (connected.status == network::ConnectStatus::kConnected) {
@@ -70,7 +104,10 @@ void TcpProxyFilter::connectUpstream() {
     return;
   }
   upstream_write_->enable();
-  timer_->arm(config_.connect_timeout);
+  const auto cluster_timeout = route_->cluster != nullptr
+                                   ? route_->cluster->settings().connect_timeout
+                                   : std::chrono::milliseconds(0);
+  timer_->arm(cluster_timeout.count() > 0 ? cluster_timeout : config_.connect_timeout);
 }
 
 void TcpProxyFilter::onUpstreamWritable() {
@@ -92,6 +129,7 @@ void TcpProxyFilter::onConnected() {
   connecting_ = false;
   upstream_write_->disable();
   timer_->cancel();
+  if (endpoint_ != nullptr) route_->cluster->onSuccess(*endpoint_);
 
   const int downstream = connection.fd();
   network::TransferPool& pool = connection.worker().transferPool();
@@ -122,12 +160,32 @@ void TcpProxyFilter::onConnected() {
 
 void TcpProxyFilter::onConnectFailed(network::CloseReason reason) {
   network::Connection& connection = callbacks_->connection();
-  LOG_DEBUG << "connection " << connection.id() << ": backend " << route_->backend.toString()
-            << " for \"" << connection.streamInfo().requested_server_name << "\": "
+  LOG_DEBUG << "connection " << connection.id() << ": backend " << backend_->toString() << " for \""
+            << connection.streamInfo().requested_server_name << "\": "
             << (reason == network::CloseReason::kUpstreamConnectTimeout ? "connect timeout"
                                                                         : std::strerror(errno));
   route_->stats.upstream_connect_failed.inc();
+  if (retryConnect()) return;
   connection.close(reason);
+}
+
+bool TcpProxyFilter::retryConnect() {
+  const upstream::Cluster* cluster = route_->cluster;
+  if (cluster == nullptr || endpoint_ == nullptr) return false;
+  cluster->onFailure(*endpoint_, upstream::steadyMs(callbacks_->connection().dispatcher().now()));
+  tried_.push_back(endpoint_);
+  releaseEndpoint();
+  if (tried_.size() >= cluster->settings().max_connect_attempts) return false;
+  // This may run inside the failed socket's own event: it is switched off here and replaced by
+  // the next attempt, which starts from the loop.
+  if (upstream_read_) upstream_read_->disable();
+  if (upstream_write_) upstream_write_->disable();
+  upstream_.reset();
+  connecting_ = false;
+  cluster->stats().retries.inc();
+  retry_pending_ = true;
+  timer_->fireSoon();
+  return true;
 }
 
 void TcpProxyFilter::onIdleTimer() {
@@ -166,6 +224,10 @@ void TcpProxyFilter::onRelayDone() {
 }
 
 void TcpProxyFilter::onRelayError(network::CloseReason reason) {
+  if (endpoint_ != nullptr && reason == network::CloseReason::kUpstreamReset) {
+    route_->cluster->onFailure(*endpoint_,
+                               upstream::steadyMs(callbacks_->connection().dispatcher().now()));
+  }
   callbacks_->connection().close(reason);
 }
 
@@ -177,7 +239,9 @@ void TcpProxyFilter::onConnectionClose() {
     if (event != nullptr) event->disable();
   }
   if (timer_) timer_->cancel();
+  retry_pending_ = false;
   upstream_.reset();
+  releaseEndpoint();
 }
 
 }  // namespace mcproxy::extensions::tcp_proxy

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "extensions/filters/network/tcp_proxy/relay.h"
 #include "source/common/event/dispatcher.h"
@@ -11,6 +12,10 @@
 
 namespace mcproxy::router {
 struct Route;
+}
+
+namespace mcproxy::upstream {
+struct ClusterEndpoint;
 }
 
 namespace mcproxy::extensions::tcp_proxy {
@@ -22,8 +27,9 @@ struct TcpProxyConfig {
   bool use_splice;
 };
 
-// The terminal filter of L4 routes: connects to the route's backend, sends it the bytes the
-// earlier filters peeked at, then relays both directions until both have ended.
+// The terminal filter of L4 routes: connects to the route's backend (or an endpoint of its
+// cluster, trying another one when a connect fails), sends it the bytes the earlier filters
+// peeked at, then relays both directions until both have ended.
 class TcpProxyFilter : public network::ReadFilter, public RelayCallbacks {
  public:
   explicit TcpProxyFilter(const TcpProxyConfig& config) : config_(config) {}
@@ -42,6 +48,12 @@ class TcpProxyFilter : public network::ReadFilter, public RelayCallbacks {
 
  private:
   void connectUpstream();
+  // The address of the next attempt: the route's backend, or an endpoint its cluster picks
+  // (null when every endpoint is drained).
+  const network::Address* chooseBackend();
+  // A connect failed: tries another endpoint (from the event loop) while attempts remain.
+  bool retryConnect();
+  void releaseEndpoint();
   void onUpstreamWritable();
   void onConnected();
   void onConnectFailed(network::CloseReason reason);
@@ -55,6 +67,11 @@ class TcpProxyFilter : public network::ReadFilter, public RelayCallbacks {
   bool downstream_ended_early_ = false;
   size_t proxy_header_bytes_ = 0;  // PROXY header bytes still to be sent, not the client's
   bool connecting_ = false;
+  bool retry_pending_ = false;
+  // With a cluster: the endpoint of the current attempt, and those that failed before it.
+  const upstream::ClusterEndpoint* endpoint_ = nullptr;
+  std::vector<const upstream::ClusterEndpoint*> tried_;
+  const network::Address* backend_ = nullptr;
   std::unique_ptr<event::IoEvent> downstream_read_;
   std::unique_ptr<event::IoEvent> downstream_write_;
   std::unique_ptr<event::IoEvent> upstream_read_;
