@@ -394,6 +394,19 @@ class ClustersTest(l7_harness.L7TestCase):
                           "--endpoint", "127.0.0.1:1", check=False)
         self.assertEqual(bad.returncode, 1)
         self.assertIn('has no endpoint "127.0.0.1:1"', bad.stderr)
+        # A route added through the API can name the cluster; one naming no cluster is refused
+        # with the field.
+        harness.ctl("--socket", self.socket, "routes", "add", "--listener", "web", "--hostname",
+                    "b.test", "--cluster", "api", "--mode", "l7", "--tls-cert", self.cert_b[0],
+                    "--tls-key", self.cert_b[1])
+        code, body, meta, err = self.curl(port, "/small.html", "b.test")
+        self.assertEqual(meta.split()[0], "200", err)
+        listed = harness.ctl("--socket", self.socket, "routes", "list").stdout
+        self.assertRegex(listed, r"b\.test\s+cluster api\s+l7")
+        bad = harness.ctl("--socket", self.socket, "routes", "add", "--listener", "web",
+                          "--hostname", "c.test", "--cluster", "nope", check=False)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn('listeners[0].routes[2].cluster: no cluster is named "nope"', bad.stderr)
 
     def test_grpc_health_check_follows_serving_and_not_serving(self):
         grpc_backend, spare = HealthGrpcBackend(), self.nghttpd()

@@ -37,7 +37,11 @@ LOOP = "127.0.0.1"
 SNI_A, SNI_B = "a.test", "b.test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # "mc-proxy-base" is another mc-proxy binary (--baseline): an A/B of a change in the same run.
-PEER_ORDER = ["mc-proxy", "mc-proxy-base", "haproxy", "nginx", "h2o", "sniproxy"]
+# "mc-proxy-cluster" is mc-proxy with its routes sent to clusters (--cluster): what the
+# endpoint pick, health checks and outlier bookkeeping cost beside a plain backend.
+PEER_ORDER = ["mc-proxy", "mc-proxy-base", "mc-proxy-cluster", "haproxy", "nginx", "h2o",
+              "sniproxy"]
+MC_PROXY_VARIANTS = ("mc-proxy-base", "mc-proxy-cluster")
 
 # name -> (modes, what it measures). A result's key is "<test>_<mode>".
 TESTS = {
@@ -431,8 +435,9 @@ class Bench:
         return env
 
     def adapter(self, name):
-        """A peer's adapter script; the baseline mc-proxy runs through mc-proxy's own."""
-        return os.path.join(PEERS_DIR, "mc-proxy.sh" if name == "mc-proxy-base" else f"{name}.sh")
+        """A peer's adapter script; mc-proxy's variants run through mc-proxy's own."""
+        return os.path.join(PEERS_DIR,
+                            "mc-proxy.sh" if name in MC_PROXY_VARIANTS else f"{name}.sh")
 
     # ---- one peer in one mode -----------------------------------------------------------------
     def run_peer(self, name, mode):
@@ -443,6 +448,8 @@ class Bench:
         env = self.peer_env(mode, port, workdir)
         if name == "mc-proxy-base":
             env["MC_PROXY_BIN"] = self.a.baseline
+        if name == "mc-proxy-cluster":
+            env["MC_PROXY_CLUSTER"] = "1"
         proc = Proc(f"peer-{name}-{mode}-run{self.run_number}", ["bash", adapter, "start"], self.out, env=env,
                     cwd=workdir)
         results = self.results.setdefault(name, {})
@@ -660,6 +667,10 @@ class Bench:
             if name == "mc-proxy-base":
                 self.notes[name] = [f"the baseline binary {self.a.baseline}, through mc-proxy's "
                                     "adapter"]
+            elif name == "mc-proxy-cluster":
+                self.notes[name] = ["mc-proxy with each route sent to a one-endpoint cluster "
+                                    "(least request, HTTP health check every second, outlier "
+                                    "detection) instead of a backend"]
             else:
                 notes = run(["bash", self.adapter(name), "notes"], timeout=10)
                 self.notes[name] = [l for l in notes.stdout.splitlines() if l.strip()]
@@ -885,10 +896,15 @@ def main():
     ap.add_argument("--loadgen", required=True, help="tools/bench/loadgen")
     ap.add_argument("--baseline", help="another mc-proxy binary, measured as the peer "
                     "mc-proxy-base (an A/B of a change in one run)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="also measure mc-proxy with its routes sent to clusters, as the peer "
+                    "mc-proxy-cluster")
     a = ap.parse_args()
     a.peers = [p for p in a.peers.split(",") if p]
     if a.baseline and "mc-proxy-base" not in a.peers:
         a.peers.insert(1, "mc-proxy-base")
+    if a.cluster and "mc-proxy-cluster" not in a.peers:
+        a.peers.insert(1, "mc-proxy-cluster")
     a.modes = [m for m in a.modes.split(",") if m]
     a.tests = [t for t in a.tests.split(",") if t]
     missing = [t for t in ("openssl", "nghttpd", "nginx", "haproxy", "h2load", "wrk", "curl")

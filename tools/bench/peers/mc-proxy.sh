@@ -25,24 +25,40 @@ describe)
     ;;
 start)
     cfg="$PB_WORKDIR/mc-proxy.textproto"
+    # MC_PROXY_CLUSTER=1 (the bench's mc-proxy-cluster): the same routes, each to a cluster of
+    # its one backend, so the pick and the health bookkeeping are measured.
+    target_h2c="backend: \"${PB_BACKEND_H2C}\""
+    target_a="backend: \"${PB_BACKEND_TLS_A}\""
+    target_b="backend: \"${PB_BACKEND_TLS_B}\""
+    clusters=""
+    if [ -n "${MC_PROXY_CLUSTER:-}" ]; then
+        target_h2c='cluster: "h2c"'; target_a='cluster: "a"'; target_b='cluster: "b"'
+        outlier='lb_policy: LEAST_REQUEST outlier_detection { consecutive_failures: 5 }'
+        clusters="clusters { name: \"h2c\" endpoints { address: \"${PB_BACKEND_H2C}\" } ${outlier}
+  health_check { interval_ms: 1000 http { path: \"/small.html\" } } }
+clusters { name: \"a\" endpoints { address: \"${PB_BACKEND_TLS_A}\" } ${outlier} health_check { interval_ms: 1000 tcp {} } }
+clusters { name: \"b\" endpoints { address: \"${PB_BACKEND_TLS_B}\" } ${outlier} health_check { interval_ms: 1000 tcp {} } }"
+    fi
     if [ "$PB_MODE" = l7 ]; then
         cat >"$cfg" <<CFG
+${clusters}
 listeners {
   name: "bench"
   address: "${PB_LISTEN_ADDR}:${PB_LISTEN_PORT}"
-  routes { hostname: "${PB_SNI_A}" backend: "${PB_BACKEND_H2C}" mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
-  routes { hostname: "${PB_SNI_B}" backend: "${PB_BACKEND_H2C}" mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
+  routes { hostname: "${PB_SNI_A}" ${target_h2c} mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
+  routes { hostname: "${PB_SNI_B}" ${target_h2c} mode: L7 tls_cert: "${PB_CERT}" tls_key: "${PB_KEY}" }
 }
 CFG
     else
         splice=""
         if [ -n "${MC_PROXY_DISABLE_SPLICE:-}" ]; then splice="disable_splice: true"; fi
         cat >"$cfg" <<CFG
+${clusters}
 listeners {
   name: "bench"
   address: "${PB_LISTEN_ADDR}:${PB_LISTEN_PORT}"
-  routes { hostname: "${PB_SNI_A}" backend: "${PB_BACKEND_TLS_A}" mode: L4 }
-  routes { hostname: "${PB_SNI_B}" backend: "${PB_BACKEND_TLS_B}" mode: L4 }
+  routes { hostname: "${PB_SNI_A}" ${target_a} mode: L4 }
+  routes { hostname: "${PB_SNI_B}" ${target_b} mode: L4 }
   filters { name: "mcproxy.filters.network.tls_inspector" }
   filters { name: "mcproxy.filters.network.router" }
   filters { name: "mcproxy.filters.network.tcp_proxy"
