@@ -54,9 +54,9 @@ std::string Server::configOrigin() const {
   return options_.config_path.empty() ? "<embedded default>" : options_.config_path;
 }
 
-snapshot::CompileResult Server::compileConfig(const mcproxy::config::v1::Bootstrap& config,
+snapshot::CompileResult Server::compileConfig(mcproxy::config::v1::Bootstrap config,
                                               uint64_t version) {
-  return snapshot::compile(config, stats_, version, shared_objects_);
+  return snapshot::compile(std::move(config), stats_, version, shared_objects_);
 }
 
 mcproxy::config::v1::Bootstrap Server::loadConfigFile() const {
@@ -87,7 +87,7 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
     }
     const double load_ms = millisecondsSince(started);
     const auto compile_started = std::chrono::steady_clock::now();
-    auto compiled = compileConfig(stored->config, stored->info.version);
+    auto compiled = compileConfig(std::move(stored->config), stored->info.version);
     LOG_INFO << "config version " << stored->info.version << " (" << stored->info.source << ", "
              << routeCount(*compiled.snapshot) << " routes) read from the database in " << load_ms
              << " ms, compiled in " << millisecondsSince(compile_started) << " ms";
@@ -284,6 +284,9 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
   }
 
   // Workers see the snapshot before the sockets that need it: posts run in order.
+  // Both snapshots are alive now: the heap's high point of a reload, which the watch tick's
+  // sampling would miss. Recorded so that the tick after the old one is gone trims the heap.
+  heap_peak_since_trim_ = std::max(heap_peak_since_trim_, mallinfo2().uordblks);
   snapshot_ = std::move(snapshot);
   for (const auto& cluster : snapshot_->clusters) cluster->publishWeights();
   for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
@@ -329,7 +332,7 @@ void Server::reload(const std::string& why) {
       if (!stored) return;
       source = options_.db_path + " version " + std::to_string(stored->info.version) + " (" +
                stored->info.source + ")";
-      compiled = compileConfig(stored->config, stored->info.version);
+      compiled = compileConfig(std::move(stored->config), stored->info.version);
     } else {
       source = configOrigin();
       compiled = compileConfig(loadConfigFile(), snapshot_->version + 1);

@@ -66,8 +66,7 @@ class Server : public AdminBackend {
   void dumpStats() const;
 
   // Compiles the config with what this process's compiles share (its rate limiters).
-  snapshot::CompileResult compileConfig(const mcproxy::config::v1::Bootstrap& config,
-                                        uint64_t version);
+  snapshot::CompileResult compileConfig(mcproxy::config::v1::Bootstrap config, uint64_t version);
 
   Options options_;
   stats::Store stats_;

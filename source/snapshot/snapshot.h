@@ -111,11 +111,10 @@ struct CompileResult {
 // Validates and compiles `config`. Throws config::ConfigError naming the field path. Objects
 // a filter hands on to later snapshots (a rate limiter) come from `shared`, which the caller
 // owns (the server for the process's life).
-CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store& stats,
-                      uint64_t version, config::SharedObjects& shared);
+CompileResult compile(mcproxy::config::v1::Bootstrap config, stats::Store& stats, uint64_t version,
+                      config::SharedObjects& shared);
 // The same, with nothing shared with other compiles (the CLI, tests).
-CompileResult compile(const mcproxy::config::v1::Bootstrap& config, stats::Store& stats,
-                      uint64_t version);
+CompileResult compile(mcproxy::config::v1::Bootstrap config, stats::Store& stats, uint64_t version);
 
 // The filter names of the built-in chain used when a listener lists no filters.
 std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall);

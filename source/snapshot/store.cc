@@ -33,6 +33,14 @@ std::string deterministicBytes(const google::protobuf::Message& message) {
   return bytes;
 }
 
+// Calls set(value) unless the column is empty: protobuf allocates a string for any value set,
+// even an empty one, and a route has half a dozen empty ones (16 MB at 100,000 routes).
+template <class Set>
+void setIfAny(const Statement& row, int column, Set set) {
+  std::string value = row.text(column);
+  if (!value.empty()) set(std::move(value));
+}
+
 std::string modeName(Route::Mode mode) { return mode == Route::L7 ? "l7" : "l4"; }
 
 std::string describeRoute(const Route& route) {
@@ -618,11 +626,11 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
   entries.bind(1, version);
   while (entries.step()) {
     auto* entry = routeOf(entries.text(0), entries.text(1))->add_http_routes();
-    entry->set_path_prefix(entries.text(2));
-    entry->set_path_exact(entries.text(3));
-    entry->set_backend(entries.text(4));
+    setIfAny(entries, 2, [&](std::string v) { entry->set_path_prefix(std::move(v)); });
+    setIfAny(entries, 3, [&](std::string v) { entry->set_path_exact(std::move(v)); });
+    setIfAny(entries, 4, [&](std::string v) { entry->set_backend(std::move(v)); });
     entry->set_timeout_ms(static_cast<uint32_t>(entries.integer(5)));
-    entry->set_cluster(entries.text(6));
+    setIfAny(entries, 6, [&](std::string v) { entry->set_cluster(std::move(v)); });
   }
   Statement headers = db_.prepare(
       "SELECT listener_name, route_hostname, route_position, name, value FROM http_route_headers"
@@ -763,24 +771,24 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     Listener* listener = owner->second;
     const std::string hostname = routes.text(1);
     Route* route = hostname.empty() ? listener->mutable_default_route() : listener->add_routes();
-    route->set_hostname(hostname);
-    route->set_backend(routes.text(2));
+    if (!hostname.empty()) route->set_hostname(hostname);
+    setIfAny(routes, 2, [&](std::string v) { route->set_backend(std::move(v)); });
     route->set_mode(routes.text(3) == "l7" ? Route::L7 : Route::L4);
-    route->set_tls_cert(routes.text(4));
-    route->set_tls_key(routes.text(5));
+    setIfAny(routes, 4, [&](std::string v) { route->set_tls_cert(std::move(v)); });
+    setIfAny(routes, 5, [&](std::string v) { route->set_tls_key(std::move(v)); });
     route->set_backend_tls(routes.integer(6) != 0);
     route->set_send_proxy_protocol(routes.integer(7) != 0);
     route->set_proxy_protocol_version(static_cast<uint32_t>(routes.integer(8)));
-    route->set_backend_tls_ca(routes.text(9));
+    setIfAny(routes, 9, [&](std::string v) { route->set_backend_tls_ca(std::move(v)); });
     route->set_backend_protocol(routes.text(10) == "http1" ? Route::HTTP1 : Route::H2);
     route->set_timeout_ms(static_cast<uint32_t>(routes.integer(11)));
-    route->set_client_ca(routes.text(12));
+    setIfAny(routes, 12, [&](std::string v) { route->set_client_ca(std::move(v)); });
     route->set_client_cert(routes.text(13) == "required"   ? Route::REQUIRED
                            : routes.text(13) == "optional" ? Route::OPTIONAL
                                                            : Route::CLIENT_CERT_UNSPECIFIED);
-    route->set_ocsp_response(routes.text(14));
+    setIfAny(routes, 14, [&](std::string v) { route->set_ocsp_response(std::move(v)); });
     if (!routes.isNull(15)) route->set_allow_upgrades(routes.integer(15) != 0);
-    route->set_cluster(routes.text(16));
+    setIfAny(routes, 16, [&](std::string v) { route->set_cluster(std::move(v)); });
     routes_by_key[{listener->name(), hostname}] = route;
   }
   loadHttp(version, routes_by_key);

@@ -127,7 +127,7 @@ RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
   if (!l7) {
     // 100,000 L4 routes need no request counters or latency histograms: their L7 members share
     // one block that is not in any store (nothing on an L4 path touches them).
-    static stats::StatBlock unused("", {}, kRouteStats);
+    static stats::StatBlock unused({}, kRouteStats);
     stats::StatBlock& block = store.block(prefix, std::move(labels), kL4RouteStats);
     return RouteStats{block.counter(0),
                       unused.counter(1),

@@ -95,8 +95,6 @@ struct Route {
   bool backend_http1 = false;
   // The cluster traffic goes to instead of `backend` (invalid then); owned by the snapshot.
   const upstream::Cluster* cluster = nullptr;
-  // backend.toString(), made once here: upstream pools are keyed by it on every request.
-  std::string backend_key;
   // L7: the response timeout for requests no http_routes entry matches (0: the connection
   // manager's response_timeout_ms).
   std::chrono::milliseconds timeout{0};

@@ -13,9 +13,13 @@ std::span<const double> Histogram::latencyBounds() {
   return kBounds;
 }
 
-StatBlock::StatBlock(std::string prefix, std::vector<std::pair<std::string, std::string>> labels,
+StatBlock::StatBlock(const std::vector<std::pair<std::string, std::string>>& labels,
                      std::span<const StatSpec> specs)
-    : prefix_(std::move(prefix)), labels_(std::move(labels)), specs_(specs) {
+    : specs_(specs) {
+  for (const auto& [name, value] : labels) {
+    packed_labels_.append(name).push_back('\0');
+    packed_labels_.append(value).push_back('\0');
+  }
   uint16_t counters = 0;
   uint16_t gauges = 0;
   slot_.reserve(specs.size());
@@ -33,8 +37,21 @@ StatBlock::StatBlock(std::string prefix, std::vector<std::pair<std::string, std:
         break;
     }
   }
-  counters_ = std::make_unique<Counter[]>(counters);
-  gauges_ = std::make_unique<Gauge[]>(gauges);
+  if (counters > 0) counters_ = std::make_unique<Counter[]>(counters);
+  if (gauges > 0) gauges_ = std::make_unique<Gauge[]>(gauges);
+}
+
+MetricId::Labels StatBlock::labels() const {
+  MetricId::Labels out;
+  size_t at = 0;
+  while (at < packed_labels_.size()) {
+    const size_t name_end = packed_labels_.find('\0', at);
+    const size_t value_end = packed_labels_.find('\0', name_end + 1);
+    out.emplace_back(packed_labels_.substr(at, name_end - at),
+                     packed_labels_.substr(name_end + 1, value_end - name_end - 1));
+    at = value_end + 1;
+  }
+  return out;
 }
 
 StatBlock& Store::block(const std::string& prefix,
@@ -47,7 +64,7 @@ StatBlock& Store::block(const std::string& prefix,
     // hold references into the old one, so it stays, no longer exported.
     retired_blocks_.push_back(std::move(slot));
   }
-  if (!slot) slot = std::make_unique<StatBlock>(prefix, std::move(labels), specs);
+  if (!slot) slot = std::make_unique<StatBlock>(labels, specs);
   return *slot;
 }
 
@@ -98,10 +115,11 @@ std::vector<Store::HistogramSample> Store::histograms() const {
   std::vector<HistogramSample> out;
   for (const auto& [name, entry] : histograms_) out.push_back({entry.first, entry.second.get()});
   for (const auto& [prefix, block] : blocks_) {
+    const MetricId::Labels labels = block->labels();
     for (size_t i = 0; i < block->specs_.size(); ++i) {
       const StatSpec& spec = block->specs_[i];
       if (spec.kind != StatSpec::Kind::kLatencyHistogram) continue;
-      out.push_back({metricOf(block->labels_, spec), &block->histogram(i)});
+      out.push_back({metricOf(labels, spec), &block->histogram(i)});
     }
   }
   return out;
@@ -138,6 +156,7 @@ std::vector<Store::Sample> Store::samples() const {
       out.push_back({name, gauge->value(), true, namedMetric(name)});
     }
     for (const auto& [prefix, block] : blocks_) {
+      const MetricId::Labels labels = block->labels();
       for (size_t i = 0; i < block->specs_.size(); ++i) {
         const StatSpec& spec = block->specs_[i];
         if (spec.kind == StatSpec::Kind::kLatencyHistogram) continue;
@@ -145,7 +164,7 @@ std::vector<Store::Sample> Store::samples() const {
         out.push_back(
             {prefix + spec.suffix,
              gauge ? block->gauge(i).value() : static_cast<int64_t>(block->counter(i).value()),
-             gauge, metricOf(block->labels_, spec)});
+             gauge, metricOf(labels, spec)});
       }
     }
   }
