@@ -706,9 +706,8 @@ std::unique_ptr<router::Route> compileRoute(
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
   auto route = std::make_unique<router::Route>(
       router::Route{router::toLowerAscii(proto.hostname()), target.text, target.backend,
-                    l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.tls_cert(),
-                    proto.tls_key(), proto.backend_tls(), proto.send_proxy_protocol(),
-                    proto.proxy_protocol_version() == 1 ? 1u : 2u,
+                    l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
+                    proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
                     router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
                     std::move(tls_context), std::move(backend_tls_context),
                     proto.backend_protocol() == Route::HTTP1});
@@ -843,7 +842,7 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
     if (covering == nullptr) continue;
     const router::Route& wildcard = **covering;
     if (wildcard.backend_text == route.backend_text && wildcard.mode == route.mode &&
-        wildcard.tls_cert == route.tls_cert &&
+        wildcard.tls_context == route.tls_context &&
         wildcard.send_proxy_protocol == route.send_proxy_protocol && !wildcard.http_customized &&
         !route.http_customized) {
       warnings.push_back(routePath(index, static_cast<int>(i)) + ": \"" + route.hostname +

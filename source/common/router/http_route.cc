@@ -125,38 +125,22 @@ RouteStats makeRouteStats(stats::Store& store, const std::string& listener,
   stats::MetricId::Labels labels{{"listener", listener},
                                  {"route", is_default ? "(default)" : hostname}};
   if (!l7) {
-    // 100,000 L4 routes need no request counters or latency histograms: their L7 members share
-    // one block that is not in any store (nothing on an L4 path touches them).
-    static stats::StatBlock unused({}, kRouteStats);
     stats::StatBlock& block = store.block(prefix, std::move(labels), kL4RouteStats);
-    return RouteStats{block.counter(0),
-                      unused.counter(1),
-                      unused.counter(2),
-                      unused.counter(3),
-                      block.counter(1),
-                      block.counter(2),
-                      block.counter(3),
-                      unused.histogram(7),
-                      {&unused.counter(8), &unused.counter(9), &unused.counter(10),
-                       &unused.counter(11), &unused.counter(12)},
-                      unused.gauge(13),
-                      unused.histogram(14),
-                      unused.counter(15)};
+    return RouteStats{block.counter(0), block.counter(1), block.counter(2), block.counter(3),
+                      nullptr};
   }
   stats::StatBlock& block = store.block(prefix, std::move(labels), kRouteStats);
-  return RouteStats{block.counter(0),
-                    block.counter(1),
-                    block.counter(2),
-                    block.counter(3),
-                    block.counter(4),
-                    block.counter(5),
-                    block.counter(6),
-                    block.histogram(7),
-                    {&block.counter(8), &block.counter(9), &block.counter(10), &block.counter(11),
-                     &block.counter(12)},
-                    block.gauge(13),
-                    block.histogram(14),
-                    block.counter(15)};
+  return RouteStats{block.counter(0), block.counter(4), block.counter(5), block.counter(6),
+                    std::make_unique<const HttpRouteStats>(
+                        HttpRouteStats{block.counter(1),
+                                       block.counter(2),
+                                       block.counter(3),
+                                       block.histogram(7),
+                                       {&block.counter(8), &block.counter(9), &block.counter(10),
+                                        &block.counter(11), &block.counter(12)},
+                                       block.gauge(13),
+                                       block.histogram(14),
+                                       block.counter(15)})};
 }
 
 }  // namespace mcproxy::router

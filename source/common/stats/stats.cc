@@ -1,6 +1,8 @@
 #include "source/common/stats/stats.h"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 namespace mcproxy::stats {
 
@@ -13,26 +15,42 @@ std::span<const double> Histogram::latencyBounds() {
   return kBounds;
 }
 
+namespace {
+
+// specs[i]'s index among the stats of its kind, for each spec table: tables are static, so one
+// copy serves every block made from it (100,000 routes share two).
+const uint16_t* slotsFor(std::span<const StatSpec> specs) {
+  static std::mutex mutex;
+  static std::map<const StatSpec*, std::vector<uint16_t>> tables;
+  std::lock_guard<std::mutex> lock(mutex);  // blocks are made when configs compile, not per request
+  auto& slots = tables[specs.data()];
+  if (slots.empty()) {
+    uint16_t counts[3] = {0, 0, 0};
+    for (const StatSpec& spec : specs) slots.push_back(counts[static_cast<int>(spec.kind)]++);
+  }
+  return slots.data();
+}
+
+}  // namespace
+
 StatBlock::StatBlock(const std::vector<std::pair<std::string, std::string>>& labels,
                      std::span<const StatSpec> specs)
-    : specs_(specs) {
+    : specs_(specs), slot_(slotsFor(specs)) {
   for (const auto& [name, value] : labels) {
     packed_labels_.append(name).push_back('\0');
     packed_labels_.append(value).push_back('\0');
   }
   uint16_t counters = 0;
   uint16_t gauges = 0;
-  slot_.reserve(specs.size());
   for (const StatSpec& spec : specs) {
     switch (spec.kind) {
       case StatSpec::Kind::kCounter:
-        slot_.push_back(counters++);
+        ++counters;
         break;
       case StatSpec::Kind::kGauge:
-        slot_.push_back(gauges++);
+        ++gauges;
         break;
       case StatSpec::Kind::kLatencyHistogram:
-        slot_.push_back(static_cast<uint16_t>(histograms_.size()));
         histograms_.push_back(std::make_unique<Histogram>(Histogram::latencyBounds()));
         break;
     }

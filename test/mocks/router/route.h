@@ -14,8 +14,8 @@ inline std::unique_ptr<router::Route> makeRoute(stats::Store& stats,
                                                 router::RouteMode mode = router::RouteMode::kL7) {
   std::string error;
   return std::make_unique<router::Route>(router::Route{
-      "a.test", "127.0.0.1:9000", *network::Address::parseIpPort("127.0.0.1:9000", error), mode, "",
-      "", false, false, 2, router::makeRouteStats(stats, "edge", "a.test", false), nullptr, nullptr,
+      "a.test", "127.0.0.1:9000", *network::Address::parseIpPort("127.0.0.1:9000", error), mode,
+      false, false, 2, router::makeRouteStats(stats, "edge", "a.test", false), nullptr, nullptr,
       false});
 }
 

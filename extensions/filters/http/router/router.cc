@@ -45,7 +45,7 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   }
   const router::HttpRoute* http_route = route_->matchHttpRoute(headers);
   info.http_route = http_route;
-  route_->stats.requests.inc();
+  route_->stats.http->requests.inc();
 
   const auto route_timeout = http_route != nullptr && http_route->timeout.count() > 0
                                  ? http_route->timeout
@@ -112,7 +112,7 @@ bool RouterFilter::startAttempt(const http::HeaderMap& headers, bool end_stream)
                                     protocol,
                                     route_->backend_tls_context,
                                     connection.requested_server_name,
-                                    &route_->stats.upstream_connect_latency,
+                                    &route_->stats.http->upstream_connect_latency,
                                     endpoint_ != nullptr ? &endpoint_->stats.connections : nullptr};
   // With PROXY protocol an upstream connection speaks for this one client: it comes from the
   // client connection's own pool and ends with it.
@@ -222,8 +222,8 @@ void RouterFilter::onResponseTimeout() {
 void RouterFilter::fail(int status, std::string_view detail) {
   timeout_.cancel();
   if (retry_timer_) retry_timer_->cancel();
-  if (status == 502) route_->stats.responses_502.inc();
-  if (status == 504) route_->stats.responses_504.inc();
+  if (status == 502) route_->stats.http->responses_502.inc();
+  if (status == 504) route_->stats.http->responses_504.inc();
   LOG_DEBUG << "request to "
             << (callbacks_.streamInfo().upstream_address != nullptr
                     ? callbacks_.streamInfo().upstream_address->toString()

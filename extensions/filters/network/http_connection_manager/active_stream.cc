@@ -15,12 +15,12 @@ ActiveStream::ActiveStream(HttpConnectionManagerFilter& connection, http::Stream
   info_.start_time = connection.dispatcher().now();
   info_.protocol = connection.protocol();
   ++connection.downstream().streamInfo().requests;
-  connection.route().stats.streams_active.inc();
+  connection.route().stats.http->streams_active.inc();
 }
 
 ActiveStream::~ActiveStream() {
   if (!info_.end_time) info_.end_time = connection_.dispatcher().now();
-  const router::RouteStats& stats = connection_.route().stats;
+  const router::HttpRouteStats& stats = *connection_.route().stats.http;
   stats.streams_active.dec();
   if (info_.response_status != 0) {
     stats.request_latency.observe(
@@ -50,7 +50,7 @@ void ActiveStream::onHeaders(http::HeaderMap&& headers, bool end_stream) {
   if (connection.route_table != nullptr &&
       router::misdirected(*connection.route_table, connection_.route(),
                           connection.requested_server_name, headers.authority())) {
-    connection_.route().stats.misdirected_requests.inc();
+    connection_.route().stats.http->misdirected_requests.inc();
     const std::string detail = "misdirected: " + std::string(headers.authority()) +
                                " is not served on a connection for \"" +
                                connection.requested_server_name + "\"";

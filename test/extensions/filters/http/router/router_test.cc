@@ -84,7 +84,7 @@ TEST_F(RouterTest, RequestsGoToTheFirstMatchingHttpRouteElseTheRoutesBackend) {
   start();
   manager_->decodeHeaders(request("/other"), true);
   EXPECT_EQ(pool().addresses[1], "127.0.0.1:9000");
-  EXPECT_EQ(route_->stats.requests.value(), 2u);
+  EXPECT_EQ(route_->stats.http->requests.value(), 2u);
 }
 
 TEST_F(RouterTest, TheResponseAndItsFlowControlAreRelayed) {
@@ -120,7 +120,7 @@ TEST_F(RouterTest, AResponseTimeoutAnswers504AndMakesTheConnectionCheckItself) {
   EXPECT_EQ(callbacks_.response_body, "upstream response timeout\n");
   EXPECT_EQ(upstream.response_timeouts, 1);
   EXPECT_TRUE(upstream.detached);
-  EXPECT_EQ(route_->stats.responses_504.value(), 1u);
+  EXPECT_EQ(route_->stats.http->responses_504.value(), 1u);
 }
 
 TEST_F(RouterTest, TheTimeoutRunsFromTheEndOfTheRequest) {
@@ -158,8 +158,8 @@ TEST_F(RouterTest, UpstreamFailuresAnswer502Or504UntilTheResponseStartedThenRese
   pool().last().callbacks->onHeaders({{":status", "200"}}, false);
   pool().last().end(http::StreamEndReason::kRemoteReset, "upstream reset the stream");
   EXPECT_EQ(callbacks_.resets, 1);  // part of a response went out: the stream breaks
-  EXPECT_EQ(route_->stats.responses_502.value(), 2u);
-  EXPECT_EQ(route_->stats.responses_504.value(), 1u);
+  EXPECT_EQ(route_->stats.http->responses_502.value(), 2u);
+  EXPECT_EQ(route_->stats.http->responses_504.value(), 1u);
 }
 
 TEST_F(RouterTest, ProxyProtocolRoutesUseTheClientsOwnPool) {
