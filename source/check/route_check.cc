@@ -129,7 +129,7 @@ std::string routeItem(const snapshot::CompiledListener& listener, const router::
 std::string httpRouteItem(const snapshot::CompiledListener& listener, const router::Route& route,
                           size_t index) {
   return absl::StrCat("http_route ", listener.name, " ", routeName(route), " [", index, "] ",
-                      route.http_routes[index].describe());
+                      route.l7->http_routes[index].describe());
 }
 
 // A firewall rule as coverage lists it: "firewall listener edge blocked_cidrs 10.0.0.0/8".
@@ -195,7 +195,7 @@ void RouteChecker::buildCoverage() {
     firewallItems(config.listeners(static_cast<int>(i)).firewall(), "listener " + listener.name);
     for (const auto& route : listener.routes) {
       coverage_.all.push_back(routeItem(listener, *route));
-      for (size_t j = 0; j < route->http_routes.size(); ++j) {
+      for (size_t j = 0; route->l7 && j < route->l7->http_routes.size(); ++j) {
         coverage_.all.push_back(httpRouteItem(listener, *route, j));
       }
     }
@@ -208,7 +208,7 @@ void RouteChecker::recordCoverage(const Outcome& outcome) {
   coverage_.exercised.insert(routeItem(*outcome.listener, *outcome.route));
   if (outcome.http_route != nullptr) {
     const size_t index =
-        static_cast<size_t>(outcome.http_route - outcome.route->http_routes.data());
+        static_cast<size_t>(outcome.http_route - outcome.route->l7->http_routes.data());
     coverage_.exercised.insert(httpRouteItem(*outcome.listener, *outcome.route, index));
   }
 }
@@ -369,7 +369,8 @@ void RouteChecker::request(const Input& input, const network::StreamInfo& connec
                      connection.requested_server_name + "\"";
     return;
   }
-  std::vector<http::FilterFactory> chain(route.http_filters.begin(), route.http_filters.end() - 1);
+  std::vector<http::FilterFactory> chain(route.l7->http_filters.begin(),
+                                         route.l7->http_filters.end() - 1);
   std::optional<http::HeaderMap> captured;
   chain.push_back(http::FilterFactory::of<RequestCapture>(
       "route test capture",

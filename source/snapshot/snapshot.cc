@@ -116,7 +116,7 @@ std::string indexed(const std::string& path, const char* field, int index) {
 }
 
 void compileHttpRoutes(const Route& proto, const std::string& path, upstream::Protocol protocol,
-                       const ClusterTable& clusters, router::Route& route) {
+                       const ClusterTable& clusters, router::L7Route& route) {
   for (int i = 0; i < proto.http_routes_size(); ++i) {
     const auto& entry = proto.http_routes(i);
     const std::string entry_path = indexed(path, "http_routes", i);
@@ -704,35 +704,38 @@ std::unique_ptr<router::Route> compileRoute(
   }
 
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
-  auto route = std::make_unique<router::Route>(
-      router::Route{router::toLowerAscii(proto.hostname()), target.text, target.backend,
-                    l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
-                    proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
-                    router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
-                    std::move(tls_context), std::move(backend_tls_context),
-                    proto.backend_protocol() == Route::HTTP1});
-  route->cluster = target.cluster;
+  auto route = std::make_unique<router::Route>(router::Route{
+      router::toLowerAscii(proto.hostname()), target.text, target.backend,
+      l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
+      proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
+      router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
+      target.cluster, nullptr});
+  bool backend_http1 = proto.backend_protocol() == Route::HTTP1;
   if (target.cluster != nullptr) {
     // The route's copies of the cluster's settings, for the code that reads them off the route.
     const upstream::Cluster::Settings& settings = target.cluster->settings();
     route->backend_tls = settings.backend_tls;
-    route->backend_tls_context = settings.backend_tls_context;
-    route->backend_http1 = settings.backend_http1;
+    backend_tls_context = settings.backend_tls_context;
+    backend_http1 = settings.backend_http1;
     route->send_proxy_protocol = settings.send_proxy_protocol;
     route->proxy_protocol_version = settings.proxy_protocol_version;
   }
   if (l7) {
-    const auto protocol =
-        route->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
+    route->l7 = std::make_unique<router::L7Route>();
+    router::L7Route& http = *route->l7;
+    http.tls_context = std::move(tls_context);
+    http.backend_tls_context = std::move(backend_tls_context);
+    http.backend_http1 = backend_http1;
+    const auto protocol = backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
     if (target.cluster == nullptr) {
-      route->http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
+      http.http_pool_key = upstream::poolKey(route->backend, protocol, false, "");
     }
-    route->timeout = std::chrono::milliseconds(proto.timeout_ms());
-    route->allow_upgrades = !proto.has_allow_upgrades() || proto.allow_upgrades();
-    route->http_customized =
+    http.timeout = std::chrono::milliseconds(proto.timeout_ms());
+    http.allow_upgrades = !proto.has_allow_upgrades() || proto.allow_upgrades();
+    http.http_customized =
         !proto.http_routes().empty() || !proto.http_filters().empty() || proto.timeout_ms() != 0;
-    compileHttpRoutes(proto, path, protocol, clusters, *route);
-    route->http_filters =
+    compileHttpRoutes(proto, path, protocol, clusters, http);
+    http.http_filters =
         compileHttpFilters(proto, path, route_label, store, warnings, watched_files, modules);
   } else {
     if (!proto.http_routes().empty()) {
@@ -841,10 +844,16 @@ void warnRedundantRoutes(const CompiledListener& listener, size_t index,
     const auto* covering = listener.route_table.findWildcard(route.hostname);
     if (covering == nullptr) continue;
     const router::Route& wildcard = **covering;
+    // L7: the same certificate (contexts are shared by content) and no HTTP settings of their
+    // own on either.
+    auto plainL7 = [](const router::Route& r) { return r.l7 == nullptr || !r.l7->http_customized; };
+    auto context = [](const router::Route& r) {
+      return r.l7 != nullptr ? r.l7->tls_context.get() : nullptr;
+    };
     if (wildcard.backend_text == route.backend_text && wildcard.mode == route.mode &&
-        wildcard.tls_context == route.tls_context &&
-        wildcard.send_proxy_protocol == route.send_proxy_protocol && !wildcard.http_customized &&
-        !route.http_customized) {
+        context(wildcard) == context(route) &&
+        wildcard.send_proxy_protocol == route.send_proxy_protocol && plainL7(wildcard) &&
+        plainL7(route)) {
       warnings.push_back(routePath(index, static_cast<int>(i)) + ": \"" + route.hostname +
                          "\" is already covered by \"" + wildcard.hostname +
                          "\" with the same backend; the exact route is redundant");

@@ -154,8 +154,8 @@ TEST(SnapshotCompileTest, ClustersCompileAndRoutesPointIntoThem) {
   EXPECT_EQ(listener.findRoute("a.test")->cluster, &cluster);
   const router::Route& l7 = *listener.findRoute("w.test");
   EXPECT_EQ(l7.cluster, &cluster);
-  EXPECT_EQ(l7.http_routes[0].cluster, nullptr);
-  EXPECT_EQ(l7.http_routes[1].cluster, &cluster);
+  EXPECT_EQ(l7.l7->http_routes[0].cluster, nullptr);
+  EXPECT_EQ(l7.l7->http_routes[1].cluster, &cluster);
 }
 
 TEST(SnapshotCompileTest, AnEndpointKeepsItsStateAcrossCompiles) {
@@ -252,10 +252,10 @@ TEST(SnapshotCompileTest, RoutesOnOneCertificateShareOneContextAcrossCompiles) {
   config::SharedObjects shared;
   auto first = compile(parseTextConfig(text, "test"), stats, 1, shared);
   const auto& routes = first.snapshot->listeners[0]->routes;
-  EXPECT_EQ(routes[0]->tls_context, routes[1]->tls_context);
-  EXPECT_EQ(routes[0]->tls_context, routes[2]->tls_context);
+  EXPECT_EQ(routes[0]->l7->tls_context, routes[1]->l7->tls_context);
+  EXPECT_EQ(routes[0]->l7->tls_context, routes[2]->l7->tls_context);
   auto second = compile(parseTextConfig(text, "test"), stats, 2, shared);
-  EXPECT_EQ(second.snapshot->listeners[0]->routes[0]->tls_context, routes[0]->tls_context);
+  EXPECT_EQ(second.snapshot->listeners[0]->routes[0]->l7->tls_context, routes[0]->l7->tls_context);
   // Each route still gets its own hostname check (b.test and c.test are not in a.test's cert).
   size_t host_warnings = 0;
   for (const auto& warning : first.warnings) {
@@ -269,8 +269,8 @@ TEST(SnapshotCompileTest, RoutesOnOneCertificateShareOneContextAcrossCompiles) {
     out << in.rdbuf() << "\n";
   }
   auto third = compile(parseTextConfig(text, "test"), stats, 3, shared);
-  EXPECT_NE(third.snapshot->listeners[0]->routes[2]->tls_context, routes[2]->tls_context);
-  EXPECT_EQ(third.snapshot->listeners[0]->routes[0]->tls_context, routes[0]->tls_context);
+  EXPECT_NE(third.snapshot->listeners[0]->routes[2]->l7->tls_context, routes[2]->l7->tls_context);
+  EXPECT_EQ(third.snapshot->listeners[0]->routes[0]->l7->tls_context, routes[0]->l7->tls_context);
 }
 
 TEST(SnapshotCompileTest, HttpRoutesAndTheHttpFilterChainCompile) {
@@ -286,31 +286,31 @@ TEST(SnapshotCompileTest, HttpRoutesAndTheHttpFilterChainCompile) {
       http_filters { name: "mcproxy.filters.http.router" })"),
                             stats);
   const router::Route& route = *result.snapshot->listeners[0]->findRoute("w.test");
-  EXPECT_EQ(route.timeout, std::chrono::milliseconds(2500));
-  ASSERT_EQ(route.http_routes.size(), 2u);
-  EXPECT_EQ(route.http_routes[0].backend.port(), 9001);
-  EXPECT_EQ(route.http_routes[0].timeout, std::chrono::milliseconds(100));
-  EXPECT_EQ(route.http_routes[1].headers[0].name, "x-probe");  // lower-cased
-  ASSERT_EQ(route.http_filters.size(), 2u);
-  EXPECT_EQ(route.http_filters[0].name, "mcproxy.filters.http.header_mutation");
-  EXPECT_EQ(route.http_filters[0].phases,
+  EXPECT_EQ(route.l7->timeout, std::chrono::milliseconds(2500));
+  ASSERT_EQ(route.l7->http_routes.size(), 2u);
+  EXPECT_EQ(route.l7->http_routes[0].backend.port(), 9001);
+  EXPECT_EQ(route.l7->http_routes[0].timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(route.l7->http_routes[1].headers[0].name, "x-probe");  // lower-cased
+  ASSERT_EQ(route.l7->http_filters.size(), 2u);
+  EXPECT_EQ(route.l7->http_filters[0].name, "mcproxy.filters.http.header_mutation");
+  EXPECT_EQ(route.l7->http_filters[0].phases,
             static_cast<uint32_t>(http::kRequestHeadersPhase | http::kResponseHeadersPhase));
 
   http::HeaderMap request{{":path", "/health?x"}, {"x-probe", "1"}};
-  EXPECT_EQ(route.matchHttpRoute(request), &route.http_routes[1]);
+  EXPECT_EQ(route.matchHttpRoute(request), &route.l7->http_routes[1]);
   request.remove("x-probe");
   EXPECT_EQ(route.matchHttpRoute(request), nullptr);
   request.set(":path", "/api/v1");
-  EXPECT_EQ(route.matchHttpRoute(request), &route.http_routes[0]);
+  EXPECT_EQ(route.matchHttpRoute(request), &route.l7->http_routes[0]);
 }
 
 TEST(SnapshotCompileTest, AnEmptyHttpChainIsForwardingHeadersThenTheRouter) {
   stats::Store stats;
   auto result = compileText(l7Route(""), stats);
   const router::Route& route = *result.snapshot->listeners[0]->findRoute("w.test");
-  ASSERT_EQ(route.http_filters.size(), 2u);
-  EXPECT_EQ(route.http_filters[0].name, "mcproxy.filters.http.forwarding_headers");
-  EXPECT_EQ(route.http_filters[1].name, "mcproxy.filters.http.router");
+  ASSERT_EQ(route.l7->http_filters.size(), 2u);
+  EXPECT_EQ(route.l7->http_filters[0].name, "mcproxy.filters.http.forwarding_headers");
+  EXPECT_EQ(route.l7->http_filters[1].name, "mcproxy.filters.http.router");
   // Only the test certificate's own findings (self-signed, issued for a.test).
   for (const std::string& warning : result.warnings) {
     EXPECT_TRUE(warning.starts_with("listeners[0].routes[0].tls_cert: ")) << warning;
@@ -354,7 +354,7 @@ TEST(SnapshotCompileTest, HttpConfigErrorsNameTheFieldPath) {
 TEST(SnapshotCompileTest, TlsToHttp1BackendsCompileAndHttpFieldsOnL4AreWarnedAbout) {
   stats::Store stats;
   auto result = compileText(l7Route("backend_tls: true backend_protocol: HTTP1"), stats);
-  EXPECT_NE(result.snapshot->listeners[0]->findRoute("w.test")->backend_tls_context, nullptr);
+  EXPECT_NE(result.snapshot->listeners[0]->findRoute("w.test")->l7->backend_tls_context, nullptr);
   auto l4 = compileText(R"(listeners { address: "127.0.0.1:1"
       routes { hostname: "a.test" backend: "127.0.0.1:1" timeout_ms: 5
                http_routes { backend: "127.0.0.1:2" }

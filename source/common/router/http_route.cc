@@ -66,7 +66,8 @@ bool misdirected(const RouteTable& table, const Route& connection_route,
 }
 
 const HttpRoute* Route::matchHttpRoute(const http::HeaderMap& request) const {
-  for (const HttpRoute& route : http_routes) {
+  if (l7 == nullptr) return nullptr;
+  for (const HttpRoute& route : l7->http_routes) {
     if (route.matches(request)) return &route;
   }
   return nullptr;

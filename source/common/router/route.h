@@ -81,6 +81,30 @@ struct HttpRoute {
   std::string describe() const;
 };
 
+// What only an L7 route has: its certificate and everything about HTTP requests. Allocated for
+// L7 routes alone, so that 100,000 L4 routes do not carry it.
+struct L7Route {
+  // The server TLS context with this route's certificate, chosen by SNI.
+  std::shared_ptr<ssl_ctx_st> tls_context;
+  // With backend_tls: the client context that verifies the backend.
+  std::shared_ptr<ssl_ctx_st> backend_tls_context;
+  // HTTP/1.1 to the backend instead of HTTP/2.
+  bool backend_http1 = false;
+  // WebSocket upgrades (HTTP/1.1 Upgrade, HTTP/2 extended CONNECT) may go through.
+  bool allow_upgrades = true;
+  // http_routes, http_filters or timeout_ms are set (two such routes are not comparable).
+  bool http_customized = false;
+  // The response timeout for requests no http_routes entry matches (0: the connection manager's
+  // response_timeout_ms).
+  std::chrono::milliseconds timeout{0};
+  // Requests matching an entry go to its backend (first match wins), others to the route's.
+  std::vector<HttpRoute> http_routes;
+  // The HTTP filter chain every request runs through, ending with the router.
+  std::vector<http::FilterFactory> http_filters;
+  // upstream::poolKey() of the route's `backend`, without TLS.
+  std::string http_pool_key;
+};
+
 // A compiled route: immutable, owned by a snapshot.
 struct Route {
   std::string hostname;      // as configured ("a.test", "*.b.test"; "" for the default route)
@@ -91,27 +115,10 @@ struct Route {
   bool send_proxy_protocol = false;
   uint32_t proxy_protocol_version = 2;
   RouteStats stats;
-  // L7: the server TLS context with this route's certificate, chosen by SNI.
-  std::shared_ptr<ssl_ctx_st> tls_context;
-  // L7 with backend_tls: the client context that verifies the backend.
-  std::shared_ptr<ssl_ctx_st> backend_tls_context;
-  // L7: HTTP/1.1 to the backend instead of HTTP/2.
-  bool backend_http1 = false;
   // The cluster traffic goes to instead of `backend` (invalid then); owned by the snapshot.
   const upstream::Cluster* cluster = nullptr;
-  // L7: the response timeout for requests no http_routes entry matches (0: the connection
-  // manager's response_timeout_ms).
-  std::chrono::milliseconds timeout{0};
-  // L7: requests matching an entry go to its backend (first match wins), others to `backend`.
-  std::vector<HttpRoute> http_routes;
-  // L7: the HTTP filter chain every request runs through, ending with the router.
-  std::vector<http::FilterFactory> http_filters;
-  // L7: upstream::poolKey() of `backend`, without TLS.
-  std::string http_pool_key;
-  // L7: WebSocket upgrades (HTTP/1.1 Upgrade, HTTP/2 extended CONNECT) may go through.
-  bool allow_upgrades = true;
-  // L7: http_routes, http_filters or timeout_ms are set (two such routes are not comparable).
-  bool http_customized = false;
+  // L7 routes only (mode kL7); null on L4.
+  std::unique_ptr<L7Route> l7;
 
   // The first http_routes entry `request` matches, or null.
   const HttpRoute* matchHttpRoute(const http::HeaderMap& request) const;

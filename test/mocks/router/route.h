@@ -13,10 +13,13 @@ namespace mcproxy::test {
 inline std::unique_ptr<router::Route> makeRoute(stats::Store& stats,
                                                 router::RouteMode mode = router::RouteMode::kL7) {
   std::string error;
-  return std::make_unique<router::Route>(router::Route{
+  auto route = std::make_unique<router::Route>(router::Route{
       "a.test", "127.0.0.1:9000", *network::Address::parseIpPort("127.0.0.1:9000", error), mode,
-      false, false, 2, router::makeRouteStats(stats, "edge", "a.test", false), nullptr, nullptr,
-      false});
+      false, false, 2,
+      router::makeRouteStats(stats, "edge", "a.test", false, mode == router::RouteMode::kL7),
+      nullptr, nullptr});
+  if (mode == router::RouteMode::kL7) route->l7 = std::make_unique<router::L7Route>();
+  return route;
 }
 
 }  // namespace mcproxy::test

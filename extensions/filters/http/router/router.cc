@@ -34,7 +34,7 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
   const network::StreamInfo& connection = info.connection;
   route_ = connection.route;
   if (const std::string protocol = http::upgrade::requested(headers); !protocol.empty()) {
-    if (protocol != "websocket" || !route_->allow_upgrades) {
+    if (protocol != "websocket" || !route_->l7->allow_upgrades) {
       const std::string detail = protocol != "websocket"
                                      ? "upgrade to \"" + protocol + "\" is not proxied"
                                      : std::string("WebSocket upgrades are not allowed here");
@@ -49,11 +49,11 @@ http::FilterStatus RouterFilter::onRequestHeaders(http::HeaderMap& headers, bool
 
   const auto route_timeout = http_route != nullptr && http_route->timeout.count() > 0
                                  ? http_route->timeout
-                                 : route_->timeout;
+                                 : route_->l7->timeout;
   http::Upstreams& upstreams = callbacks_.upstreams();
   timeout_duration_ = route_timeout.count() > 0 ? route_timeout : upstreams.responseTimeout();
   cluster_ = http_route != nullptr ? http_route->cluster : route_->cluster;
-  prepareUpstreamHeaders(headers, route_->backend_tls_context != nullptr);
+  prepareUpstreamHeaders(headers, route_->l7->backend_tls_context != nullptr);
   if (cluster_ != nullptr) {
     cluster_->state().active_requests.fetch_add(1, std::memory_order_relaxed);
     // Only a request that ended with its headers can be sent again as it was: from the
@@ -94,14 +94,14 @@ bool RouterFilter::startAttempt(const http::HeaderMap& headers, bool end_stream)
     pool_key = http_route->pool_key;
   } else {
     backend = &route_->backend;
-    pool_key = route_->http_pool_key;
+    pool_key = route_->l7->http_pool_key;
   }
   info.upstream_address = backend;
 
   http::Upstreams& upstreams = callbacks_.upstreams();
-  const bool tls = route_->backend_tls_context != nullptr;
+  const bool tls = route_->l7->backend_tls_context != nullptr;
   const auto protocol =
-      route_->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
+      route_->l7->backend_http1 ? upstream::Protocol::kHttp1 : upstream::Protocol::kHttp2;
   // With TLS the backend must prove the name the client asked for, so connections are shared
   // per name; cleartext keys are made when the config is compiled.
   const std::string tls_key =
@@ -110,7 +110,7 @@ bool RouterFilter::startAttempt(const http::HeaderMap& headers, bool end_stream)
   const upstream::Endpoint endpoint{*backend,
                                     tls ? std::string_view(tls_key) : pool_key,
                                     protocol,
-                                    route_->backend_tls_context,
+                                    route_->l7->backend_tls_context,
                                     connection.requested_server_name,
                                     &route_->stats.http->upstream_connect_latency,
                                     endpoint_ != nullptr ? &endpoint_->stats.connections : nullptr};

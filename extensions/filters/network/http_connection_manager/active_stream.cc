@@ -11,7 +11,7 @@ ActiveStream::ActiveStream(HttpConnectionManagerFilter& connection, http::Stream
     : connection_(connection),
       downstream_(&downstream),
       info_(connection.connectionInfo()),
-      filters_(*this, info_, connection.route().http_filters) {
+      filters_(*this, info_, connection.route().l7->http_filters) {
   info_.start_time = connection.dispatcher().now();
   info_.protocol = connection.protocol();
   ++connection.downstream().streamInfo().requests;

@@ -83,7 +83,7 @@ network::FilterStatus HttpConnectionManagerFilter::onData(buffer::Buffer& data, 
   transport_.emplace(connection.dispatcher(), *this);
   transport_->accept(
       connection.fd(),
-      tls::makeServerTransportSocket(connection.fd(), route->tls_context.get(), data.release()),
+      tls::makeServerTransportSocket(connection.fd(), route->l7->tls_context.get(), data.release()),
       config_.tls_handshake_timeout);
   return network::FilterStatus::kStopIteration;
 }
@@ -100,7 +100,7 @@ void HttpConnectionManagerFilter::onTransportReady() {
   config_.tls.countHandshake(info.tls_version);
   if (h2) {
     http::http2::ServerLimits limits = config_.http2;
-    limits.enable_connect_protocol = route_->allow_upgrades;  // no WebSocket offer, else 403
+    limits.enable_connect_protocol = route_->l7->allow_upgrades;  // no WebSocket offer, else 403
     codec_ = std::make_unique<http::http2::ServerCodec>(*this, limits);
   } else {  // "http/1.1", or no ALPN at all
     codec_ = std::make_unique<http::http1::ServerCodec>(*this, config_.http2.max_header_list_bytes,

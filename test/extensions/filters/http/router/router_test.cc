@@ -25,7 +25,7 @@ class RouterTest : public ::testing::Test {
  protected:
   RouterTest() {
     route_ = test::makeRoute(stats_);
-    route_->http_pool_key =
+    route_->l7->http_pool_key =
         upstream::poolKey(route_->backend, upstream::Protocol::kHttp2, false, "");
     router::HttpRoute api;
     api.path.prefix = "/api/";
@@ -33,7 +33,7 @@ class RouterTest : public ::testing::Test {
     api.backend = address("127.0.0.1:9001");
     api.pool_key = upstream::poolKey(api.backend, upstream::Protocol::kHttp2, false, "");
     api.timeout = std::chrono::milliseconds(20);
-    route_->http_routes.push_back(api);
+    route_->l7->http_routes.push_back(api);
     connection_.route = route_.get();
     connection_.requested_server_name = "a.test";
     connection_.real_client = address("192.0.2.7:5555");
@@ -73,7 +73,7 @@ TEST_F(RouterTest, RequestsGoToTheFirstMatchingHttpRouteElseTheRoutesBackend) {
   ASSERT_EQ(pool().streams.size(), 1u);
   EXPECT_EQ(pool().addresses[0], "127.0.0.1:9001");
   EXPECT_EQ(pool().keys[0], "h2|127.0.0.1:9001");
-  EXPECT_EQ(info_.http_route, &route_->http_routes[0]);
+  EXPECT_EQ(info_.http_route, &route_->l7->http_routes[0]);
   const HeaderMap& sent = pool().last().headers;
   EXPECT_EQ(*sent.get(":scheme"), "http");  // cleartext to the backend
   EXPECT_EQ(sent.get("expect"), nullptr);   // the proxy answers 100-continue itself
@@ -124,8 +124,8 @@ TEST_F(RouterTest, AResponseTimeoutAnswers504AndMakesTheConnectionCheckItself) {
 }
 
 TEST_F(RouterTest, TheTimeoutRunsFromTheEndOfTheRequest) {
-  route_->http_routes.clear();
-  route_->timeout = std::chrono::milliseconds(20);
+  route_->l7->http_routes.clear();
+  route_->l7->timeout = std::chrono::milliseconds(20);
   start();
   manager_->decodeHeaders(request("/"), false);
   callbacks_.runFor(std::chrono::milliseconds(60));  // a slow upload is not late
@@ -174,7 +174,7 @@ TEST_F(RouterTest, ProxyProtocolRoutesUseTheClientsOwnPool) {
 }
 
 TEST_F(RouterTest, TlsBackendsAreKeyedAndVerifiedByTheClientsServerName) {
-  route_->backend_tls_context = std::shared_ptr<ssl_ctx_st>(
+  route_->l7->backend_tls_context = std::shared_ptr<ssl_ctx_st>(
       SSL_CTX_new(TLS_client_method()), [](ssl_ctx_st* ctx) { SSL_CTX_free(ctx); });
   start();
   manager_->decodeHeaders(request("/"), true);
