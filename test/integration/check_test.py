@@ -109,6 +109,32 @@ class CheckTest(harness.ProxyTestCase):
         self.assertEqual(("11", "0", "0"), (suite.get("tests"), suite.get("failures"),
                                             suite.get("errors")))
 
+    def test_routes_to_clusters_report_the_cluster_as_their_backend(self):
+        cert, key = self.cert
+        config = self.write("clusters.textproto", f"""
+            clusters {{ name: "api" backend_tls: true
+                        endpoints {{ address: "10.0.0.5:8443" }} endpoints {{ address: "10.0.0.7:8443" }} }}
+            listeners {{ name: "edge" address: "127.0.0.1:8443"
+              routes {{ hostname: "pass.example.com" cluster: "api" }}
+              routes {{ hostname: "api.example.com" backend: "10.0.0.9:80" mode: L7
+                       tls_cert: "{cert}" tls_key: "{key}"
+                       http_routes {{ path_prefix: "/v2/" cluster: "api" }} }} }}""")
+        tests = self.write("cluster-tests.textproto", """
+            tests { name: "passthrough to the cluster"
+                    input { listener: "edge" sni: "pass.example.com" source_ip: "203.0.113.9" }
+                    expect { verdict: ALLOW mode: L4 backend: "cluster api" } }
+            tests { name: "v2 to the cluster"
+                    input { listener: "edge" sni: "api.example.com" source_ip: "203.0.113.9"
+                            path: "/v2/x" }
+                    expect { verdict: ALLOW backend: "cluster api" } }
+            tests { name: "the rest to the backend"
+                    input { listener: "edge" sni: "api.example.com" source_ip: "203.0.113.9"
+                            path: "/x" }
+                    expect { verdict: ALLOW backend: "10.0.0.9:80" } }""")
+        result = self.check("--config", config, "--tests", tests, "--fail-under", "100")
+        self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+        self.assertIn("3 test(s): 3 passed, 0 failed", result.stdout)
+
     def test_a_failure_names_the_test_the_field_and_both_values(self):
         config = self.write("edge.textproto", self.config())
         tests = self.write("wrong.textproto", """

@@ -157,9 +157,9 @@ bool RouterFilter::retry(bool connect_failure) {
     if (!upstream::idempotentMethod(request->method())) return false;
     if (request_retries_ + 1 >= settings.max_request_attempts) return false;
   }
-  tried_.push_back(endpoint_);
-  endAttempt();
   if (!cluster_->tryStartRetry()) return false;
+  tried_.push_back(endpoint_);
+  endAttempt();  // gives back the slot of the retry before, if this attempt was one
   holds_retry_budget_ = true;
   if (!connect_failure) ++request_retries_;
   if (retry_timer_ == nullptr) {
@@ -297,12 +297,13 @@ void RouterFilter::onStreamEnd(http::StreamEndReason reason, std::string_view de
   if (endpoint_ != nullptr) {
     cluster_->onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
     if (retry(!connected)) return;
+    const size_t attempts = tried_.size() + 1;
     endAttempt();
     // A cluster that could not be reached is unavailable (503, as Envoy); a backend that reset
     // or broke the protocol gave a bad answer (502).
     if (!connected && reason != http::StreamEndReason::kConnectTimeout) {
       fail(503, "cluster \"" + cluster_->name() + "\": no endpoint could be reached (" +
-                    std::to_string(tried_.size() + 1) + " tried): " + std::string(detail));
+                    std::to_string(attempts) + " tried): " + std::string(detail));
       return;
     }
   }
