@@ -158,7 +158,8 @@ class RouteChecker::GivenCountry : public network::CountryLookup {
 };
 
 RouteChecker::RouteChecker(const mcproxy::config::v1::Bootstrap& config)
-    : worker_(std::make_unique<worker::StandaloneResources>()),
+    : config_(config),
+      worker_(std::make_unique<worker::StandaloneResources>()),
       country_(std::make_shared<GivenCountry>()) {
   config::SharedObjects shared;
   shared.setCountryOverride(country_);
@@ -174,7 +175,7 @@ RouteChecker::~RouteChecker() {
 }
 
 void RouteChecker::buildCoverage() {
-  const auto& config = snapshot_->config;
+  const auto& config = config_;
   auto firewallItems = [&](const mcproxy::config::v1::Firewall& firewall,
                            const std::string& scope) {
     for (const auto& ip : firewall.blocked_ips()) {
@@ -408,7 +409,7 @@ void RouteChecker::request(const Input& input, const network::StreamInfo& connec
 void RouteChecker::attributeFirewallRule(const network::Address& client, const std::string& country,
                                          size_t listener_index, Outcome& outcome) {
   const std::string reason = canonicalReason(outcome.deny_reason);
-  const auto& config = snapshot_->config;
+  const auto& config = config_;
   const auto& local = config.listeners(static_cast<int>(listener_index)).firewall();
   const std::string local_scope = "listener " + snapshot_->listeners[listener_index]->name;
   auto attribute = [&](const mcproxy::config::v1::Firewall& firewall, const std::string& scope) {

@@ -92,6 +92,8 @@ class RouteChecker {
   void buildCoverage();
   void recordCoverage(const Outcome& outcome);
 
+  // The config under test, parsed once (the snapshot keeps only its bytes).
+  mcproxy::config::v1::Bootstrap config_;
   std::unique_ptr<worker::StandaloneResources> worker_;
   std::shared_ptr<GivenCountry> country_;
   stats::Store stats_;

@@ -198,7 +198,7 @@ int compileCommand(const Args& args) {
   }
   const auto started = std::chrono::steady_clock::now();
   SnapshotStore store(db->second);
-  const auto written = store.write(compiled.snapshot->config, "file:" + config->second);
+  const auto written = store.write(compiled.snapshot->config(), "file:" + config->second);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   if (written.created) {

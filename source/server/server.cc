@@ -74,8 +74,9 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
     std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
     if (!stored) {
       // An empty database is seeded from the config; after that the database is the truth.
-      auto compiled = compileConfig(loadConfigFile(), 1);
-      const auto written = store_->write(compiled.snapshot->config, "seed:" + configOrigin());
+      const mcproxy::config::v1::Bootstrap seed = loadConfigFile();
+      compileConfig(seed, 1);  // validates: a broken config throws before anything is written
+      const auto written = store_->write(seed, "seed:" + configOrigin());
       stored = store_->load(written.version);
       LOG_INFO << "database " << options_.db_path << " was empty: seeded version "
                << written.version << " from " << configOrigin();
@@ -190,8 +191,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
   // Validate first: an invalid change throws here and touches neither the database nor the
   // running routes.
   snapshot::CompileResult compiled = compileConfig(config, 0);
-  const snapshot::WriteResult written =
-      store_->write(compiled.snapshot->config, source, 0, built_on);
+  const snapshot::WriteResult written = store_->write(config, source, 0, built_on);
   if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
     return {snapshot_->version, false};
   }
@@ -209,7 +209,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
 
 ChangeResult Server::reloadCertificates() {
   // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
-  snapshot::CompileResult compiled = compileConfig(snapshot_->config, snapshot_->version);
+  snapshot::CompileResult compiled = compileConfig(snapshot_->config(), snapshot_->version);
   applySnapshot(compiled.snapshot);
   LOG_INFO << "admin: certificates reloaded for config version " << snapshot_->version;
   return {snapshot_->version, true};
@@ -284,9 +284,9 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
   }
 
   // Workers see the snapshot before the sockets that need it: posts run in order.
-  // Both snapshots are alive now: the heap's high point of a reload, which the watch tick's
-  // sampling would miss. Recorded so that the tick after the old one is gone trims the heap.
-  heap_peak_since_trim_ = std::max(heap_peak_since_trim_, mallinfo2().uordblks);
+  // The old snapshot goes once the workers let it go: the watch tick then gives its pages back
+  // (a reload's high point falls between ticks, where the load-drop check cannot see it).
+  if (snapshot_ != nullptr) trim_after_reload_ = true;
   snapshot_ = std::move(snapshot);
   for (const auto& cluster : snapshot_->clusters) cluster->publishWeights();
   for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
@@ -380,8 +380,16 @@ void Server::onWatchTick() {
       LOG_ERROR << "database poll: " << e.what();
     }
   }
+  trimHeapAfterReload();
   trimHeapAfterLoadDrop();
   if (!draining_) watch_timer_->arm(options_.db_poll_interval);
+}
+
+void Server::trimHeapAfterReload() {
+  if (!trim_after_reload_ || snapshot::Snapshot::alive() > 1) return;
+  trim_after_reload_ = false;
+  malloc_trim(0);
+  heap_trims_.inc();
 }
 
 void Server::trimHeapAfterLoadDrop() {

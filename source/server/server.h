@@ -60,6 +60,8 @@ class Server : public AdminBackend {
   void onWatchTick();
   // Gives freed heap back to the system once a spike of connections has mostly gone.
   void trimHeapAfterLoadDrop();
+  // ... and once the snapshot a reload replaced is gone.
+  void trimHeapAfterReload();
   void onTerminate(const char* signal_name);
   void onDrainTick();
   void shutdown();
@@ -82,6 +84,7 @@ class Server : public AdminBackend {
   int64_t store_data_version_ = 0;
   std::unique_ptr<event::Timer> watch_timer_;
   size_t heap_peak_since_trim_ = 0;
+  bool trim_after_reload_ = false;
   stats::Gauge& heap_in_use_ =
       stats_.gauge("server.heap_in_use_bytes",
                    {"mcproxy_heap_in_use_bytes", {}, "Bytes of heap in use (mallinfo2)."});

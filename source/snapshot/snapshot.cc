@@ -704,12 +704,12 @@ std::unique_ptr<router::Route> compileRoute(
   }
 
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
-  auto route = std::make_unique<router::Route>(router::Route{
-      router::toLowerAscii(proto.hostname()), target.text, target.backend,
-      l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
-      proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
-      router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
-      target.cluster, nullptr});
+  auto route = std::make_unique<router::Route>(
+      router::Route{router::toLowerAscii(proto.hostname()), target.text, target.backend,
+                    l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
+                    proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
+                    router::makeRouteStats(store, listener_name, proto.hostname(), is_default, l7),
+                    target.cluster, nullptr});
   bool backend_http1 = proto.backend_protocol() == Route::HTTP1;
   if (target.cluster != nullptr) {
     // The route's copies of the cluster's settings, for the code that reads them off the route.
@@ -1065,6 +1065,12 @@ const router::Route* CompiledListener::findRoute(std::string_view server_name) c
   return default_route;
 }
 
+Bootstrap Snapshot::config() const {
+  Bootstrap out;
+  out.ParseFromString(config_bytes);
+  return out;
+}
+
 const CompiledListener* Snapshot::findListener(const std::string& address_text) const {
   auto it = listeners_by_address.find(address_text);
   return it == listeners_by_address.end() ? nullptr : it->second;
@@ -1092,10 +1098,9 @@ CompileResult compile(Bootstrap input, stats::Store& store, uint64_t version,
   CompileResult result;
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->version = version;
-  // Kept by the snapshot (listings, config_dump): moved in, so 100,000 routes are not held
-  // twice while they compile.
-  snapshot->config = std::move(input);
-  const Bootstrap& config = snapshot->config;
+  // Taken by value (moved in by callers), so 100,000 routes are not held twice while they
+  // compile; the snapshot keeps only its bytes.
+  const Bootstrap& config = input;
   snapshot->drain_timeout = std::chrono::milliseconds(
       config.drain_timeout_ms() == 0 ? kDefaultDrainTimeoutMs : config.drain_timeout_ms());
   if (config.listeners().empty())
@@ -1123,6 +1128,7 @@ CompileResult compile(Bootstrap input, stats::Store& store, uint64_t version,
   for (const std::string& path : watched_paths) {
     snapshot->watched_files.push_back(WatchedFile::stat(path));
   }
+  config.SerializeToString(&snapshot->config_bytes);
   result.snapshot = std::move(snapshot);
   return result;
 }

@@ -257,7 +257,7 @@ void AdminStream::respond() {
     send("200", "text/plain; version=0.0.4; charset=utf-8",
          renderPrometheus(backend.stats(), backend), {});
   } else if (path == "/config_dump") {
-    mcproxy::config::v1::Bootstrap config = backend.currentSnapshot()->config;
+    mcproxy::config::v1::Bootstrap config = backend.currentSnapshot()->config();
     config.clear_admin();
     google::protobuf::util::JsonPrintOptions options;
     options.add_whitespace = true;

@@ -45,7 +45,7 @@ struct ChangeBase {
 
 ChangeBase newestBase(AdminBackend& backend) {
   auto latest = backend.store()->loadLatest();
-  if (!latest) return {backend.currentSnapshot()->config, 0};
+  if (!latest) return {backend.currentSnapshot()->config(), 0};
   return {std::move(latest->config), latest->info.version};
 }
 
@@ -101,7 +101,8 @@ GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
   mcproxy::admin::v1::ListRoutesRequest in;
   in.ParseFromString(request);
   mcproxy::admin::v1::ListRoutesResponse out;
-  for (const Listener& listener : backend.currentSnapshot()->config.listeners()) {
+  const Bootstrap config = backend.currentSnapshot()->config();
+  for (const Listener& listener : config.listeners()) {
     if (!in.listener().empty() && !matchesListener(listener, in.listener())) continue;
     for (const auto& route : listener.routes()) {
       auto* entry = out.add_routes();
@@ -233,7 +234,7 @@ GrpcReply listFirewall(AdminBackend& backend) {
       rule->set_country(country);
     }
   };
-  const Bootstrap& config = backend.currentSnapshot()->config;
+  const Bootstrap config = backend.currentSnapshot()->config();
   addAll(config.firewall(), "");
   for (const Listener& listener : config.listeners())
     addAll(listener.firewall(), listener.address());
