@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 
+#include <set>
+
 #include "source/common/http/filter_manager.h"
 #include "source/common/stats/stats.h"
+#include "source/common/upstream/cluster.h"
 #include "source/common/upstream/endpoint.h"
 #include "test/mocks/http/filter.h"
 #include "test/mocks/router/route.h"
@@ -181,6 +184,93 @@ TEST_F(RouterTest, TlsBackendsAreKeyedAndVerifiedByTheClientsServerName) {
   EXPECT_EQ(pool().keys[0], "h2|127.0.0.1:9000|tls:a.test");
   EXPECT_EQ(pool().tls_names[0], "a.test");
   EXPECT_EQ(*pool().last().headers.get(":scheme"), "https");
+}
+
+// The route's traffic goes to a cluster of three endpoints.
+class RouterClusterTest : public RouterTest {
+ protected:
+  RouterClusterTest() {
+    std::vector<upstream::ClusterEndpoint> endpoints;
+    for (const char* text : {"127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"}) {
+      endpoints.push_back(upstream::ClusterEndpoint{
+          text, address(text), 1,
+          upstream::poolKey(address(text), upstream::Protocol::kHttp2, false, ""),
+          std::make_shared<upstream::EndpointState>(),
+          upstream::makeEndpointStats(stats_, "api", text)});
+    }
+    cluster_ = std::make_unique<upstream::Cluster>(
+        "api", upstream::Cluster::Settings{}, std::move(endpoints),
+        std::make_shared<upstream::ClusterState>(), upstream::makeClusterStats(stats_, "api"));
+    route_->l7->http_routes.clear();
+    route_->cluster = cluster_.get();
+  }
+  // Fails the newest upstream stream as a refused connect and lets the retry timer run.
+  void refuseLast() {
+    pool().last().end(http::StreamEndReason::kConnectionFailure, "connect: refused");
+    callbacks_.runOnce();
+  }
+
+  std::unique_ptr<upstream::Cluster> cluster_;
+};
+
+TEST_F(RouterClusterTest, ARefusedConnectIsTriedOnEachOtherEndpointThen503) {
+  start();
+  manager_->decodeHeaders(request("/"), true);
+  refuseLast();
+  refuseLast();
+  ASSERT_EQ(pool().streams.size(), 3u);
+  // Three different endpoints, each once.
+  std::set<std::string> tried(pool().addresses.begin(), pool().addresses.end());
+  EXPECT_EQ(tried.size(), 3u);
+  EXPECT_EQ(pool().streams[1]->headers.method(), "GET");  // the same request again
+  pool().last().end(http::StreamEndReason::kConnectionFailure, "connect: refused");
+  EXPECT_EQ(callbacks_.response_headers.status(), 503);
+  EXPECT_EQ(callbacks_.response_body,
+            "cluster \"api\": no endpoint could be reached (3 tried): connect: refused\n");
+  EXPECT_EQ(cluster_->stats().retries.value(), 2u);
+  for (const auto& endpoint : cluster_->endpoints()) {
+    EXPECT_EQ(endpoint.stats.failures.value(), 1u);
+    EXPECT_EQ(endpoint.stats.active.value(), 0);
+  }
+  EXPECT_EQ(cluster_->state().active_retries.load(), 0);
+}
+
+TEST_F(RouterClusterTest, A503IsRetriedForGetNotForARequestWithABody) {
+  start();
+  manager_->decodeHeaders(request("/"), true);
+  pool().last().callbacks->onHeaders({{":status", "503"}}, true);
+  callbacks_.runOnce();
+  ASSERT_EQ(pool().streams.size(), 2u);
+  EXPECT_TRUE(pool().streams[0]->detached);  // its answer is dropped
+  EXPECT_FALSE(callbacks_.response_complete);
+  pool().last().callbacks->onHeaders({{":status", "200"}}, true);
+  EXPECT_EQ(callbacks_.response_headers.status(), 200);
+
+  factories_.clear();
+  callbacks_.response_headers.clear();
+  callbacks_.response_complete = false;
+  start();
+  manager_->decodeHeaders(request("/"), false);
+  buffer::Buffer body;
+  body.append("payload");
+  manager_->decodeData(body, true);
+  const size_t before = pool().streams.size();
+  pool().last().callbacks->onHeaders({{":status", "503"}}, true);
+  callbacks_.runOnce();
+  EXPECT_EQ(pool().streams.size(), before);  // not sent again: its body is gone
+  EXPECT_EQ(callbacks_.response_headers.status(), 503);
+}
+
+TEST_F(RouterClusterTest, AnEmptyRetryBudgetRefusesTheRetry) {
+  cluster_->state().active_retries = 3;  // the floor of the budget, all in use
+  start();
+  manager_->decodeHeaders(request("/"), true);
+  pool().last().end(http::StreamEndReason::kConnectionFailure, "connect: refused");
+  EXPECT_EQ(pool().streams.size(), 1u);
+  EXPECT_EQ(callbacks_.response_headers.status(), 503);
+  EXPECT_EQ(callbacks_.response_body,
+            "cluster \"api\": no endpoint could be reached (1 tried): connect: refused\n");
+  EXPECT_EQ(cluster_->stats().retry_budget_exhausted.value(), 1u);
 }
 
 }  // namespace
