@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <exception>
 #include <thread>
 
 #include "source/common/config/config_error.h"
@@ -59,6 +60,24 @@ snapshot::CompileResult Server::compileConfig(mcproxy::config::v1::Bootstrap con
   return snapshot::compile(std::move(config), stats_, version, shared_objects_);
 }
 
+std::optional<snapshot::StoredSnapshot> Server::loadLatestApart() {
+  // Read on a thread of its own, so that glibc gives the parsed config (24 MB at 100,000
+  // routes) that thread's arena: the compile frees it all at once, and the arena's pages go
+  // back whole instead of staying as holes between the compiled routes.
+  std::optional<snapshot::StoredSnapshot> stored;
+  std::exception_ptr failure;
+  std::thread reader([&] {
+    try {
+      stored = store_->loadLatest();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  reader.join();
+  if (failure) std::rethrow_exception(failure);
+  return stored;
+}
+
 mcproxy::config::v1::Bootstrap Server::loadConfigFile() const {
   if (options_.config_path.empty()) {
     return snapshot::parseTextConfig(snapshot::embeddedDefaultConfigText(), "<embedded default>");
@@ -71,7 +90,7 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
     if (!store_) return compileConfig(loadConfigFile(), 1);
 
     const auto started = std::chrono::steady_clock::now();
-    std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
+    std::optional<snapshot::StoredSnapshot> stored = loadLatestApart();
     if (!stored) {
       // An empty database is seeded from the config; after that the database is the truth.
       const mcproxy::config::v1::Bootstrap seed = loadConfigFile();
@@ -284,9 +303,10 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
   }
 
   // Workers see the snapshot before the sockets that need it: posts run in order.
-  // The old snapshot goes once the workers let it go: the watch tick then gives its pages back
-  // (a reload's high point falls between ticks, where the load-drop check cannot see it).
-  if (snapshot_ != nullptr) trim_after_reload_ = true;
+  // The compile just freed the config it read, and the old snapshot goes once the workers let
+  // it go: the watch tick after that gives the pages back (a reload's high point falls between
+  // ticks, where the load-drop check cannot see it).
+  trim_after_reload_ = true;
   snapshot_ = std::move(snapshot);
   for (const auto& cluster : snapshot_->clusters) cluster->publishWeights();
   for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
@@ -328,7 +348,7 @@ void Server::reload(const std::string& why) {
   std::string source;
   try {
     if (store_) {
-      std::optional<snapshot::StoredSnapshot> stored = store_->loadLatest();
+      std::optional<snapshot::StoredSnapshot> stored = loadLatestApart();
       if (!stored) return;
       source = options_.db_path + " version " + std::to_string(stored->info.version) + " (" +
                stored->info.source + ")";

@@ -47,6 +47,8 @@ class Server : public AdminBackend {
   bool startAdmin(const mcproxy::config::v1::Admin& admin);
   std::string configOrigin() const;
   mcproxy::config::v1::Bootstrap loadConfigFile() const;
+  // The database's newest version (store_->loadLatest()), read on a short-lived thread.
+  std::optional<snapshot::StoredSnapshot> loadLatestApart();
   // The first snapshot: from the database (seeding an empty one) or from the config file.
   // Logs and returns nullopt when the process cannot start.
   std::optional<snapshot::CompileResult> loadInitialSnapshot();
