@@ -789,7 +789,9 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     setIfAny(routes, 14, [&](std::string v) { route->set_ocsp_response(std::move(v)); });
     if (!routes.isNull(15)) route->set_allow_upgrades(routes.integer(15) != 0);
     setIfAny(routes, 16, [&](std::string v) { route->set_cluster(std::move(v)); });
-    routes_by_key[{listener->name(), hostname}] = route;
+    // Only L7 routes have HTTP settings (a trigger holds that), so 100,000 L4 routes need no
+    // entry here.
+    if (route->mode() == Route::L7) routes_by_key[{listener->name(), hostname}] = route;
   }
   loadHttp(version, routes_by_key);
   loadFirewalls(version, config, by_name);
