@@ -124,20 +124,26 @@ CREATE TABLE trusted_sources (
 ) STRICT;
 )sql";
 
-// Versions are immutable, and rows are only added to the newest version: the triggers of
-// migration 1, for a table added later.
-std::string immutableGuards(const std::string& table) {
-  std::string sql;
-  for (const char* op : {"UPDATE", "DELETE"}) {
-    sql += "CREATE TRIGGER " + table + "_no_" +
-           (std::string(op) == "UPDATE" ? "update" : "delete") + " BEFORE " + op + " ON " + table +
-           " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;\n";
-  }
-  sql += "CREATE TRIGGER " + table + "_newest_only BEFORE INSERT ON " + table +
+// A trigger refusing every UPDATE (or DELETE) of `table`'s rows: versions are immutable.
+std::string immutableTrigger(const std::string& table, const std::string& op) {
+  return "CREATE TRIGGER " + table + "_no_" + (op == "UPDATE" ? "update" : "delete") + " BEFORE " +
+         op + " ON " + table +
+         " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;\n";
+}
+
+// A trigger admitting rows only to the newest version.
+std::string newestOnlyTrigger(const std::string& table) {
+  return "CREATE TRIGGER " + table + "_newest_only BEFORE INSERT ON " + table +
          " WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)"
          " BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version');"
          " END;\n";
-  return sql;
+}
+
+// Versions are immutable, and rows are only added to the newest version: the triggers of
+// migration 1, for a table added later.
+std::string immutableGuards(const std::string& table) {
+  return immutableTrigger(table, "UPDATE") + immutableTrigger(table, "DELETE") +
+         newestOnlyTrigger(table);
 }
 
 // The same guards as migration 1 for the tables of migration 3, generated per table.
@@ -267,13 +273,7 @@ std::string pruneOnlyDelete(const std::string& table) {
 // The guards of a table added after migration 9: rows are never updated, deleted only by a
 // prune, and only added to the newest version.
 std::string versionedGuards(const std::string& table) {
-  return "CREATE TRIGGER " + table + "_no_update BEFORE UPDATE ON " + table +
-         " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;\n" +
-         pruneOnlyDelete(table) + "CREATE TRIGGER " + table + "_newest_only BEFORE INSERT ON " +
-         table +
-         " WHEN NEW.snapshot_version IS NOT (SELECT max(version) FROM snapshots)"
-         " BEGIN SELECT RAISE(ABORT, 'rows can only be added to the newest snapshot version');"
-         " END;\n";
+  return immutableTrigger(table, "UPDATE") + pruneOnlyDelete(table) + newestOnlyTrigger(table);
 }
 
 // Migration 9: retention. Versions stay immutable, but whole old versions may go: a version's
