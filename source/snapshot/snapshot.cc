@@ -506,7 +506,6 @@ std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
     upstream::Cluster::Settings settings;
     settings.policy = static_cast<upstream::LbPolicy>(proto.lb_policy());
     settings.connect_timeout = std::chrono::milliseconds(proto.connect_timeout_ms());
-    settings.backend_tls = proto.backend_tls();
     settings.backend_http1 = proto.backend_protocol() == Route::HTTP1;
     if (proto.backend_tls()) {
       settings.backend_tls_context =
@@ -714,7 +713,7 @@ std::unique_ptr<router::Route> compileRoute(
   if (target.cluster != nullptr) {
     // The route's copies of the cluster's settings, for the code that reads them off the route.
     const upstream::Cluster::Settings& settings = target.cluster->settings();
-    route->backend_tls = settings.backend_tls;
+    route->backend_tls = settings.backend_tls_context != nullptr;
     backend_tls_context = settings.backend_tls_context;
     backend_http1 = settings.backend_http1;
     route->send_proxy_protocol = settings.send_proxy_protocol;

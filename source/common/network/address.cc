@@ -170,4 +170,22 @@ std::string Address::toString() const {
   return ip() + ":" + std::to_string(port());
 }
 
+uint64_t mixBits(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t hashIp(const Address& address) {
+  if (address.family() == AF_INET) {
+    uint32_t ip;
+    std::memcpy(&ip, &reinterpret_cast<const sockaddr_in*>(address.sockaddrPtr())->sin_addr, 4);
+    return mixBits(ip);
+  }
+  uint64_t halves[2];
+  std::memcpy(halves, &reinterpret_cast<const sockaddr_in6*>(address.sockaddrPtr())->sin6_addr, 16);
+  return mixBits(halves[0] ^ mixBits(halves[1]));
+}
+
 }  // namespace mcproxy::network

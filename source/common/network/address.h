@@ -42,4 +42,11 @@ class Address {
   socklen_t len_ = 0;
 };
 
+// splitmix64's finalizer: spreads the bits of `x` over the whole word.
+uint64_t mixBits(uint64_t x);
+
+// A well-spread 64-bit hash of the address's IP alone (not its port): the same for every
+// connection from one client. Stable across runs and builds.
+uint64_t hashIp(const Address& address);
+
 }  // namespace mcproxy::network

@@ -1,7 +1,8 @@
 #include "source/common/upstream/cluster.h"
 
+#include <absl/random/distributions.h>
+
 #include <algorithm>
-#include <numeric>
 
 namespace mcproxy::upstream {
 namespace {
@@ -11,14 +12,6 @@ constexpr uint32_t kRingPointsPerWeight = 160;
 constexpr size_t kMaxRingPoints = 1 << 17;
 // A round-robin schedule longer than this is scaled down (weights keep their proportions).
 constexpr uint64_t kMaxSchedule = 4096;
-
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 }  // namespace
 
@@ -58,7 +51,7 @@ uint64_t ringHash(std::string_view bytes) {
     hash ^= c;
     hash *= 0x100000001b3ULL;
   }
-  return mix64(hash);
+  return network::mixBits(hash);
 }
 
 bool idempotentMethod(std::string_view method) {
@@ -73,14 +66,30 @@ Cluster::Cluster(std::string name, Settings settings, std::vector<ClusterEndpoin
       endpoints_(std::move(endpoints)),
       state_(std::move(state)),
       stats_(stats) {
+  uint64_t total = 0;
+  for (const ClusterEndpoint& endpoint : endpoints_) total += endpoint.weight;
+  if (settings_.policy == LbPolicy::kRoundRobin) buildSchedule(total);
+  if (settings_.policy == LbPolicy::kRingHash) {
+    // A drained endpoint keeps its points (skipped when picking), so undraining it gives its
+    // clients back and nobody else's.
+    const size_t per_weight = std::max<size_t>(
+        1, std::min<size_t>(kRingPointsPerWeight, kMaxRingPoints / std::max<size_t>(1, total)));
+    for (size_t i = 0; i < endpoints_.size(); ++i) {
+      const size_t points = per_weight * std::max<uint32_t>(1, endpoints_[i].weight);
+      for (size_t point = 0; point < points; ++point) {
+        ring_.emplace_back(ringHash(endpoints_[i].address_text + "#" + std::to_string(point)),
+                           static_cast<uint32_t>(i));
+      }
+    }
+    std::sort(ring_.begin(), ring_.end());
+  }
+}
+
+void Cluster::buildSchedule(uint64_t total) {
   // Smooth weighted round robin (as nginx): each turn every endpoint gains its weight and the
   // richest is chosen and pays the total, so heavy endpoints are spread out, not bunched.
   std::vector<uint64_t> weights;
-  uint64_t total = 0;
-  for (const ClusterEndpoint& endpoint : endpoints_) {
-    weights.push_back(endpoint.weight);
-    total += endpoint.weight;
-  }
+  for (const ClusterEndpoint& endpoint : endpoints_) weights.push_back(endpoint.weight);
   if (total > kMaxSchedule) {
     const uint64_t configured = total;
     total = 0;
@@ -100,20 +109,6 @@ Cluster::Cluster(std::string name, Settings settings, std::vector<ClusterEndpoin
     current[best] -= static_cast<int64_t>(total);
     schedule_.push_back(static_cast<uint32_t>(best));
   }
-  if (settings_.policy == LbPolicy::kRingHash) {
-    // A drained endpoint keeps its points (skipped when picking), so undraining it gives its
-    // clients back and nobody else's.
-    const size_t per_weight = std::max<size_t>(
-        1, std::min<size_t>(kRingPointsPerWeight, kMaxRingPoints / std::max<size_t>(1, total)));
-    for (size_t i = 0; i < endpoints_.size(); ++i) {
-      const size_t points = per_weight * std::max<uint32_t>(1, endpoints_[i].weight);
-      for (size_t point = 0; point < points; ++point) {
-        ring_.emplace_back(ringHash(endpoints_[i].address_text + "#" + std::to_string(point)),
-                           static_cast<uint32_t>(i));
-      }
-    }
-    std::sort(ring_.begin(), ring_.end());
-  }
 }
 
 bool Cluster::available(const ClusterEndpoint& endpoint, int64_t now_ms) const {
@@ -121,9 +116,10 @@ bool Cluster::available(const ClusterEndpoint& endpoint, int64_t now_ms) const {
          !endpoint.state->ejected(now_ms);
 }
 
-const ClusterEndpoint* Cluster::pick(const network::Address& client, uint64_t random,
-                                     int64_t now_ms,
+const ClusterEndpoint* Cluster::pick(const network::Address& client, absl::BitGenRef random,
+                                     std::chrono::steady_clock::time_point now,
                                      std::span<const ClusterEndpoint* const> tried) const {
+  const int64_t now_ms = steadyMs(now);
   auto wasTried = [&](const ClusterEndpoint& endpoint) {
     return std::find(tried.begin(), tried.end(), &endpoint) != tried.end();
   };
@@ -162,7 +158,7 @@ const ClusterEndpoint* Cluster::pick(const network::Address& client, uint64_t ra
           if (usable(endpoint)) total += endpoint.weight;
         }
         if (total == 0) break;
-        uint64_t point = random % total;
+        uint64_t point = absl::Uniform<uint64_t>(random, 0, total);
         for (const ClusterEndpoint& endpoint : endpoints_) {
           if (!usable(endpoint)) continue;
           if (point < endpoint.weight) {
@@ -179,9 +175,9 @@ const ClusterEndpoint* Cluster::pick(const network::Address& client, uint64_t ra
         for (const ClusterEndpoint& endpoint : endpoints_) count += usable(endpoint) ? 1 : 0;
         if (count == 0) break;
         // Two different endpoints when there are two (the same one twice would be no choice).
-        const size_t first = random % count;
+        const size_t first = absl::Uniform<size_t>(random, 0, count);
         const size_t second =
-            count == 1 ? first : (first + 1 + (random >> 32) % (count - 1)) % count;
+            count == 1 ? first : (first + 1 + absl::Uniform<size_t>(random, 0, count - 1)) % count;
         const ClusterEndpoint* draws[2] = {nullptr, nullptr};
         size_t index = 0;
         for (const ClusterEndpoint& endpoint : endpoints_) {
@@ -198,7 +194,7 @@ const ClusterEndpoint* Cluster::pick(const network::Address& client, uint64_t ra
       }
       case LbPolicy::kRingHash: {
         if (ring_.empty()) break;
-        const uint64_t point = ringHash(client.ip());
+        const uint64_t point = network::hashIp(client);
         auto it =
             std::lower_bound(ring_.begin(), ring_.end(), std::pair<uint64_t, uint32_t>{point, 0});
         for (size_t i = 0; i < ring_.size() && chosen == nullptr; ++i, ++it) {
@@ -229,7 +225,9 @@ void Cluster::onSuccess(const ClusterEndpoint& endpoint) const {
   }
 }
 
-void Cluster::onFailure(const ClusterEndpoint& endpoint, int64_t now_ms) const {
+void Cluster::onFailure(const ClusterEndpoint& endpoint,
+                        std::chrono::steady_clock::time_point now) const {
+  const int64_t now_ms = steadyMs(now);
   endpoint.stats.failures.inc();
   const uint32_t threshold = settings_.outlier.consecutive_failures;
   if (threshold == 0) return;

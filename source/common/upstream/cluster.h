@@ -1,5 +1,7 @@
 #pragma once
 
+#include <absl/random/bit_gen_ref.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -103,9 +105,8 @@ class Cluster {
  public:
   struct Settings {
     LbPolicy policy = LbPolicy::kRoundRobin;
-    std::chrono::milliseconds connect_timeout{0};  // 0: the listener's
-    bool backend_tls = false;
-    std::shared_ptr<ssl_ctx_st> backend_tls_context;  // L7 with backend_tls
+    std::chrono::milliseconds connect_timeout{0};     // 0: the listener's
+    std::shared_ptr<ssl_ctx_st> backend_tls_context;  // with backend_tls; null without
     bool backend_http1 = false;
     bool send_proxy_protocol = false;
     uint32_t proxy_protocol_version = 2;
@@ -130,8 +131,10 @@ class Cluster {
   // weight that are healthy and not ejected and not in `tried` (the ones this connection or
   // request failed on already; with no other left, a tried one is taken again). With none
   // healthy: among all that have a weight (panic mode, counted). Null only when every endpoint
-  // is drained. `client` is the real client address (RING_HASH), `random` a fresh random number.
-  const ClusterEndpoint* pick(const network::Address& client, uint64_t random, int64_t now_ms,
+  // is drained. `client` is the real client address (RING_HASH); `random` is drawn from only by
+  // the policies that need it (the worker's own generator).
+  const ClusterEndpoint* pick(const network::Address& client, absl::BitGenRef random,
+                              std::chrono::steady_clock::time_point now,
                               std::span<const ClusterEndpoint* const> tried = {}) const;
 
   // This cluster is now the running one: its drained endpoints are drained for every snapshot.
@@ -139,7 +142,7 @@ class Cluster {
 
   // Passive outcomes: a success resets the endpoint's failure streak; a failure may eject it.
   void onSuccess(const ClusterEndpoint& endpoint) const;
-  void onFailure(const ClusterEndpoint& endpoint, int64_t now_ms) const;
+  void onFailure(const ClusterEndpoint& endpoint, std::chrono::steady_clock::time_point now) const;
 
   // L7 retries: may one more be sent now? If so it is counted in flight until retryDone().
   bool tryStartRetry() const;
@@ -149,15 +152,14 @@ class Cluster {
   bool available(const ClusterEndpoint& endpoint, int64_t now_ms) const;
 
  private:
-  const ClusterEndpoint* pickAmong(const std::vector<const ClusterEndpoint*>& usable,
-                                   const network::Address& client, uint64_t random) const;
+  void buildSchedule(uint64_t total_weight);
 
   std::string name_;
   Settings settings_;
   std::vector<ClusterEndpoint> endpoints_;
   std::shared_ptr<ClusterState> state_;
   ClusterStats stats_;
-  // ROUND_ROBIN: endpoint indexes interleaved by weight (smooth weighted round robin).
+  // ROUND_ROBIN only: endpoint indexes interleaved by weight (smooth weighted round robin).
   std::vector<uint32_t> schedule_;
   // RING_HASH: (point, endpoint index), sorted by point.
   std::vector<std::pair<uint64_t, uint32_t>> ring_;
@@ -174,8 +176,9 @@ ClusterStats makeClusterStats(stats::Store& store, const std::string& cluster);
 EndpointStats makeEndpointStats(stats::Store& store, const std::string& cluster,
                                 const std::string& endpoint);
 
-// 64-bit FNV-1a, the ring's hash (stable across runs and builds, so a client keeps its endpoint
-// across restarts).
+// The ring's hash of an endpoint's point names: 64-bit FNV-1a, spread with network::mixBits
+// (stable across runs and builds, so a client keeps its endpoint across restarts; clients are
+// placed by network::hashIp).
 uint64_t ringHash(std::string_view bytes);
 
 // "GET", "HEAD", ... : a request the client may be sent twice (RFC 9110 §9.2.2).

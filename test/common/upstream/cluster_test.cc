@@ -34,13 +34,18 @@ class ClusterTest : public testing::Test {
                                      makeClusterStats(store_, "c"));
   }
 
-  std::map<std::string, int> countPicks(const Cluster& cluster, int picks, int64_t now = 0) {
+  std::map<std::string, int> countPicks(const Cluster& cluster, int picks, int64_t now_ms = 0) {
     std::map<std::string, int> counts;
     for (int i = 0; i < picks; ++i) {
-      const ClusterEndpoint* picked = cluster.pick(client_, random_(), now);
+      const ClusterEndpoint* picked = cluster.pick(client_, random_, at(now_ms));
       counts[picked == nullptr ? "(none)" : picked->address_text]++;
     }
     return counts;
+  }
+
+  // The steady clock at `ms` milliseconds, the unit of ejection times.
+  static std::chrono::steady_clock::time_point at(int64_t ms) {
+    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms));
   }
 
   stats::Store store_;
@@ -58,7 +63,7 @@ TEST_F(ClusterTest, RoundRobinFollowsTheWeightsExactlyAndSpreadsTheHeavyOne) {
   // Smooth: the weight-2 endpoint never takes three turns in a row.
   int run = 0;
   for (int i = 0; i < 40; ++i) {
-    run = cluster->pick(client_, 0, 0)->address_text == "127.0.0.1:9003" ? run + 1 : 0;
+    run = cluster->pick(client_, random_, at(0))->address_text == "127.0.0.1:9003" ? run + 1 : 0;
     EXPECT_LT(run, 3);
   }
 }
@@ -89,7 +94,7 @@ TEST_F(ClusterTest, PanicModeSpreadsOverAllWhenNoneIsHealthy) {
 
 TEST_F(ClusterTest, EveryEndpointDrainedPicksNothing) {
   auto cluster = make({0, 0});
-  EXPECT_EQ(cluster->pick(client_, 1, 0), nullptr);
+  EXPECT_EQ(cluster->pick(client_, random_, at(0)), nullptr);
   EXPECT_EQ(cluster->stats().no_endpoint.value(), 1u);
 }
 
@@ -99,15 +104,15 @@ TEST_F(ClusterTest, TriedEndpointsAreAvoidedUntilNoOtherIsLeft) {
     Cluster::Settings settings;
     settings.policy = policy;
     auto cluster = make({1, 1}, settings);
-    const ClusterEndpoint* first = cluster->pick(client_, random_(), 0);
+    const ClusterEndpoint* first = cluster->pick(client_, random_, at(0));
     for (int i = 0; i < 20; ++i) {
       const ClusterEndpoint* tried[] = {first};
-      const ClusterEndpoint* second = cluster->pick(client_, random_(), 0, tried);
+      const ClusterEndpoint* second = cluster->pick(client_, random_, at(0), tried);
       ASSERT_NE(second, nullptr);
       EXPECT_NE(second, first) << lbPolicyName(policy);
       // Both tried: one of them again rather than nothing.
       const ClusterEndpoint* both[] = {first, second};
-      EXPECT_NE(cluster->pick(client_, random_(), 0, both), nullptr);
+      EXPECT_NE(cluster->pick(client_, random_, at(0), both), nullptr);
     }
   }
 }
@@ -146,10 +151,10 @@ TEST_F(ClusterTest, RingHashKeepsEachClientAndMovesOnlyTheRemovedEndpointsClient
   for (int i = 0; i < 2000; ++i) {
     const std::string client = "10." + std::to_string(i / 250) + "." + std::to_string(i % 250) +
                                ".1:" + std::to_string(1000 + i);
-    const auto& picked = four->pick(address(client), random_(), 0)->address_text;
+    const auto& picked = four->pick(address(client), random_, at(0))->address_text;
     // The port does not matter: a client's next connection comes from another port.
     const std::string again_client = client.substr(0, client.rfind(':')) + ":9";
-    EXPECT_EQ(four->pick(address(again_client), random_(), 0)->address_text, picked);
+    EXPECT_EQ(four->pick(address(again_client), random_, at(0))->address_text, picked);
     before[client] = picked;
     share[picked]++;
   }
@@ -160,7 +165,7 @@ TEST_F(ClusterTest, RingHashKeepsEachClientAndMovesOnlyTheRemovedEndpointsClient
   auto three = make({1, 1, 1}, settings);
   int moved = 0;
   for (const auto& [client, was] : before) {
-    const auto& now = three->pick(address(client), random_(), 0)->address_text;
+    const auto& now = three->pick(address(client), random_, at(0))->address_text;
     if (was == "127.0.0.1:9004") {
       ++moved;
       EXPECT_NE(now, was);
@@ -180,24 +185,24 @@ TEST_F(ClusterTest, ConsecutiveFailuresEjectForLongerEachTimeWithinTheCap) {
   const ClusterEndpoint& a = cluster->endpoints()[0];
   const ClusterEndpoint& b = cluster->endpoints()[1];
   const ClusterEndpoint& c = cluster->endpoints()[2];
-  cluster->onFailure(a, 0);
-  cluster->onFailure(a, 0);
+  cluster->onFailure(a, at(0));
+  cluster->onFailure(a, at(0));
   cluster->onSuccess(a);  // the streak starts over
-  cluster->onFailure(a, 0);
-  cluster->onFailure(a, 0);
+  cluster->onFailure(a, at(0));
+  cluster->onFailure(a, at(0));
   EXPECT_FALSE(a.state->ejected(0));
-  cluster->onFailure(a, 0);
+  cluster->onFailure(a, at(0));
   EXPECT_TRUE(a.state->ejected(999));
   EXPECT_FALSE(a.state->ejected(1000));
   EXPECT_EQ(a.stats.ejections.value(), 1u);
   EXPECT_EQ(a.stats.failures.value(), 5u);
   // The second ejection lasts twice as long.
-  for (int i = 0; i < 3; ++i) cluster->onFailure(a, 2000);
+  for (int i = 0; i < 3; ++i) cluster->onFailure(a, at(2000));
   EXPECT_TRUE(a.state->ejected(3999));
   EXPECT_FALSE(a.state->ejected(4000));
   // At most half of the four: b joins a, c does not.
-  for (int i = 0; i < 3; ++i) cluster->onFailure(b, 2000);
-  for (int i = 0; i < 3; ++i) cluster->onFailure(c, 2000);
+  for (int i = 0; i < 3; ++i) cluster->onFailure(b, at(2000));
+  for (int i = 0; i < 3; ++i) cluster->onFailure(c, at(2000));
   EXPECT_TRUE(b.state->ejected(2000));
   EXPECT_FALSE(c.state->ejected(2000));
 }

@@ -1,7 +1,5 @@
 #include "extensions/filters/http/router/router.h"
 
-#include <absl/random/distributions.h>
-
 #include "source/common/http/upgrade.h"
 #include "source/common/logging/logger.h"
 #include "source/common/proxy_protocol/proxy_protocol.h"
@@ -77,9 +75,8 @@ bool RouterFilter::startAttempt(const http::HeaderMap& headers, bool end_stream)
   std::string_view pool_key;
   if (cluster_ != nullptr) {
     event::Dispatcher& dispatcher = callbacks_.dispatcher();
-    endpoint_ = cluster_->pick(
-        connection.real_client.valid() ? connection.real_client : connection.downstream_remote,
-        absl::Uniform<uint64_t>(dispatcher.random()), upstream::steadyMs(dispatcher.now()), tried_);
+    endpoint_ =
+        cluster_->pick(connection.real_client, dispatcher.random(), dispatcher.now(), tried_);
     if (endpoint_ == nullptr) {
       const std::string detail = "cluster \"" + cluster_->name() + "\": every endpoint is drained";
       callbacks_.sendLocalReply(503, detail + "\n", {}, detail);
@@ -213,7 +210,7 @@ void RouterFilter::onResponseTimeout() {
     upstream_.reset();
   }
   if (endpoint_ != nullptr) {
-    cluster_->onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+    cluster_->onFailure(*endpoint_, callbacks_.dispatcher().now());
     endAttempt();
   }
   fail(504, "upstream response timeout");
@@ -253,7 +250,7 @@ void RouterFilter::onHeaders(http::HeaderMap&& headers, bool end_stream) {
     const int status = headers.status();
     const upstream::Cluster& cluster = *cluster_;
     if (status == 502 || status == 503) {
-      cluster.onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+      cluster.onFailure(*endpoint_, callbacks_.dispatcher().now());
       if (retry(false)) {
         upstream_.reset();  // the answer is dropped; another endpoint is asked
         return;
@@ -295,7 +292,7 @@ void RouterFilter::onStreamEnd(http::StreamEndReason reason, std::string_view de
     return;
   }
   if (endpoint_ != nullptr) {
-    cluster_->onFailure(*endpoint_, upstream::steadyMs(callbacks_.dispatcher().now()));
+    cluster_->onFailure(*endpoint_, callbacks_.dispatcher().now());
     if (retry(!connected)) return;
     const size_t attempts = tried_.size() + 1;
     endAttempt();

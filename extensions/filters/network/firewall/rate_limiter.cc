@@ -1,34 +1,14 @@
 #include "extensions/filters/network/firewall/rate_limiter.h"
 
-#include <netinet/in.h>
-
 #include <bit>
-#include <cstring>
 
 namespace mcproxy::extensions::firewall {
 namespace {
 
 constexpr int kProbes = 4;
 
-uint64_t mix(uint64_t x) {  // splitmix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 uint64_t addressKey(const network::Address& address) {
-  uint64_t key;
-  if (address.family() == AF_INET) {
-    uint32_t ip;
-    std::memcpy(&ip, &reinterpret_cast<const sockaddr_in*>(address.sockaddrPtr())->sin_addr, 4);
-    key = mix(ip);
-  } else {
-    uint64_t halves[2];
-    std::memcpy(halves, &reinterpret_cast<const sockaddr_in6*>(address.sockaddrPtr())->sin6_addr,
-                16);
-    key = mix(halves[0] ^ mix(halves[1]));
-  }
+  const uint64_t key = network::hashIp(address);
   return key == 0 ? 1 : key;  // 0 marks a free slot
 }
 

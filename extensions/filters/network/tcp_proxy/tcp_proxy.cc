@@ -1,6 +1,5 @@
 #include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
-#include <absl/random/distributions.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -36,9 +35,7 @@ const network::Address* TcpProxyFilter::chooseBackend() {
   network::Connection& connection = callbacks_->connection();
   const network::StreamInfo& info = connection.streamInfo();
   event::Dispatcher& dispatcher = connection.dispatcher();
-  endpoint_ = cluster->pick(info.real_client.valid() ? info.real_client : info.downstream_remote,
-                            absl::Uniform<uint64_t>(dispatcher.random()),
-                            upstream::steadyMs(dispatcher.now()), tried_);
+  endpoint_ = cluster->pick(info.real_client, dispatcher.random(), dispatcher.now(), tried_);
   if (endpoint_ == nullptr) return nullptr;
   endpoint_->stats.connections.inc();
   endpoint_->stats.active.inc();
@@ -172,7 +169,7 @@ void TcpProxyFilter::onConnectFailed(network::CloseReason reason) {
 bool TcpProxyFilter::retryConnect() {
   const upstream::Cluster* cluster = route_->cluster;
   if (cluster == nullptr || endpoint_ == nullptr) return false;
-  cluster->onFailure(*endpoint_, upstream::steadyMs(callbacks_->connection().dispatcher().now()));
+  cluster->onFailure(*endpoint_, callbacks_->connection().dispatcher().now());
   tried_.push_back(endpoint_);
   releaseEndpoint();
   if (tried_.size() >= cluster->settings().max_connect_attempts) return false;
@@ -225,8 +222,7 @@ void TcpProxyFilter::onRelayDone() {
 
 void TcpProxyFilter::onRelayError(network::CloseReason reason) {
   if (endpoint_ != nullptr && reason == network::CloseReason::kUpstreamReset) {
-    route_->cluster->onFailure(*endpoint_,
-                               upstream::steadyMs(callbacks_->connection().dispatcher().now()));
+    route_->cluster->onFailure(*endpoint_, callbacks_->connection().dispatcher().now());
   }
   callbacks_->connection().close(reason);
 }
