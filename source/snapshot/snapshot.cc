@@ -415,6 +415,20 @@ tls::ServerPolicy compileTlsPolicy(const mcproxy::config::v1::TlsPolicy& proto,
   return policy;
 }
 
+// How routes and clusters say a backend is spoken to; each throws naming `path`.field.
+void checkBackendProtocol(int protocol, const std::string& path) {
+  // Text format and JSON take any number for an enum (proto3 enums are open).
+  if (!Route::BackendProtocol_IsValid(protocol)) {
+    throw ConfigError(
+        path + ".backend_protocol",
+        "unknown backend protocol " + std::to_string(protocol) + "; expected H2 or HTTP1");
+  }
+}
+
+void checkProxyProtocolVersion(uint32_t version, const std::string& path) {
+  if (version > 2) throw ConfigError(path + ".proxy_protocol_version", "must be 1 or 2");
+}
+
 bool validClusterName(const std::string& name) {
   if (name.empty() || name.size() > 128) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -489,14 +503,8 @@ std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
                         "unknown policy " + std::to_string(proto.lb_policy()) +
                             "; expected ROUND_ROBIN, LEAST_REQUEST, RING_HASH or RANDOM");
     }
-    if (!Route::BackendProtocol_IsValid(proto.backend_protocol())) {
-      throw ConfigError(path + ".backend_protocol", "unknown backend protocol " +
-                                                        std::to_string(proto.backend_protocol()) +
-                                                        "; expected H2 or HTTP1");
-    }
-    if (proto.proxy_protocol_version() > 2) {
-      throw ConfigError(path + ".proxy_protocol_version", "must be 1 or 2");
-    }
+    checkBackendProtocol(proto.backend_protocol(), path);
+    checkProxyProtocolVersion(proto.proxy_protocol_version(), path);
     for (const auto& [value, field] :
          {std::pair{proto.retry_budget_percent(), "retry_budget_percent"},
           std::pair{proto.outlier_detection().max_ejection_percent(),
@@ -622,11 +630,7 @@ std::unique_ptr<router::Route> compileRoute(
     throw ConfigError(path + ".mode",
                       "unknown mode " + std::to_string(proto.mode()) + "; expected L4 or L7");
   }
-  if (!Route::BackendProtocol_IsValid(proto.backend_protocol())) {
-    throw ConfigError(path + ".backend_protocol", "unknown backend protocol " +
-                                                      std::to_string(proto.backend_protocol()) +
-                                                      "; expected H2 or HTTP1");
-  }
+  checkBackendProtocol(proto.backend_protocol(), path);
   const bool l7 = proto.mode() == Route::L7;
   std::shared_ptr<SSL_CTX> tls_context;
   std::shared_ptr<SSL_CTX> backend_tls_context;
@@ -697,10 +701,7 @@ std::unique_ptr<router::Route> compileRoute(
   if (proto.proxy_protocol_version() != 0 && !proto.send_proxy_protocol()) {
     warnings.push_back(path + ".proxy_protocol_version: ignored without send_proxy_protocol");
   }
-  if (proto.proxy_protocol_version() != 0 && proto.proxy_protocol_version() != 1 &&
-      proto.proxy_protocol_version() != 2) {
-    throw ConfigError(path + ".proxy_protocol_version", "must be 1 or 2");
-  }
+  checkProxyProtocolVersion(proto.proxy_protocol_version(), path);
 
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
   auto route = std::make_unique<router::Route>(
