@@ -405,12 +405,13 @@ class WebSocketTest(l7_harness.L7TestCase):
             for i in range(8):
                 await ws.send(f"m{i}")
                 self.assertEqual(f"m{i}", await ws.recv())
+                last_traffic = time.monotonic()
                 await asyncio.sleep(0.3)
-            # ... and silence ends it.
-            started = time.monotonic()
+            # ... and silence ends it, counted from the last byte either way (the proxy's idle
+            # time starts there, not after this side's last pause).
             with self.assertRaises(websockets.exceptions.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
-            return time.monotonic() - started
+            return time.monotonic() - last_traffic
 
         waited = self.http1_client(proxy, scenario)
         self.assertGreater(waited, 0.7)
