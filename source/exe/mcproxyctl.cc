@@ -2,7 +2,10 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_format.h>
 #include <google/protobuf/util/json_util.h>
+#include <pwd.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +23,7 @@
 #include "source/common/config/config_error.h"
 #include "source/common/json/json_string.h"
 #include "source/common/stats/stats.h"
+#include "source/fleet/fleet.h"
 #include "source/server/admin/admin_client.h"
 #include "source/snapshot/config_loader.h"
 #include "source/snapshot/migrations.h"
@@ -72,6 +76,15 @@ Route tests (offline: no socket, no connection; see docs/ci.md):
                                      .json): exit 0 all passed, 1 a test failed or coverage
                                      is under PCT, 2 usage, 3 unreadable config, tests or
                                      database
+Fleet (nodes following one config through etcd; see docs/fleet.md):
+  publish --db DB --etcd URLS --fleet NAME [--version N] [--if-current V]
+                                     publish version N (default: the newest) as the fleet's
+                                     current config; an older N is a rollback. --if-current:
+                                     only while the fleet runs version V (0: nothing yet).
+                                     Losing a race to another publisher: exit 1
+  fleet status --etcd URLS --fleet NAME [--json]
+                                     every node: applied version, hash, state, error
+  (--etcd-ca F, --etcd-cert F --etcd-key F: etcd over https with a client certificate)
 Database:
   db migrate --db DB [--to N]        upgrade the schema (mc-proxy also does this at start)
 Other:
@@ -115,7 +128,13 @@ bool parseArgs(const std::vector<std::string>& raw, Args& out, std::string& erro
                                                      {"--dry-run", false},
                                                      {"--cluster", true},
                                                      {"--endpoint", true},
-                                                     {"--weight", true}};
+                                                     {"--weight", true},
+                                                     {"--etcd", true},
+                                                     {"--etcd-ca", true},
+                                                     {"--etcd-cert", true},
+                                                     {"--etcd-key", true},
+                                                     {"--fleet", true},
+                                                     {"--if-current", true}};
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string arg = raw[i];
     if (!arg.starts_with("--")) {
@@ -597,7 +616,19 @@ int statusCommand(const Args& args) {
     return kOk;
   }
   std::cout << status.version() << ", up " << status.uptime_seconds() << " s, config version "
-            << status.snapshot_version() << "\n";
+            << status.snapshot_version();
+  if (!status.snapshot_hash().empty()) std::cout << " (" << status.snapshot_hash() << ")";
+  std::cout << "\n";
+  if (!status.fleet().empty()) {
+    const auto& node = status.fleet_node();
+    std::cout << "fleet " << status.fleet() << " as node " << node.node_id() << ": " << node.state()
+              << " fleet version " << node.applied_version() << ", etcd "
+              << (status.etcd_connected() ? "connected" : "UNREACHABLE") << "\n";
+    if (!node.error().empty()) {
+      std::cout << "refused fleet version " << node.refused_version() << ": " << node.error()
+                << "\n";
+    }
+  }
   std::cout << std::left << std::setw(24) << "LISTENER" << std::setw(26) << "BOUND" << std::setw(10)
             << "ACTIVE"
             << "TOTAL\n";
@@ -793,9 +824,125 @@ int dbCommand(const Args& args) {
   return kOk;
 }
 
+// --etcd URLS with its TLS files, connected.
+absl::StatusOr<std::unique_ptr<mcproxy::fleet::EtcdClient>> connectEtcd(const Args& args) {
+  auto urls = args.flags.find("--etcd");
+  if (urls == args.flags.end()) return absl::InvalidArgumentError("--etcd URLS is required");
+  auto options = mcproxy::fleet::EtcdOptions::parse(urls->second);
+  if (!options.ok()) return options.status();
+  auto flag = [&](const char* name) {
+    auto it = args.flags.find(name);
+    return it == args.flags.end() ? std::string() : it->second;
+  };
+  options->ca_file = flag("--etcd-ca");
+  options->cert_file = flag("--etcd-cert");
+  options->key_file = flag("--etcd-key");
+  if (options->cert_file.empty() != options->key_file.empty()) {
+    return absl::InvalidArgumentError("--etcd-cert and --etcd-key go together");
+  }
+  return mcproxy::fleet::EtcdClient::connect(*options);
+}
+
+int etcdFailure(const std::string& command, const absl::Status& status) {
+  std::cerr << "mcproxyctl " << command << ": " << status.message() << "\n";
+  if (absl::IsInvalidArgument(status)) return kUsage;
+  // Refused (a race lost, --if-current, a version clash): nothing of this publish is current.
+  if (absl::IsAborted(status) || absl::IsFailedPrecondition(status)) return kInvalid;
+  return kFailed;
+}
+
+std::string whoAmI() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  const passwd* user = getpwuid(getuid());
+  return std::string(user ? user->pw_name : std::to_string(getuid())) + "@" + host;
+}
+
+int publishCommand(const Args& args) {
+  auto db = args.flags.find("--db");
+  auto fleet = args.flags.find("--fleet");
+  if (db == args.flags.end() || fleet == args.flags.end()) {
+    std::cerr << "mcproxyctl publish: --db DB, --etcd URLS and --fleet NAME are required\n";
+    return kUsage;
+  }
+  mcproxy::fleet::PublishOptions options;
+  options.fleet = fleet->second;
+  options.published_by = whoAmI();
+  if (auto it = args.flags.find("--version"); it != args.flags.end()) {
+    if (!absl::SimpleAtoi(it->second, &options.version) || options.version < 1) {
+      std::cerr << "mcproxyctl publish: --version must be a version number\n";
+      return kUsage;
+    }
+  }
+  if (auto it = args.flags.find("--if-current"); it != args.flags.end()) {
+    int64_t expected = 0;
+    if (!absl::SimpleAtoi(it->second, &expected) || expected < 0) {
+      std::cerr << "mcproxyctl publish: --if-current must be a version number (0: none)\n";
+      return kUsage;
+    }
+    options.if_current = expected;
+  }
+  SnapshotStore store(db->second);
+  auto etcd = connectEtcd(args);
+  if (!etcd.ok()) return etcdFailure("publish", etcd.status());
+  auto published = mcproxy::fleet::publish(**etcd, store, options);
+  if (!published.ok()) return etcdFailure("publish", published.status());
+  std::cout << "fleet " << options.fleet << ": version " << published->version() << " ("
+            << published->content_hash().substr(0, 12) << ", " << published->routes() << " routes, "
+            << published->size_bytes() << " bytes in " << published->chunks()
+            << " chunk(s)) is current\n";
+  return kOk;
+}
+
+int fleetCommand(const Args& args) {
+  auto fleet = args.flags.find("--fleet");
+  if (args.positional.empty() || args.positional[0] != "status" || fleet == args.flags.end()) {
+    std::cerr << "mcproxyctl fleet: fleet status --etcd URLS --fleet NAME [--json]\n";
+    return kUsage;
+  }
+  auto etcd = connectEtcd(args);
+  if (!etcd.ok()) return etcdFailure("fleet status", etcd.status());
+  auto view = mcproxy::fleet::readFleet(**etcd, fleet->second);
+  if (!view.ok()) return etcdFailure("fleet status", view.status());
+  if (args.flags.count("--json")) {
+    std::cout << "{\"fleet\": " << mcproxy::json::quoted(fleet->second) << ", \"current\": "
+              << (view->current ? mcproxy::fleet::toJson(*view->current) : "null")
+              << ", \"nodes\": [";
+    for (size_t i = 0; i < view->nodes.size(); ++i) {
+      std::cout << (i ? ", " : "") << mcproxy::fleet::toJson(view->nodes[i]);
+    }
+    std::cout << "]}\n";
+    return kOk;
+  }
+  if (view->current) {
+    std::cout << "fleet " << fleet->second << ": current version " << view->current->version()
+              << " (" << view->current->content_hash().substr(0, 12) << ", published "
+              << view->current->published_at() << " by " << view->current->published_by() << ")\n";
+  } else {
+    std::cout << "fleet " << fleet->second << ": nothing published\n";
+  }
+  std::cout << std::left << std::setw(20) << "NODE" << std::setw(10) << "STATE" << std::setw(9)
+            << "VERSION" << std::setw(14) << "HASH" << std::setw(7) << "LOCAL"
+            << "ERROR\n";
+  for (const auto& node : view->nodes) {
+    std::string state = node.state();
+    if (view->current && node.state() == "applied" &&
+        node.applied_hash() != view->current->content_hash()) {
+      state = "behind";
+    }
+    std::cout << std::setw(20) << node.node_id() << std::setw(10) << state << std::setw(9)
+              << node.applied_version() << std::setw(14) << node.applied_hash().substr(0, 12)
+              << std::setw(7) << node.local_version() << node.error() << "\n";
+  }
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that closes a TLS connection (etcd refusing a client certificate) must be an error
+  // on the write, not a SIGPIPE that kills the command.
+  std::signal(SIGPIPE, SIG_IGN);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
     std::cout << kUsageText;
     return argc < 2 ? kUsage : kOk;
@@ -834,6 +981,11 @@ int main(int argc, char** argv) {
     if (command == "firewall") return firewallCommand(args);
     if (command == "clusters") return clustersCommand(args);
     if (command == "status") return statusCommand(args);
+    if (command == "publish") return publishCommand(args);
+    if (command == "fleet") return fleetCommand(args);
+  } catch (const mcproxy::snapshot::FleetMember& e) {
+    std::cerr << "mcproxyctl " << command << ": " << e.what() << "\n";
+    return kInvalid;
   } catch (const mcproxy::snapshot::StoreError& e) {
     std::cerr << "mcproxyctl " << command << ": " << e.what() << "\n";
     return kFailed;

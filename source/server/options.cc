@@ -7,6 +7,7 @@ namespace mcproxy::server {
 
 const char* usageText() {
   return R"(usage: mc-proxy [--config FILE] [--db FILE] [--workers N] [--log-level LEVEL]
+       mc-proxy --db FILE --fleet NAME --etcd URLS [--config FILE] [...]
 
 A TLS edge proxy: routes TLS connections by SNI to backends.
 
@@ -19,6 +20,16 @@ A TLS edge proxy: routes TLS connections by SNI to backends.
   --db-poll-ms N          how often to look for database changes (default 1000)
   --admin-socket PATH     serve the admin API on this Unix socket (overrides the config's
                           admin { socket })
+  --fleet NAME            follow fleet NAME's published config through etcd (docs/fleet.md):
+                          listeners and routes come from the fleet, are compiled here and
+                          stored in --db (required) as local versions; local changes are
+                          refused while the database follows the fleet. --config then only
+                          gives the process settings (admin)
+  --etcd URLS             etcd endpoints, comma-separated http:// or https:// URLs
+  --etcd-ca FILE          CA bundle to verify etcd's certificate (default: the system's)
+  --etcd-cert FILE        client certificate for etcd (with --etcd-key)
+  --etcd-key FILE
+  --node-id ID            this node's name in the fleet (default: the host name)
   --workers N             worker threads (default: one per core)
   --log-level LEVEL       debug, info, warn or error (default: info)
   --print-default-config  print the embedded default config and exit
@@ -88,6 +99,18 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
         return std::nullopt;
       }
       options.workers = workers;
+    } else if (arg == "--fleet") {
+      if (!takeValue(options.fleet)) return std::nullopt;
+    } else if (arg == "--etcd") {
+      if (!takeValue(options.etcd_urls)) return std::nullopt;
+    } else if (arg == "--etcd-ca") {
+      if (!takeValue(options.etcd_ca)) return std::nullopt;
+    } else if (arg == "--etcd-cert") {
+      if (!takeValue(options.etcd_cert)) return std::nullopt;
+    } else if (arg == "--etcd-key") {
+      if (!takeValue(options.etcd_key)) return std::nullopt;
+    } else if (arg == "--node-id") {
+      if (!takeValue(options.node_id)) return std::nullopt;
     } else if (arg == "--log-level") {
       std::string text;
       if (!takeValue(text)) return std::nullopt;
@@ -99,6 +122,18 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
       error = "unknown argument \"" + std::string(argv[i]) + "\" (see --help)";
       return std::nullopt;
     }
+  }
+  if (!options.fleet.empty() && (options.db_path.empty() || options.etcd_urls.empty())) {
+    error = "--fleet needs --db (the node's own history) and --etcd (where the fleet is)";
+    return std::nullopt;
+  }
+  if (options.fleet.empty() && !options.etcd_urls.empty()) {
+    error = "--etcd is used with --fleet NAME";
+    return std::nullopt;
+  }
+  if (options.etcd_cert.empty() != options.etcd_key.empty()) {
+    error = "--etcd-cert and --etcd-key go together";
+    return std::nullopt;
   }
   return options;
 }

@@ -15,6 +15,13 @@ struct Options {
   std::string admin_socket;  // overrides the config's admin { socket }
   std::chrono::milliseconds db_poll_interval{1000};
   size_t workers = 0;  // 0: one per core
+  // --fleet: follow the fleet's published config through etcd (needs --db and --etcd).
+  std::string fleet;
+  std::string etcd_urls;
+  std::string etcd_ca;
+  std::string etcd_cert;
+  std::string etcd_key;
+  std::string node_id;  // default: the host name
   logging::Level log_level = logging::Level::kInfo;
   bool print_default_config = false;
   bool show_version = false;

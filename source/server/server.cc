@@ -10,6 +10,8 @@
 #include <exception>
 #include <thread>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "source/common/config/config_error.h"
 #include "source/common/logging/logger.h"
 #include "source/server/listen_socket.h"
@@ -91,6 +93,13 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
 
     const auto started = std::chrono::steady_clock::now();
     std::optional<snapshot::StoredSnapshot> stored = loadLatestApart();
+    if (!stored && !options_.fleet.empty()) {
+      // Nothing to serve until the fleet's config arrives; the database takes nothing else.
+      LOG_WARN << "database " << options_.db_path << " holds no version yet: NOT READY until "
+               << "fleet " << options_.fleet << "'s current config arrives from etcd";
+      // A config needs a listener; an empty snapshot (version 0) serves nothing meanwhile.
+      return snapshot::CompileResult{std::make_shared<snapshot::Snapshot>(), {}};
+    }
     if (!stored) {
       // An empty database is seeded from the config; after that the database is the truth.
       const mcproxy::config::v1::Bootstrap seed = loadConfigFile();
@@ -99,12 +108,13 @@ std::optional<snapshot::CompileResult> Server::loadInitialSnapshot() {
       stored = store_->load(written.version);
       LOG_INFO << "database " << options_.db_path << " was empty: seeded version "
                << written.version << " from " << configOrigin();
-    } else if (!options_.config_path.empty()) {
+    } else if (!options_.config_path.empty() && options_.fleet.empty()) {
       LOG_WARN << "database " << options_.db_path << " already holds version "
                << stored->info.version << "; --config " << options_.config_path
                << " is NOT applied. To apply it: mcproxyctl compile --config "
                << options_.config_path << " --db " << options_.db_path;
     }
+    running_hash_ = stored->info.content_hash;
     const double load_ms = millisecondsSince(started);
     const auto compile_started = std::chrono::steady_clock::now();
     auto compiled = compileConfig(std::move(stored->config), stored->info.version);
@@ -135,6 +145,12 @@ int Server::run() {
       LOG_INFO << "database " << options_.db_path << ": schema version "
                << snapshot::schemaVersion(store_->database()) << ", newest config version "
                << store_->latestVersion();
+      if (options_.fleet.empty()) {
+        if (auto left = store_->leaveFleet()) {
+          LOG_WARN << "database " << options_.db_path << " followed fleet " << left->fleet
+                   << "; started without --fleet, it takes local changes again";
+        }
+      }
     } catch (const snapshot::StoreError& e) {
       LOG_ERROR << "database error: " << e.what();
       return 1;
@@ -172,10 +188,12 @@ int Server::run() {
   watch_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onWatchTick(); });
   watch_timer_->arm(options_.db_poll_interval);
   if (!startAdmin(admin)) return 1;
+  if (!startFleet()) return 1;
   ready_ = true;
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
+  if (follower_) follower_->stop();  // its key in etcd goes with its lease
   if (store_) {
     try {
       store_->forgetRunning();
@@ -205,6 +223,90 @@ bool Server::startAdmin(const mcproxy::config::v1::Admin& admin) {
   return true;
 }
 
+bool Server::startFleet() {
+  if (options_.fleet.empty()) return true;
+  auto etcd = fleet::EtcdOptions::parse(options_.etcd_urls);
+  if (!etcd.ok()) {
+    LOG_ERROR << etcd.status().message();
+    return false;
+  }
+  etcd->ca_file = options_.etcd_ca;
+  etcd->cert_file = options_.etcd_cert;
+  etcd->key_file = options_.etcd_key;
+  fleet::FollowerOptions follow{options_.fleet, options_.node_id, std::chrono::seconds(10),
+                                [etcd = *etcd]() -> absl::StatusOr<std::unique_ptr<fleet::Etcd>> {
+                                  auto client = fleet::EtcdClient::connect(etcd);
+                                  if (!client.ok()) return client.status();
+                                  return std::unique_ptr<fleet::Etcd>(std::move(*client));
+                                }};
+  if (follow.node_id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    follow.node_id = host;
+  }
+  for (const auto& [what, name] : {std::pair<std::string, std::string>{"--fleet", follow.fleet},
+                                   {"--node-id", follow.node_id}}) {
+    if (absl::Status s = fleet::checkName(what, name); !s.ok()) {
+      LOG_ERROR << s.message();
+      return false;
+    }
+  }
+  fleet::NodeStatus running;
+  running.set_local_version(static_cast<int64_t>(snapshot_->version));
+  running.set_applied_hash(running_hash_);
+  try {
+    // The fleet version the newest local one came from ("fleet:edge version 7 (...)").
+    if (snapshot_->version > 0) {
+      const std::string source = store_->load(static_cast<int64_t>(snapshot_->version)).info.source;
+      const std::vector<std::string> words = absl::StrSplit(source, ' ');
+      int64_t fleet_version = 0;
+      if (words.size() >= 3 && words[0] == "fleet:" + follow.fleet && words[1] == "version" &&
+          absl::SimpleAtoi(words[2], &fleet_version)) {
+        running.set_applied_version(fleet_version);
+      }
+    }
+    store_->joinFleet({follow.fleet, etcd->describe(), follow.node_id, ""});
+  } catch (const snapshot::StoreError& e) {
+    LOG_ERROR << "database error: " << e.what();
+    return false;
+  }
+  follower_ = std::make_unique<fleet::Follower>(
+      std::move(follow), std::move(running),
+      [this](const fleet::PublishedSnapshot& published, mcproxy::config::v1::Bootstrap config) {
+        return applyFleetSnapshot(published, std::move(config));
+      });
+  follower_->start();
+  return true;
+}
+
+std::future<fleet::ApplyVerdict> Server::applyFleetSnapshot(
+    const fleet::PublishedSnapshot& published, mcproxy::config::v1::Bootstrap config) {
+  auto verdict = std::make_shared<std::promise<fleet::ApplyVerdict>>();
+  std::future<fleet::ApplyVerdict> answer = verdict->get_future();
+  dispatcher_.post([this, verdict, published, config = std::move(config)] {
+    fleet::ApplyVerdict out;
+    if (draining_) {
+      out.error = "the node is draining";
+      verdict->set_value(out);
+      return;
+    }
+    const std::string source = "fleet:" + options_.fleet + " version " +
+                               std::to_string(published.version()) + " (" + published.source() +
+                               ")";
+    try {
+      const ChangeResult result = applyConfig(config, source, std::nullopt);
+      out.applied = true;
+      out.local_version = static_cast<int64_t>(result.snapshot_version);
+    } catch (const config::ConfigError& e) {
+      out.error = e.what();
+    } catch (const snapshot::StoreError& e) {
+      out.error = std::string("database: ") + e.what();
+    }
+    verdict->set_value(out);
+  });
+  return answer;
+}
+
 ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                  const std::string& source, std::optional<int64_t> built_on) {
   // Validate first: an invalid change throws here and touches neither the database nor the
@@ -214,6 +316,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
   if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
     return {snapshot_->version, false};
   }
+  running_hash_ = written.content_hash;
   for (const auto& warning : compiled.warnings) LOG_WARN << "config: " << warning;
   compiled.snapshot->version = static_cast<uint64_t>(written.version);
   store_data_version_ = store_->dataVersion();  // our own commit: no reload needed for it
@@ -222,7 +325,7 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                                std::to_string(written.version) +
                                                " cannot be bound; still running the previous one");
   }
-  LOG_INFO << "admin: config version " << written.version << " (" << source << ") is running";
+  LOG_INFO << "config version " << written.version << " (" << source << ") is running";
   return {static_cast<uint64_t>(written.version), written.created};
 }
 
@@ -241,6 +344,12 @@ mcproxy::admin::v1::Status Server::status() const {
                                                    std::chrono::steady_clock::now() - start_time_)
                                                    .count()));
   out.set_snapshot_version(snapshot_->version);
+  out.set_snapshot_hash(running_hash_);
+  if (follower_) {
+    out.set_fleet(options_.fleet);
+    out.set_etcd_connected(follower_->connected());
+    *out.mutable_fleet_node() = follower_->status();
+  }
   for (const auto& listener : snapshot_->listeners) {
     auto* entry = out.add_listeners();
     entry->set_name(listener->name);
@@ -346,12 +455,14 @@ void Server::reload(const std::string& why) {
   const auto started = std::chrono::steady_clock::now();
   snapshot::CompileResult compiled;
   std::string source;
+  std::string hash;
   try {
     if (store_) {
       std::optional<snapshot::StoredSnapshot> stored = loadLatestApart();
       if (!stored) return;
       source = options_.db_path + " version " + std::to_string(stored->info.version) + " (" +
                stored->info.source + ")";
+      hash = stored->info.content_hash;
       compiled = compileConfig(std::move(stored->config), stored->info.version);
     } else {
       source = configOrigin();
@@ -373,6 +484,7 @@ void Server::reload(const std::string& why) {
     LOG_ERROR << why << ": reload refused, still running version " << snapshot_->version;
     return;
   }
+  if (store_) running_hash_ = hash;
   LOG_INFO << why << ": reload done: config version " << version << " from " << source << " ("
            << routes << " routes) in " << millisecondsSince(started)
            << " ms serves new connections; open ones finish on the version they started with";

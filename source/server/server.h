@@ -1,5 +1,6 @@
 #pragma once
 
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/health_checker.h"
+#include "source/fleet/follower.h"
 #include "source/server/admin/admin_backend.h"
 #include "source/server/admin/admin_server.h"
 #include "source/server/options.h"
@@ -41,7 +43,10 @@ class Server : public AdminBackend {
   ChangeResult reloadCertificates() override;
   mcproxy::admin::v1::Status status() const override;
   const stats::Store& stats() const override { return stats_; }
-  bool ready() const override { return ready_; }
+  // With --fleet, not before the node runs a version (an empty database waits for the fleet).
+  bool ready() const override {
+    return ready_ && (options_.fleet.empty() || snapshot_->version > 0);
+  }
 
   // Starts the admin server when a socket is configured; false when it cannot.
   bool startAdmin(const mcproxy::config::v1::Admin& admin);
@@ -53,6 +58,12 @@ class Server : public AdminBackend {
   // Logs and returns nullopt when the process cannot start.
   std::optional<snapshot::CompileResult> loadInitialSnapshot();
   void installSignalHandlers();
+  // --fleet: marks the database as the fleet's and starts following (false: bad options).
+  bool startFleet();
+  // Called on the follower's thread: compiles, stores and applies a published config on the
+  // main thread (applyConfig, source "fleet:NAME version V"); the future says how it went.
+  std::future<fleet::ApplyVerdict> applyFleetSnapshot(const fleet::PublishedSnapshot& published,
+                                                      mcproxy::config::v1::Bootstrap config);
   // Binds listeners the snapshot adds, publishes it to every worker, and closes listeners it
   // no longer has. False (nothing changed) when a new listener cannot be bound.
   bool applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot);
@@ -83,6 +94,8 @@ class Server : public AdminBackend {
   upstream::HealthChecker health_checker_{dispatcher_, [this](std::string why) { reload(why); }};
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::unique_ptr<snapshot::SnapshotStore> store_;  // with --db only
+  std::string running_hash_;                   // the running version's content hash (with --db)
+  std::unique_ptr<fleet::Follower> follower_;  // with --fleet only
   int64_t store_data_version_ = 0;
   std::unique_ptr<event::Timer> watch_timer_;
   size_t heap_peak_since_trim_ = 0;

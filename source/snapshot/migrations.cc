@@ -440,6 +440,24 @@ void migration11(Database& db) {
   db.exec(kMigration11Columns);
 }
 
+// Migration 12: a database that follows a fleet (mc-proxy --fleet) takes versions from the
+// fleet only. The one row says which fleet; a version whose source is not "fleet:..." is
+// refused while it is there (SnapshotStore::write says so first, with the fleet's name).
+constexpr const char* kMigration12 = R"sql(
+CREATE TABLE fleet_membership (
+  id      INTEGER PRIMARY KEY CHECK (id = 1),
+  fleet   TEXT    NOT NULL CHECK (fleet <> ''),
+  etcd    TEXT    NOT NULL,
+  node_id TEXT    NOT NULL CHECK (node_id <> ''),
+  since   TEXT    NOT NULL
+) STRICT;
+CREATE TRIGGER snapshots_fleet_only BEFORE INSERT ON snapshots
+  WHEN EXISTS (SELECT 1 FROM fleet_membership) AND NEW.source NOT LIKE 'fleet:%'
+BEGIN
+  SELECT RAISE(ABORT, 'this database follows a fleet: versions come from the fleet only');
+END;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -462,6 +480,7 @@ const std::vector<Migration>& migrations() {
       {11, "clusters, cluster_endpoints, routes.cluster, http_routes.cluster",
        kMigration11 + versionedGuards("clusters") + versionedGuards("cluster_endpoints"),
        migration11},
+      {12, "fleet_membership: a database that follows a fleet", kMigration12},
   };
   return all;
 }

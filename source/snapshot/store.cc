@@ -269,8 +269,34 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   return out;
 }
 
+std::string SnapshotStore::canonicalBytes(const Bootstrap& config) {
+  return deterministicBytes(normalize(config));
+}
+
 std::string SnapshotStore::contentHash(const Bootstrap& config) {
-  return tls::sha256Hex(deterministicBytes(normalize(config)));
+  return tls::sha256Hex(canonicalBytes(config));
+}
+
+void SnapshotStore::joinFleet(const FleetMembership& membership) {
+  db_.prepare(
+         "INSERT OR REPLACE INTO fleet_membership (id, fleet, etcd, node_id, since)"
+         " VALUES (1, ?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+      .bind(1, membership.fleet)
+      .bind(2, membership.etcd)
+      .bind(3, membership.node_id)
+      .run();
+}
+
+std::optional<FleetMembership> SnapshotStore::fleetMembership() {
+  Statement row = db_.prepare("SELECT fleet, etcd, node_id, since FROM fleet_membership");
+  if (!row.step()) return std::nullopt;
+  return FleetMembership{row.text(0), row.text(1), row.text(2), row.text(3)};
+}
+
+std::optional<FleetMembership> SnapshotStore::leaveFleet() {
+  std::optional<FleetMembership> was = fleetMembership();
+  if (was) db_.exec("DELETE FROM fleet_membership");
+  return was;
 }
 
 int64_t SnapshotStore::latestVersion() {
@@ -284,6 +310,15 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
   const Bootstrap config = normalize(input);
   const std::string hash = contentHash(config);
   Transaction transaction(db_);
+  if (source.rfind("fleet:", 0) != 0) {
+    if (auto membership = fleetMembership()) {
+      throw FleetMember("this database follows fleet " + membership->fleet + " (etcd " +
+                        membership->etcd + ", node " + membership->node_id +
+                        "): local changes are refused, nothing was written. Change the fleet "
+                        "with mcproxyctl publish from its authoring database, or start this "
+                        "node without --fleet");
+    }
+  }
   const int64_t newest = latestVersion();
   if (built_on && *built_on != newest) {
     throw VersionConflict("the change was made to version " + std::to_string(*built_on) +
@@ -294,7 +329,7 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     Statement newest_hash = db_.prepare("SELECT content_hash FROM snapshots WHERE version = ?1");
     newest_hash.bind(1, newest);
     if (newest_hash.step() && newest_hash.text(0) == hash && rollback_of == 0) {
-      return {newest, false};
+      return {newest, false, hash};
     }
   }
   const int64_t version = newest + 1;
@@ -400,7 +435,7 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     }
   }
   transaction.commit();
-  return {version, true};
+  return {version, true, hash};
 }
 
 void SnapshotStore::writeClusters(int64_t version, const Bootstrap& config) {

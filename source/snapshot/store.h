@@ -33,6 +33,20 @@ class VersionConflict : public StoreError {
   using StoreError::StoreError;
 };
 
+// A local change to a database that follows a fleet (mc-proxy --fleet): versions come from the
+// fleet's publisher only.
+class FleetMember : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
+struct FleetMembership {
+  std::string fleet;
+  std::string etcd;
+  std::string node_id;
+  std::string since;
+};
+
 struct PruneResult {
   std::vector<int64_t> deleted;
   // Old enough to go, but kept: version -> why ("the newest", "running in pid 12 on host h",
@@ -43,6 +57,7 @@ struct PruneResult {
 struct WriteResult {
   int64_t version;
   bool created;  // false: the config equals the newest version, which stays newest
+  std::string content_hash;
 };
 
 // The SQLite snapshot store: the source of truth for configuration. Every applied config is
@@ -84,12 +99,22 @@ class SnapshotStore {
   void forgetRunning();
   // Recomputes the content hash of `version` from its rows; false with `error` on mismatch.
   bool verify(int64_t version, std::string& error);
+  // A proxy started with --fleet marks its database as following the fleet: from then on only
+  // versions whose source starts with "fleet:" are written (FleetMember otherwise), until a
+  // proxy starts on it without --fleet (leaveFleet).
+  void joinFleet(const FleetMembership& membership);
+  // The fleet it left, if it followed one.
+  std::optional<FleetMembership> leaveFleet();
+  std::optional<FleetMembership> fleetMembership();
   // Changes whenever another connection commits to the database (PRAGMA data_version).
   int64_t dataVersion();
 
   // Lower-cased hostnames, explicit modes and listener names: the form rows round-trip to.
   static mcproxy::config::v1::Bootstrap normalize(const mcproxy::config::v1::Bootstrap& config);
-  // SHA-256 (hex) of the deterministic serialization of the normalized config.
+  // The deterministic serialization of the normalized config: what the content hash hashes,
+  // and what a fleet publishes.
+  static std::string canonicalBytes(const mcproxy::config::v1::Bootstrap& config);
+  // SHA-256 (hex) of canonicalBytes(config).
   static std::string contentHash(const mcproxy::config::v1::Bootstrap& config);
 
   Database& database() { return db_; }

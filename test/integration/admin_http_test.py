@@ -53,7 +53,8 @@ class AdminHttpTest(L7TestCase):
             self.assertRegex(body, r'mcproxy_route_upstream_connect_duration_seconds_count\{listener="edge",route="a.test"\} 1\n')
             self.assertIn('mcproxy_route_active_requests{listener="edge",route="a.test"} 0', body)
             self.assertEqual(self.get(port, "/healthz", *curl_args)[::3], (200, "ok\n"))
-            self.assertEqual(self.get(port, "/readyz", *curl_args)[::3], (200, "ready\n"))
+            # First line for probes; then what runs (no database: no hash).
+            self.assertEqual(self.get(port, "/readyz", *curl_args)[::3], (200, "ready\nversion 1\n"))
             code, _, content_type, body = self.get(port, "/config_dump", *curl_args)
             self.assertEqual((code, content_type), (200, "application/json"))
             self.assertEqual(json.loads(body)["config"]["listeners"][0]["name"], "edge")

@@ -32,7 +32,7 @@ def load_stubs(workdir):
     os.makedirs(out, exist_ok=True)
     root = os.path.join(os.environ["TEST_SRCDIR"], "mcproxy")
     protos = ["api/mcproxy/type/v1/header.proto", "api/mcproxy/config/v1/bootstrap.proto",
-              "api/mcproxy/admin/v1/admin.proto"]
+              "api/mcproxy/fleet/v1/fleet.proto", "api/mcproxy/admin/v1/admin.proto"]
     subprocess.run(["protoc", f"-I{root}", "-I/usr/include", f"--python_out={out}", *protos],
                    check=True)
     stripped = os.path.join(workdir, "stripped-protos")

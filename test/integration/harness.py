@@ -355,7 +355,7 @@ class Proxy:
     """The real mc-proxy binary on a config, with its log collected."""
 
     def __init__(self, config_text, workdir, workers=2, extra_args=(), expect_ready=True,
-                 command_prefix=(), start_timeout=10.0):
+                 command_prefix=(), start_timeout=10.0, cwd=None):
         self.config_path = os.path.join(workdir, f"mc-proxy-{time.monotonic_ns()}.textproto")
         with open(self.config_path, "w") as f:
             f.write(config_text)
@@ -366,7 +366,7 @@ class Proxy:
                 "--workers", str(workers),
                 "--log-level", os.environ.get("MC_PROXY_TEST_LOG_LEVEL", "info"), *extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.DEVNULL, text=True, cwd=cwd)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.listening = {}

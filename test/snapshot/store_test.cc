@@ -658,3 +658,59 @@ TEST(SnapshotStoreTest, NewerSchemaIsRefused) {
 
 }  // namespace
 }  // namespace mcproxy::snapshot
+
+namespace mcproxy::snapshot {
+namespace {
+
+TEST(FleetMembershipTest, AFleetDatabaseTakesFleetVersionsOnlyUntilItLeaves) {
+  const std::string path = tempPath("fleet");
+  SnapshotStore store(path);
+  store.write(config(kConfigA), "file:a");
+  EXPECT_FALSE(store.fleetMembership());
+  store.joinFleet({"edge", "http://127.0.0.1:2379", "n1", ""});
+  const auto membership = store.fleetMembership();
+  ASSERT_TRUE(membership);
+  EXPECT_EQ(membership->fleet, "edge");
+  EXPECT_EQ(membership->node_id, "n1");
+  EXPECT_FALSE(membership->since.empty());
+
+  Bootstrap changed = config(kConfigA);
+  changed.set_drain_timeout_ms(7000);
+  try {
+    store.write(changed, "api: add route");
+    FAIL() << "a local change was written to a fleet database";
+  } catch (const FleetMember& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("follows fleet edge (etcd http://127.0.0.1:2379, node n1)"),
+        std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(store.rollback(1), FleetMember);
+  EXPECT_EQ(store.latestVersion(), 1);
+  // Below the store, the trigger refuses it too.
+  RawConnection raw(path);
+  EXPECT_NE(raw.exec("INSERT INTO snapshots (version, created_at, source, content_hash,"
+                     " drain_timeout_ms) VALUES (2, 'now', 'file:x', 'h', 1000)")
+                .find("versions come from the fleet only"),
+            std::string::npos);
+  // What the fleet sends is written.
+  EXPECT_EQ(store.write(changed, "fleet:edge version 4 (file:a)").version, 2);
+
+  const auto left = store.leaveFleet();
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->fleet, "edge");
+  EXPECT_FALSE(store.leaveFleet());
+  changed.set_drain_timeout_ms(8000);
+  EXPECT_EQ(store.write(changed, "file:b").version, 3);
+}
+
+TEST(FleetMembershipTest, CanonicalBytesAreWhatTheContentHashHashes) {
+  const Bootstrap a = config(kConfigA);
+  Bootstrap parsed;
+  ASSERT_TRUE(parsed.ParseFromString(SnapshotStore::canonicalBytes(a)));
+  EXPECT_EQ(SnapshotStore::contentHash(parsed), SnapshotStore::contentHash(a));
+  EXPECT_EQ(SnapshotStore::canonicalBytes(parsed), SnapshotStore::canonicalBytes(a));
+}
+
+}  // namespace
+}  // namespace mcproxy::snapshot

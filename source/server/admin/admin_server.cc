@@ -24,6 +24,25 @@ namespace mcproxy::server {
 namespace {
 
 constexpr const char* kGrpcPrefix = "/mcproxy.admin.v1.Admin/";
+
+// /readyz's lines after "ready": what runs ("version 7 hash 3f2a..."), and with --fleet how the
+// node follows ("fleet edge version 12 applied, etcd connected").
+std::string describeRunning(const mcproxy::admin::v1::Status& status) {
+  std::string text = "version " + std::to_string(status.snapshot_version());
+  if (!status.snapshot_hash().empty()) text += " hash " + status.snapshot_hash();
+  text += "\n";
+  if (!status.fleet().empty()) {
+    const auto& node = status.fleet_node();
+    text += "fleet " + status.fleet() + " node " + node.node_id() + " version " +
+            std::to_string(node.applied_version()) + " " + node.state() + ", etcd " +
+            (status.etcd_connected() ? "connected" : "UNREACHABLE") + "\n";
+    if (!node.error().empty()) {
+      text +=
+          "refused version " + std::to_string(node.refused_version()) + ": " + node.error() + "\n";
+    }
+  }
+  return text;
+}
 constexpr size_t kMaxRequestBytes = 4 * 1024 * 1024;
 // What is read and dropped of a request refused as too large before its stream is reset.
 constexpr size_t kMaxDiscardBytes = 256 * 1024 * 1024;
@@ -252,7 +271,8 @@ void AdminStream::respond() {
     send("200", "text/plain; charset=utf-8", "ok\n", {});
   } else if (path == "/readyz") {
     const bool ready = backend.ready();
-    send(ready ? "200" : "503", "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {});
+    send(ready ? "200" : "503", "text/plain; charset=utf-8",
+         std::string(ready ? "ready\n" : "not ready\n") + describeRunning(backend.status()), {});
   } else if (path == "/metrics") {
     send("200", "text/plain; version=0.0.4; charset=utf-8",
          renderPrometheus(backend.stats(), backend), {});

@@ -65,6 +65,8 @@ GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::strin
     return error(GrpcCode::kInvalidArgument, e.what());
   } catch (const snapshot::VersionConflict&) {
     throw;  // applyChange builds the change again
+  } catch (const snapshot::FleetMember& e) {
+    return error(GrpcCode::kFailedPrecondition, e.what());
   } catch (const snapshot::StoreError& e) {
     return error(GrpcCode::kInternal, e.what());
   }
