@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "source/fleet/fleet.h"
+
 namespace mcproxy::server {
 
 const char* usageText() {
@@ -130,6 +132,20 @@ std::optional<Options> parseOptions(int argc, char** argv, std::string& error) {
   if (options.fleet.empty() && !options.etcd_urls.empty()) {
     error = "--etcd is used with --fleet NAME";
     return std::nullopt;
+  }
+  if (!options.fleet.empty()) {
+    for (const auto& [what, name] : {std::pair<std::string, std::string>{"--fleet", options.fleet},
+                                     {"--node-id", options.node_id}}) {
+      if (name.empty() && what == "--node-id") continue;  // the host name
+      if (absl::Status s = fleet::checkName(what, name); !s.ok()) {
+        error = std::string(s.message());
+        return std::nullopt;
+      }
+    }
+    if (auto etcd = fleet::EtcdOptions::parse(options.etcd_urls); !etcd.ok()) {
+      error = std::string(etcd.status().message());
+      return std::nullopt;
+    }
   }
   if (options.etcd_cert.empty() != options.etcd_key.empty()) {
     error = "--etcd-cert and --etcd-key go together";

@@ -244,12 +244,9 @@ bool Server::startFleet() {
     ::gethostname(host, sizeof(host) - 1);
     follow.node_id = host;
   }
-  for (const auto& [what, name] : {std::pair<std::string, std::string>{"--fleet", follow.fleet},
-                                   {"--node-id", follow.node_id}}) {
-    if (absl::Status s = fleet::checkName(what, name); !s.ok()) {
-      LOG_ERROR << s.message();
-      return false;
-    }
+  if (absl::Status s = fleet::checkName("the host name (--node-id)", follow.node_id); !s.ok()) {
+    LOG_ERROR << s.message();
+    return false;
   }
   fleet::NodeStatus running;
   running.set_local_version(static_cast<int64_t>(snapshot_->version));

@@ -398,6 +398,24 @@ class FleetTest(harness.ProxyTestCase):
         self.assertEqual(self.compile(self.config('routes { hostname: "local.test" backend: '
                                                   '"127.0.0.1:1" }'), db=proxy.db).returncode, 0)
 
+    def test_bad_fleet_flags_are_refused_before_anything_starts(self):
+        db = os.path.join(self.dir, "n.db")
+        for args, message in (
+                (("--fleet", FLEET), "--fleet needs --db"),
+                (("--db", db, "--fleet", "a/b", "--etcd", self.etcd.url), '--fleet "a/b" may'),
+                (("--db", db, "--fleet", FLEET, "--etcd", "127.0.0.1:2379"),
+                 "is not an http:// or https:// URL"),
+                (("--db", db, "--fleet", FLEET, "--etcd", self.etcd.url, "--node-id", "n 1"),
+                 '--node-id "n 1" may'),
+                (("--db", db, "--etcd", self.etcd.url), "--etcd is used with --fleet"),
+                (("--db", db, "--fleet", FLEET, "--etcd", self.etcd.url, "--etcd-cert", "c"),
+                 "--etcd-cert and --etcd-key go together")):
+            result = subprocess.run([harness.binary("mc-proxy"), *args], capture_output=True,
+                                    text=True, timeout=30)
+            self.assertEqual(result.returncode, 2, (args, result.stderr))
+            self.assertIn(message, result.stderr)
+        self.assertFalse(os.path.exists(db))
+
     def test_large_snapshot_is_chunked(self):
         routes = "\n".join(f'routes {{ hostname: "h{i}.bulk.test" backend: "127.0.0.1:{1000 + i % 50000}" }}'
                            for i in range(60000))
