@@ -308,8 +308,12 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                  const std::string& source, std::optional<int64_t> built_on) {
   // Validate first: an invalid change throws here and touches neither the database nor the
   // running routes.
+  const auto started = std::chrono::steady_clock::now();
   snapshot::CompileResult compiled = compileConfig(config, 0);
+  const double compile_ms = millisecondsSince(started);
+  const auto store_started = std::chrono::steady_clock::now();
   const snapshot::WriteResult written = store_->write(config, source, 0, built_on);
+  const double store_ms = millisecondsSince(store_started);
   if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
     return {snapshot_->version, false};
   }
@@ -322,7 +326,9 @@ ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                                std::to_string(written.version) +
                                                " cannot be bound; still running the previous one");
   }
-  LOG_INFO << "config version " << written.version << " (" << source << ") is running";
+  LOG_INFO << "config version " << written.version << " (" << source << ") is running: compiled in "
+           << compile_ms << " ms, stored in " << store_ms << " ms, " << millisecondsSince(started)
+           << " ms in all";
   return {static_cast<uint64_t>(written.version), written.created};
 }
 

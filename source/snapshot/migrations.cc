@@ -410,7 +410,9 @@ void rebuildTable(Database& db, const std::string& table, const std::string& fro
     throw StoreError("migration: table " + table + " does not have " + from);
   }
   sql.replace(at, from.size(), to);
-  const std::string head = "CREATE TABLE " + table;
+  // A table renamed by an earlier rebuild has its name quoted in the schema.
+  std::string head = "CREATE TABLE " + table;
+  if (sql.rfind(head, 0) != 0) head = "CREATE TABLE \"" + table + "\"";
   if (sql.rfind(head, 0) != 0) throw StoreError("migration: unexpected schema of " + table);
   sql.replace(0, head.size(), "CREATE TABLE " + table + "_rebuilt");
   std::vector<std::string> dependents;
@@ -458,6 +460,71 @@ BEGIN
 END;
 )sql";
 
+// Migration 13: versions share the route rows they do not change. A route row is written once,
+// by the version that added or changed it (snapshot_version), and stays valid in every later
+// version until one removes or changes it: that version closes it (until_version), the only
+// update a row ever gets. A version's routes are the rows valid at it; a one-route change writes
+// one row instead of every route. content_hash (of the route's canonical bytes with its HTTP
+// settings) tells an unchanged route from a changed one. Rows of a route now outlive their
+// version's listener rows (a prune may delete those), so the route's foreign key to its listener
+// becomes an insert-time trigger, which it already was for the sqlite3 shell.
+constexpr const char* kMigration13 = R"sql(
+ALTER TABLE routes ADD COLUMN until_version INTEGER
+  CHECK (until_version IS NULL OR until_version > snapshot_version);
+-- The first 16 bytes of the SHA-256: it only tells versions of one route apart.
+ALTER TABLE routes ADD COLUMN content_hash BLOB
+  CHECK (content_hash IS NULL OR (typeof(content_hash) = 'blob' AND length(content_hash) = 16));
+-- The routes valid at the version (those rows are no longer all its own); NULL for versions
+-- written before this migration, whose rows are all their own.
+ALTER TABLE snapshots ADD COLUMN route_count INTEGER CHECK (route_count IS NULL OR route_count >= 0);
+DROP TRIGGER routes_no_update;
+DROP TRIGGER routes_no_delete;
+-- Every version written so far holds all its routes: its rows are valid at it alone.
+UPDATE routes SET until_version = snapshot_version + 1
+  WHERE snapshot_version < (SELECT max(version) FROM snapshots);
+CREATE TRIGGER routes_no_update BEFORE UPDATE OF snapshot_version, listener_name, position,
+  hostname, backend, mode, tls_cert, tls_key, backend_tls, send_proxy_protocol,
+  proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert,
+  ocsp_response, allow_upgrades, cluster, content_hash ON routes
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable'); END;
+CREATE TRIGGER routes_closed_once BEFORE UPDATE OF until_version ON routes
+  WHEN OLD.until_version IS NOT NULL OR NEW.until_version IS NOT (SELECT max(version) FROM snapshots)
+  BEGIN SELECT RAISE(ABORT, 'a route row is closed once, by the newest snapshot version'); END;
+CREATE TRIGGER routes_no_delete BEFORE DELETE ON routes
+  WHEN NOT EXISTS (SELECT 1 FROM pruning WHERE version = OLD.snapshot_version)
+    OR EXISTS (SELECT 1 FROM snapshots WHERE version >= OLD.snapshot_version
+               AND (OLD.until_version IS NULL OR version < OLD.until_version)
+               AND version NOT IN (SELECT version FROM pruning))
+  BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable (a prune deletes only rows no kept version uses)'); END;
+-- The newest version's routes, in order (a start, a reload, the next write).
+CREATE INDEX routes_open ON routes(listener_name, position) WHERE until_version IS NULL;
+)sql";
+
+// A route's HTTP rows live and go with its route row: a prune may not take them from a row a
+// kept version still uses.
+std::string routeChildDeleteGuard(const std::string& table) {
+  return "DROP TRIGGER " + table + "_no_delete;\nCREATE TRIGGER " + table +
+         "_no_delete BEFORE DELETE ON " + table +
+         " WHEN NOT EXISTS (SELECT 1 FROM pruning WHERE version = OLD.snapshot_version)"
+         " OR EXISTS (SELECT 1 FROM routes r, snapshots s WHERE r.snapshot_version ="
+         " OLD.snapshot_version AND r.listener_name = OLD.listener_name AND r.hostname ="
+         " OLD.route_hostname AND s.version >= r.snapshot_version AND (r.until_version IS NULL"
+         " OR s.version < r.until_version) AND s.version NOT IN (SELECT version FROM pruning))"
+         " BEGIN SELECT RAISE(ABORT, 'snapshot versions are immutable (a prune deletes only rows"
+         " no kept version uses)'); END;\n";
+}
+
+void migration13(Database& db) {
+  rebuildTable(db, "routes",
+               ",\n  FOREIGN KEY (snapshot_version, listener_name) REFERENCES "
+               "listeners(snapshot_version, name)",
+               "");
+  db.exec(kMigration13);
+  for (const char* table : {"http_routes", "http_route_headers", "http_filters"}) {
+    db.exec(routeChildDeleteGuard(table));
+  }
+}
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -481,6 +548,8 @@ const std::vector<Migration>& migrations() {
        kMigration11 + versionedGuards("clusters") + versionedGuards("cluster_endpoints"),
        migration11},
       {12, "fleet_membership: a database that follows a fleet", kMigration12},
+      {13, "routes.until_version, content_hash: versions share unchanged route rows", "",
+       migration13},
   };
   return all;
 }

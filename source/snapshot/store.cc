@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "source/common/router/hostname_matcher.h"
@@ -118,7 +119,7 @@ void diffHttp(const std::string& where, const Route* before, const Route& after,
 }
 
 void insertRoute(Statement& statement, int64_t version, const std::string& listener,
-                 int64_t position, const Route& route) {
+                 int64_t position, const Route& route, const std::string& content_hash) {
   statement.bind(1, version)
       .bind(2, listener)
       .bind(3, position)
@@ -144,8 +145,22 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
     statement.bindNull(18);
   }
   statement.bind(19, route.cluster());
+  statement.bindBlob(20, content_hash);
   statement.run();
 }
+
+// What tells one version of a route from another (routes.content_hash).
+std::string routeHash(const Route& route) {
+  return tls::sha256Prefix(deterministicBytes(route), 16);
+}
+
+// Route rows are written with positions this far apart, so that a route inserted between two
+// others later gets a position between theirs without rewriting its neighbours.
+constexpr int64_t kPositionGap = int64_t{1} << 20;
+
+// The rows of a version's routes that are valid at it ("r" is the routes table).
+constexpr const char* kRouteValidAt =
+    "r.snapshot_version <= ?1 AND (r.until_version IS NULL OR r.until_version > ?1)";
 
 using mcproxy::config::v1::Cluster;
 
@@ -305,10 +320,112 @@ int64_t SnapshotStore::latestVersion() {
 
 int64_t SnapshotStore::dataVersion() { return db_.queryInt("PRAGMA data_version"); }
 
+void SnapshotStore::writeRoutes(int64_t version, const Bootstrap& config) {
+  // The rows the newest version uses (those no version closed yet), by listener and hostname.
+  struct OpenRow {
+    int64_t origin;
+    int64_t position;
+    std::string content_hash;  // '' for rows written before hashes were kept
+    bool kept = false;
+  };
+  absl::flat_hash_map<std::pair<std::string, std::string>, OpenRow> open;
+  {
+    Statement rows = db_.prepare(
+        "SELECT listener_name, hostname, snapshot_version, position, content_hash"
+        " FROM routes WHERE until_version IS NULL");
+    while (rows.step()) {
+      open.emplace(
+          std::make_pair(rows.text(0), rows.text(1)),
+          OpenRow{rows.integer(2), rows.integer(3), rows.isNull(4) ? std::string() : rows.blob(4)});
+    }
+  }
+  Statement route_row = db_.prepare(
+      "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
+      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
+      " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
+      " allow_upgrades, cluster, content_hash)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+      " ?19, ?20)");
+  for (const Listener& listener : config.listeners()) {
+    struct Planned {
+      const Route* route;
+      std::string content_hash;
+      OpenRow* kept = nullptr;  // the unchanged row this version shares
+      int64_t position = 0;
+    };
+    std::vector<Planned> plan;
+    plan.reserve(static_cast<size_t>(listener.routes_size()) + 1);
+    for (const Route& route : listener.routes()) {
+      plan.push_back({&route, routeHash(route)});
+    }
+    Route default_route;
+    if (listener.has_default_route()) {
+      default_route = listener.default_route();
+      default_route.clear_hostname();
+      plan.push_back({&default_route, routeHash(default_route)});
+    }
+    // Share a row when its route is unchanged and still in order after the rows shared before
+    // it; every other route gets a new row.
+    int64_t last = -1;
+    for (Planned& entry : plan) {
+      auto it = open.find(std::make_pair(listener.name(), entry.route->hostname()));
+      if (it != open.end() && !it->second.content_hash.empty() &&
+          it->second.content_hash == entry.content_hash && it->second.position > last) {
+        entry.kept = &it->second;
+        entry.position = last = it->second.position;
+      }
+    }
+    // New rows take positions between the shared rows around them; where there is no room
+    // left, the next shared row is written again too.
+    for (size_t i = 0; i < plan.size();) {
+      if (plan[i].kept != nullptr) {
+        ++i;
+        continue;
+      }
+      size_t end = i;
+      while (end < plan.size() && plan[end].kept == nullptr) ++end;
+      const int64_t low = i == 0 ? -1 : plan[i - 1].position;
+      const int64_t count = static_cast<int64_t>(end - i);
+      if (end == plan.size()) {
+        for (size_t k = i; k < end; ++k) {
+          plan[k].position = low + kPositionGap * static_cast<int64_t>(k - i + 1);
+        }
+      } else if (plan[end].position - low - 1 >= count) {
+        const int64_t step = (plan[end].position - low) / (count + 1);
+        for (size_t k = i; k < end; ++k) {
+          plan[k].position = low + step * static_cast<int64_t>(k - i + 1);
+        }
+      } else {
+        plan[end].kept = nullptr;
+        continue;
+      }
+      i = end;
+    }
+    for (const Planned& entry : plan) {
+      if (entry.kept != nullptr) {
+        entry.kept->kept = true;
+        continue;
+      }
+      insertRoute(route_row, version, listener.name(), entry.position, *entry.route,
+                  entry.content_hash);
+      writeHttp(version, listener.name(), *entry.route);
+    }
+  }
+  // What this version changed or removed is no longer valid from it on.
+  Statement close = db_.prepare(
+      "UPDATE routes SET until_version = ?1"
+      " WHERE snapshot_version = ?2 AND listener_name = ?3 AND hostname = ?4");
+  for (const auto& [key, row] : open) {
+    if (row.kept) continue;
+    close.bind(1, version).bind(2, row.origin).bind(3, key.first).bind(4, key.second).run();
+    close.reset();
+  }
+}
+
 WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
                                  int64_t rollback_of, std::optional<int64_t> built_on) {
   const Bootstrap config = normalize(input);
-  const std::string hash = contentHash(config);
+  const std::string hash = tls::sha256Hex(deterministicBytes(config));  // contentHash(input)
   Transaction transaction(db_);
   if (source.rfind("fleet:", 0) != 0) {
     if (auto membership = fleetMembership()) {
@@ -333,13 +450,19 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     }
   }
   const int64_t version = newest + 1;
+  int64_t route_count = 0;
+  for (const Listener& listener : config.listeners()) {
+    route_count += listener.routes_size() + (listener.has_default_route() ? 1 : 0);
+  }
   Statement snapshot = db_.prepare(
       "INSERT INTO snapshots (version, created_at, source, content_hash, drain_timeout_ms,"
-      " rollback_of) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4, ?5)");
+      " rollback_of, route_count) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4,"
+      " ?5, ?6)");
   snapshot.bind(1, version)
       .bind(2, source)
       .bind(3, hash)
-      .bind(4, static_cast<int64_t>(config.drain_timeout_ms()));
+      .bind(4, static_cast<int64_t>(config.drain_timeout_ms()))
+      .bind(6, route_count);
   if (rollback_of > 0) {
     snapshot.bind(5, rollback_of);
   } else {
@@ -352,13 +475,6 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
       "INSERT INTO listeners (snapshot_version, position, name, address, proxy_protocol, backlog,"
       " filters, tls_min_version, tls_max_version, tls_cipher_suites, tls_groups)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-  Statement route_row = db_.prepare(
-      "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
-      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
-      " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
-      " allow_upgrades, cluster)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-      " ?19)");
   for (int i = 0; i < config.listeners_size(); ++i) {
     const Listener& listener = config.listeners(i);
     listener_row.bind(1, version)
@@ -380,18 +496,8 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
         .bind(10, absl::StrJoin(tls.cipher_suites(), ":"))
         .bind(11, absl::StrJoin(tls.groups(), ":"));
     listener_row.run();
-    int64_t position = 0;
-    for (const Route& route : listener.routes()) {
-      insertRoute(route_row, version, listener.name(), position++, route);
-      writeHttp(version, listener.name(), route);
-    }
-    if (listener.has_default_route()) {
-      Route route = listener.default_route();
-      route.clear_hostname();
-      insertRoute(route_row, version, listener.name(), position, route);
-      writeHttp(version, listener.name(), route);
-    }
   }
+  writeRoutes(version, config);
   writeFirewall(version, "", config.firewall());
   Statement access_log = db_.prepare(
       "INSERT INTO access_logs (snapshot_version, listener_name, path, format, text_format)"
@@ -654,10 +760,16 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
     }
     return it->second;
   };
+  // A route's HTTP rows are written with its route row and valid where it is.
+  const std::string of_valid_routes =
+      std::string(
+          " h JOIN routes r ON r.snapshot_version = h.snapshot_version AND"
+          " r.listener_name = h.listener_name AND r.hostname = h.route_hostname WHERE ") +
+      kRouteValidAt;
   Statement entries = db_.prepare(
-      "SELECT listener_name, route_hostname, path_prefix, path_exact, backend, timeout_ms,"
-      " cluster FROM http_routes WHERE snapshot_version = ?1"
-      " ORDER BY listener_name, route_hostname, position");
+      "SELECT h.listener_name, h.route_hostname, h.path_prefix, h.path_exact, h.backend,"
+      " h.timeout_ms, h.cluster FROM http_routes" +
+      of_valid_routes + " ORDER BY h.listener_name, h.route_hostname, h.position");
   entries.bind(1, version);
   while (entries.step()) {
     auto* entry = routeOf(entries.text(0), entries.text(1))->add_http_routes();
@@ -668,9 +780,10 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
     setIfAny(entries, 6, [&](std::string v) { entry->set_cluster(std::move(v)); });
   }
   Statement headers = db_.prepare(
-      "SELECT listener_name, route_hostname, route_position, name, value FROM http_route_headers"
-      " WHERE snapshot_version = ?1 ORDER BY listener_name, route_hostname, route_position,"
-      " position");
+      "SELECT h.listener_name, h.route_hostname, h.route_position, h.name, h.value FROM"
+      " http_route_headers" +
+      of_valid_routes +
+      " ORDER BY h.listener_name, h.route_hostname, h.route_position, h.position");
   headers.bind(1, version);
   while (headers.step()) {
     Route* route = routeOf(headers.text(0), headers.text(1));
@@ -684,8 +797,8 @@ void SnapshotStore::loadHttp(int64_t version, const std::map<RouteKey, Route*>& 
     header->set_value(headers.text(4));
   }
   Statement filters = db_.prepare(
-      "SELECT listener_name, route_hostname, name, typed_config FROM http_filters"
-      " WHERE snapshot_version = ?1 ORDER BY listener_name, route_hostname, position");
+      "SELECT h.listener_name, h.route_hostname, h.name, h.typed_config FROM http_filters" +
+      of_valid_routes + " ORDER BY h.listener_name, h.route_hostname, h.position");
   filters.bind(1, version);
   while (filters.step()) {
     auto* filter = routeOf(filters.text(0), filters.text(1))->add_http_filters();
@@ -789,12 +902,16 @@ StoredSnapshot SnapshotStore::load(int64_t version) {
     if (tls->ByteSizeLong() == 0) listener->clear_tls();
     by_name[listener->name()] = listener;
   }
-  Statement routes = db_.prepare(
+  // The newest version's rows are the open ones (an index in order); an older version's are
+  // those valid at it.
+  const std::string columns =
       "SELECT listener_name, hostname, backend, mode, tls_cert, tls_key, backend_tls,"
       " send_proxy_protocol, proxy_protocol_version, backend_tls_ca, backend_protocol, timeout_ms,"
-      " client_ca, client_cert, ocsp_response, allow_upgrades, cluster"
-      " FROM routes WHERE snapshot_version = ?1"
-      " ORDER BY listener_name, position");
+      " client_ca, client_cert, ocsp_response, allow_upgrades, cluster FROM routes r";
+  Statement routes = db_.prepare(
+      version == latestVersion()
+          ? columns + " WHERE until_version IS NULL AND ?1 > 0 ORDER BY listener_name, position"
+          : columns + " WHERE " + kRouteValidAt + " ORDER BY listener_name, position");
   std::map<RouteKey, Route*> routes_by_key;
   routes.bind(1, version);
   while (routes.step()) {
@@ -882,7 +999,7 @@ SnapshotInfo SnapshotStore::info(int64_t version) {
   Statement statement = db_.prepare(
       "SELECT version, created_at, source, content_hash, coalesce(rollback_of, 0),"
       " (SELECT count(*) FROM listeners WHERE snapshot_version = version),"
-      " (SELECT count(*) FROM routes WHERE snapshot_version = version)"
+      " coalesce(route_count, (SELECT count(*) FROM routes WHERE snapshot_version = version))"
       " FROM snapshots WHERE version = ?1");
   statement.bind(1, version);
   if (!statement.step()) {
@@ -1181,10 +1298,25 @@ PruneResult SnapshotStore::prune(std::optional<int64_t> keep,
     mark.bind(1, version).run();
     mark.reset();
   }
+  // Route rows (and their HTTP rows) a kept version still uses stay, whichever version wrote
+  // them.
+  db_.exec(
+      "CREATE TEMP TABLE pruned_routes AS SELECT snapshot_version, listener_name, hostname"
+      " FROM routes r WHERE r.snapshot_version IN (SELECT version FROM pruning) AND NOT EXISTS"
+      " (SELECT 1 FROM snapshots s WHERE s.version >= r.snapshot_version AND (r.until_version IS"
+      " NULL OR s.version < r.until_version) AND s.version NOT IN (SELECT version FROM pruning))");
   for (const char* table : kVersionTables) {
-    db_.exec(std::string("DELETE FROM ") + table +
-             " WHERE snapshot_version IN (SELECT version FROM pruning)");
+    const std::string name = table;
+    if (name == "routes" || name == "http_routes" || name == "http_route_headers" ||
+        name == "http_filters") {
+      const std::string hostname = name == "routes" ? "hostname" : "route_hostname";
+      db_.exec("DELETE FROM " + name + " WHERE (snapshot_version, listener_name, " + hostname +
+               ") IN (SELECT snapshot_version, listener_name, hostname FROM pruned_routes)");
+    } else {
+      db_.exec("DELETE FROM " + name + " WHERE snapshot_version IN (SELECT version FROM pruning)");
+    }
   }
+  db_.exec("DROP TABLE temp.pruned_routes");
   db_.exec("DELETE FROM snapshots WHERE version IN (SELECT version FROM pruning)");
   db_.exec("DELETE FROM pruning");
   transaction.commit();

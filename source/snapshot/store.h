@@ -123,6 +123,10 @@ class SnapshotStore {
   SnapshotInfo info(int64_t version);
   // The config's clusters and their endpoints (before the routes that name them).
   void writeClusters(int64_t version, const mcproxy::config::v1::Bootstrap& config);
+  // The version's routes: rows for the routes that are new or changed since the newest version
+  // (with their HTTP rows); the newest version's rows of routes this one changes or drops are
+  // closed; unchanged routes share their rows.
+  void writeRoutes(int64_t version, const mcproxy::config::v1::Bootstrap& config);
   void loadClusters(int64_t version, mcproxy::config::v1::Bootstrap& config);
   void writeFirewall(int64_t version, const std::string& listener,
                      const mcproxy::config::v1::Firewall& firewall);

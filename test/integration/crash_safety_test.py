@@ -61,6 +61,74 @@ class CrashSafetyTest(harness.ProxyTestCase):
         print(f"compile: {killed} killed, {completed} completed", flush=True)
         self.assertGreater(killed, 0, "no compile was killed mid-way; the test proved nothing")
 
+    def test_killing_small_changes_and_prunes_over_shared_rows(self):
+        """Versions share the routes they do not change: a change writes a row or two and closes
+        as many; a prune keeps rows that kept versions share. A kill mid-way leaves all of that
+        whole."""
+        db = os.path.join(self.workdir, "shared.db")
+        base = big_config(9001)
+        variants = {
+            "added": base.replace("\n}\n", '\n  routes { hostname: "new.crash.test" backend:'
+                                            ' "127.0.0.1:9009" }\n}\n'),
+            "changed": base.replace('"h5.crash.test" backend: "127.0.0.1:9001"',
+                                    '"h5.crash.test" backend: "127.0.0.1:9005"'),
+            "removed": base.replace('  routes { hostname: "h7.crash.test" backend: '
+                                    '"127.0.0.1:9001" }\n', ""),
+            "inserted": base.replace('  routes { hostname: "h100.crash.test"',
+                                     '  routes { hostname: "mid.crash.test" backend: '
+                                     '"127.0.0.1:9008" }\n  routes { hostname: "h100.crash.test"'),
+        }
+        paths = {name: self.write_config(f"{name}.textproto", text)
+                 for name, text in variants.items()}
+        harness.ctl("compile", "--config", self.write_config("base.textproto", base), "--db", db)
+        # Each variant's content hash, and how long a small change takes here.
+        scratch = os.path.join(self.workdir, "scratch.db")
+        harness.ctl("compile", "--config", self.write_config("base2.textproto", base), "--db",
+                    scratch)
+        started = time.monotonic()
+        for path in paths.values():
+            harness.ctl("compile", "--config", path, "--db", scratch)
+        small_change = (time.monotonic() - started) / len(paths)
+        hashes = {v["content_hash"] for v in self.versions(scratch)}
+        route_rows = lambda: int(subprocess.run(
+            ["sqlite3", db, "SELECT count(*) FROM routes"], capture_output=True, text=True,
+            check=True).stdout)
+        rng = random.Random(4321)
+        killed = 0
+        names = sorted(paths)
+        attempts = 10
+        for attempt in range(attempts):
+            before = self.versions(db)
+            path = paths[names[attempt % len(names)]]
+            proc = subprocess.Popen([harness.binary("mcproxyctl"), "compile", "--config", path,
+                                     "--db", db], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, small_change * 1.2))
+            proc.send_signal(signal.SIGKILL)
+            killed += proc.wait(30) == -signal.SIGKILL
+            after = self.versions(db)
+            self.assert_consistent(db)  # every version's rows hash to its content hash
+            self.assertIn(len(after) - len(before), (0, 1))
+            self.assertIn(after[0]["content_hash"], hashes)
+        # The versions of 20,000 routes share their rows: a few rows per change, not copies.
+        self.assertLess(route_rows(), ROUTES + 1 + attempts * 3)
+        self.assertGreater(killed, 0, "no change was killed mid-way; the test proved nothing")
+        # A prune killed at any moment deletes whole versions or nothing, never a shared row.
+        newest = self.versions(db)[0]
+        proc = subprocess.Popen([harness.binary("mcproxyctl"), "snapshots", "prune", "--db", db,
+                                 "--keep", "1"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        self.assert_consistent(db)
+        harness.ctl("snapshots", "prune", "--db", db, "--keep", "1")
+        self.assert_consistent(db)
+        left = self.versions(db)
+        self.assertEqual([v["version"] for v in left], [newest["version"]])
+        self.assertEqual(left[0]["content_hash"], newest["content_hash"])
+        self.assertLessEqual(route_rows(), ROUTES + 1 + 1)
+
     def test_killing_the_proxy_while_it_seeds(self):
         config = self.write_config("seed.textproto", big_config(9003))
         rng = random.Random(99)

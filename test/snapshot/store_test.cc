@@ -714,3 +714,195 @@ TEST(FleetMembershipTest, CanonicalBytesAreWhatTheContentHashHashes) {
 
 }  // namespace
 }  // namespace mcproxy::snapshot
+
+namespace mcproxy::snapshot {
+namespace {
+
+// Versions that share the route rows they do not change (migration 13).
+class SharedRoutesTest : public ::testing::Test {
+ protected:
+  SharedRoutesTest() : path_(tempPath("shared")), store_(path_) {}
+
+  static std::string listener(const std::string& routes) {
+    return "listeners { name: \"edge\" address: \"127.0.0.1:8443\"\n" + routes +
+           "\n  default_route { backend: \"127.0.0.1:9000\" } }";
+  }
+  static std::string route(const std::string& host, const std::string& backend = "127.0.0.1:9001") {
+    return "routes { hostname: \"" + host + "\" backend: \"" + backend + "\" }\n";
+  }
+  int64_t write(const std::string& routes) {
+    return store_.write(config(listener(routes)), "test").version;
+  }
+  std::vector<std::string> hosts(int64_t version) {
+    std::vector<std::string> out;
+    const Bootstrap loaded = store_.load(version).config;
+    for (const auto& r : loaded.listeners(0).routes()) {
+      out.push_back(r.hostname() + "=" + r.backend());
+    }
+    return out;
+  }
+  int64_t rows() { return store_.database().queryInt("SELECT count(*) FROM routes"); }
+  void verifyAll() {
+    for (const auto& info : store_.history()) {
+      std::string error;
+      EXPECT_TRUE(store_.verify(info.version, error)) << error;
+    }
+  }
+
+  std::string path_;
+  SnapshotStore store_;
+};
+
+TEST_F(SharedRoutesTest, AChangeWritesOnlyTheRoutesItChanges) {
+  write(route("a.test") + route("b.test") + route("c.test"));
+  EXPECT_EQ(rows(), 4);  // three and the default route
+  write(route("a.test") + route("b.test") + route("c.test") + route("d.test"));
+  EXPECT_EQ(rows(), 5);
+  write(route("a.test") + route("b.test", "127.0.0.1:7777") + route("c.test") + route("d.test"));
+  EXPECT_EQ(rows(), 6);
+  write(route("a.test") + route("b.test", "127.0.0.1:7777") + route("d.test"));  // c removed
+  EXPECT_EQ(rows(), 6);
+  EXPECT_EQ(hosts(1), (std::vector<std::string>{"a.test=127.0.0.1:9001", "b.test=127.0.0.1:9001",
+                                                "c.test=127.0.0.1:9001"}));
+  EXPECT_EQ(hosts(2).size(), 4u);
+  EXPECT_EQ(hosts(3)[1], "b.test=127.0.0.1:7777");
+  EXPECT_EQ(hosts(4), (std::vector<std::string>{"a.test=127.0.0.1:9001", "b.test=127.0.0.1:7777",
+                                                "d.test=127.0.0.1:9001"}));
+  EXPECT_EQ(store_.load(4).config.listeners(0).default_route().backend(), "127.0.0.1:9000");
+  EXPECT_EQ(store_.history()[0].routes, 4);  // three and the default route, shared or not
+  EXPECT_EQ(store_.history()[3].routes, 4);
+  verifyAll();
+}
+
+TEST_F(SharedRoutesTest, InsertionsAndMovesKeepTheOrderWithoutRewritingNeighbours) {
+  write(route("a.test") + route("c.test") + route("e.test"));
+  write(route("a.test") + route("b.test") + route("c.test") + route("d.test") + route("e.test"));
+  EXPECT_EQ(rows(), 6);  // b and d written between their neighbours' positions
+  EXPECT_EQ(hosts(2), (std::vector<std::string>{"a.test=127.0.0.1:9001", "b.test=127.0.0.1:9001",
+                                                "c.test=127.0.0.1:9001", "d.test=127.0.0.1:9001",
+                                                "e.test=127.0.0.1:9001"}));
+  // Moving e to the front: it is written again; the others stay shared.
+  write(route("e.test") + route("a.test") + route("b.test") + route("c.test") + route("d.test"));
+  EXPECT_EQ(hosts(3).front(), "e.test=127.0.0.1:9001");
+  EXPECT_EQ(hosts(3).back(), "d.test=127.0.0.1:9001");
+  // Many insertions at one place run out of room between two positions: the next row is
+  // written again and the order still holds.
+  std::string many = route("e.test") + route("a.test");
+  for (int i = 0; i < 40; ++i) many += route("m" + std::to_string(100 + i) + ".test");
+  many += route("b.test") + route("c.test") + route("d.test");
+  const int64_t version = write(many);
+  const auto got = hosts(version);
+  ASSERT_EQ(got.size(), 45u);
+  EXPECT_EQ(got[2], "m100.test=127.0.0.1:9001");
+  EXPECT_EQ(got[41], "m139.test=127.0.0.1:9001");
+  EXPECT_EQ(got[42], "b.test=127.0.0.1:9001");
+  verifyAll();
+}
+
+TEST_F(SharedRoutesTest, HttpSettingsGoWithTheirRouteRow) {
+  auto l7 = [](const std::string& prefix) {
+    return "routes { hostname: \"w.test\" backend: \"127.0.0.1:9001\" mode: L7 tls_cert: \"c\""
+           " tls_key: \"k\" http_routes { path_prefix: \"" +
+           prefix +
+           "\" backend: \"127.0.0.1:9002\" headers { name: \"x-v\" value: \"2\" } }"
+           " http_filters { name: \"mcproxy.filters.http.router\" } }\n";
+  };
+  write(route("a.test") + l7("/api/"));
+  write(route("a.test") + l7("/api/") + route("z.test"));
+  write(route("a.test") + l7("/v2/") + route("z.test"));
+  EXPECT_EQ(store_.database().queryInt("SELECT count(*) FROM http_routes"), 2);
+  EXPECT_EQ(store_.load(2).config.listeners(0).routes(1).http_routes(0).path_prefix(), "/api/");
+  const Bootstrap loaded = store_.load(3).config;
+  const auto& v3 = loaded.listeners(0).routes(1);
+  EXPECT_EQ(v3.http_routes(0).path_prefix(), "/v2/");
+  EXPECT_EQ(v3.http_routes(0).headers(0).value(), "2");
+  EXPECT_EQ(v3.http_filters(0).name(), "mcproxy.filters.http.router");
+  verifyAll();
+}
+
+TEST_F(SharedRoutesTest, RollbackWritesTheOldContentAgain) {
+  write(route("a.test") + route("b.test"));
+  write(route("a.test"));
+  store_.rollback(1);
+  EXPECT_EQ(hosts(3), hosts(1));
+  EXPECT_EQ(store_.load(3).info.rollback_of, 1);
+  verifyAll();
+}
+
+TEST_F(SharedRoutesTest, PruneKeepsRowsOfPrunedVersionsThatKeptVersionsUse) {
+  write(route("a.test") + route("b.test"));
+  write(route("a.test") + route("b.test") + route("c.test"));  // c's row: version 2's
+  write(route("a.test") + route("c.test"));                    // shares a (1) and c (2)
+  const auto pruned = store_.prune(int64_t{1}, std::nullopt);
+  EXPECT_EQ(pruned.deleted, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(hosts(3), (std::vector<std::string>{"a.test=127.0.0.1:9001", "c.test=127.0.0.1:9001"}));
+  verifyAll();
+  // b's row was used by versions 1 and 2 only; a's and c's outlive the versions that wrote them.
+  EXPECT_EQ(store_.database().queryInt("SELECT count(*) FROM routes WHERE hostname = 'b.test'"), 0);
+  EXPECT_EQ(store_.database().queryInt("SELECT min(snapshot_version) FROM routes"), 1);
+  EXPECT_EQ(store_.database().queryInt("SELECT count(*) FROM listeners"), 1);
+  RawConnection raw(path_);
+  EXPECT_NE(raw.exec("UPDATE routes SET backend = '127.0.0.1:1'").find("immutable"),
+            std::string::npos);
+  EXPECT_NE(raw.exec("UPDATE routes SET until_version = 2 WHERE until_version IS NULL")
+                .find("closed once, by the newest"),
+            std::string::npos);
+  // Even listed for pruning, a row a kept version uses cannot be deleted.
+  EXPECT_EQ(raw.exec("INSERT INTO pruning (version) VALUES (1)"), "");
+  EXPECT_NE(raw.exec("DELETE FROM routes WHERE snapshot_version = 1").find("no kept version uses"),
+            std::string::npos);
+}
+
+TEST(MigrationTest, VersionsWrittenBeforeSharingLoadAsTheyWere) {
+  const std::string path = tempPath("before-sharing");
+  std::string hash_one;
+  {
+    Database db(path);
+    migrate(db, 12);
+  }
+  {
+    // Two full versions as a v12 database holds them (every version its own rows).
+    RawConnection raw(path);
+    for (int version = 1; version <= 2; ++version) {
+      const std::string v = std::to_string(version);
+      ASSERT_EQ(
+          raw.exec("INSERT INTO snapshots (version, created_at, source, content_hash,"
+                   " drain_timeout_ms) VALUES (" +
+                   v + ", '2026-01-01T00:00:00Z', 'old', '" + std::string(64, '0') + "', 1000)"),
+          "");
+      ASSERT_EQ(raw.exec("INSERT INTO listeners (snapshot_version, position, name, address,"
+                         " proxy_protocol, backlog) VALUES (" +
+                         v + ", 0, 'edge', '127.0.0.1:8443', 0, 0)"),
+                "");
+      for (int r = 0; r < version + 1; ++r) {
+        ASSERT_EQ(
+            raw.exec("INSERT INTO routes (snapshot_version, listener_name, position, hostname,"
+                     " backend, mode) VALUES (" +
+                     v + ", 'edge', " + std::to_string(r) + ", 'h" + std::to_string(r) +
+                     ".test', '127.0.0.1:9001', 'l4')"),
+            "");
+      }
+    }
+  }
+  SnapshotStore store(path);
+  EXPECT_EQ(store.load(1).config.listeners(0).routes_size(), 2);
+  EXPECT_EQ(store.load(2).config.listeners(0).routes_size(), 3);
+  EXPECT_EQ(store.history()[1].routes, 2);
+  // The next version shares nothing yet (the old rows have no route hashes), then shares.
+  Bootstrap next = store.load(2).config;
+  next.mutable_listeners(0)->add_routes()->CopyFrom(next.listeners(0).routes(0));
+  next.mutable_listeners(0)->mutable_routes(3)->set_hostname("h9.test");
+  store.write(next, "test");
+  EXPECT_EQ(store.load(2).config.listeners(0).routes_size(), 3);
+  EXPECT_EQ(store.load(3).config.listeners(0).routes_size(), 4);
+  next.mutable_listeners(0)->mutable_routes(3)->set_backend("127.0.0.1:9");
+  const int64_t before = store.database().queryInt("SELECT count(*) FROM routes");
+  store.write(next, "test");
+  EXPECT_EQ(store.database().queryInt("SELECT count(*) FROM routes"), before + 1);
+  std::string error;
+  EXPECT_TRUE(store.verify(3, error)) << error;
+  EXPECT_TRUE(store.verify(4, error)) << error;
+}
+
+}  // namespace
+}  // namespace mcproxy::snapshot

@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
+
 namespace mcproxy::tls {
 
 std::string sha256Hex(std::string_view bytes) {
@@ -15,6 +17,13 @@ std::string sha256Hex(std::string_view bytes) {
     hex += kHex[byte & 15];
   }
   return hex;
+}
+
+std::string sha256Prefix(std::string_view bytes, size_t length) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest),
+                     std::min<size_t>(length, SHA256_DIGEST_LENGTH));
 }
 
 }  // namespace mcproxy::tls
