@@ -45,13 +45,137 @@ double millisecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+// The admin backend changes use on the change thread: the database through a connection of its
+// own, compiles there, and the main thread only to run the result.
+class Server::ChangeBackend : public AdminBackend {
+ public:
+  explicit ChangeBackend(Server& server) : server_(server) {}
+
+  std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override {
+    return server_.publishedSnapshot();
+  }
+  snapshot::SnapshotStore* store() override {
+    if (server_.options_.db_path.empty()) return nullptr;
+    if (!store_) store_ = std::make_unique<snapshot::SnapshotStore>(server_.options_.db_path);
+    return store_.get();
+  }
+  ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
+                           std::optional<int64_t> built_on) override {
+    // Validate first: an invalid change throws here and touches neither the database nor the
+    // running routes.
+    const auto started = std::chrono::steady_clock::now();
+    snapshot::CompileResult compiled = server_.compileConfig(config, 0);
+    const double compile_ms = millisecondsSince(started);
+    const auto store_started = std::chrono::steady_clock::now();
+    const snapshot::WriteResult written = store()->write(config, source, 0, built_on);
+    const double store_ms = millisecondsSince(store_started);
+    const auto running = currentSnapshot();
+    if (!written.created && static_cast<uint64_t>(written.version) == running->version) {
+      return {running->version, false};
+    }
+    compiled.snapshot->version = static_cast<uint64_t>(written.version);
+    const ChangeResult result = server_.runOnMainThread(
+        std::move(compiled.snapshot), std::move(compiled.warnings), source, written);
+    LOG_INFO << "config version " << written.version << " (" << source
+             << ") is running: compiled in " << compile_ms << " ms, stored in " << store_ms
+             << " ms, " << millisecondsSince(started) << " ms in all (on the change thread)";
+    return result;
+  }
+  ChangeResult reloadCertificates() override {
+    // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
+    const auto running = currentSnapshot();
+    snapshot::CompileResult compiled = server_.compileConfig(running->config(), running->version);
+    server_.runOnMainThread(std::move(compiled.snapshot), std::move(compiled.warnings),
+                            "certificates reloaded", std::nullopt);
+    LOG_INFO << "admin: certificates reloaded for config version " << running->version;
+    return {running->version, true};
+  }
+  // The calls below are the main thread's (no change uses them).
+  mcproxy::admin::v1::Status status() const override { return {}; }
+  const stats::Store& stats() const override { return server_.stats_; }
+  bool ready() const override { return false; }
+
+ private:
+  Server& server_;
+  std::unique_ptr<snapshot::SnapshotStore> store_;  // opened on the change thread
+};
+
 Server::Server(Options options) : options_(std::move(options)) {
   if (options_.workers == 0) {
     options_.workers = std::max<size_t>(1, std::thread::hardware_concurrency());
   }
 }
 
-Server::~Server() = default;
+Server::~Server() { stopChangeThread(); }
+
+void Server::startChangeThread() {
+  change_backend_ = std::make_unique<ChangeBackend>(*this);
+  change_thread_ = std::thread([this] {
+    logging::setThreadName("change");
+    change_dispatcher_.run();
+  });
+}
+
+void Server::stopChangeThread() {
+  if (!change_thread_.joinable()) return;
+  // A change waiting for the main thread gives up; one compiling finishes first.
+  stopping_changes_ = true;
+  change_dispatcher_.exit();
+  change_thread_.join();
+  change_backend_.reset();
+}
+
+void Server::runChange(std::function<void(AdminBackend&)> work) {
+  ++changes_in_flight_;
+  change_dispatcher_.post([this, work = std::move(work)] {
+    work(*change_backend_);
+    --changes_in_flight_;
+  });
+}
+
+std::shared_ptr<const snapshot::Snapshot> Server::publishedSnapshot() const {
+  std::lock_guard lock(published_mutex_);
+  return published_;
+}
+
+ChangeResult Server::runOnMainThread(std::shared_ptr<snapshot::Snapshot> snapshot,
+                                     std::vector<std::string> warnings, const std::string& source,
+                                     std::optional<snapshot::WriteResult> written) {
+  auto done = std::make_shared<std::promise<ChangeResult>>();
+  std::future<ChangeResult> answer = done->get_future();
+  dispatcher_.post([this, done, snapshot = std::move(snapshot), warnings = std::move(warnings),
+                    source, written]() mutable {
+    try {
+      for (const auto& warning : warnings) LOG_WARN << "config: " << warning;
+      const uint64_t version = snapshot->version;
+      if (written) {
+        store_data_version_ = store_->dataVersion();  // that commit needs no reload
+      }
+      std::shared_ptr<const snapshot::Snapshot> replaced = snapshot_;
+      if (!applySnapshot(std::move(snapshot))) {
+        throw config::ConfigError("listeners", "a listener of version " + std::to_string(version) +
+                                                   " cannot be bound; still running the previous"
+                                                   " one (" +
+                                                   source + ")");
+      }
+      if (written) running_hash_ = written->content_hash;
+      // The snapshot this one replaced (100,000 routes take tens of milliseconds to free) goes
+      // on the change thread, unless connections still use it.
+      change_dispatcher_.post([replaced = std::move(replaced)] {});
+      done->set_value({version, !written || written->created});
+    } catch (...) {
+      done->set_exception(std::current_exception());
+    }
+  });
+  while (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (stopping_changes_) {
+      throw snapshot::StoreError("the proxy is stopping: " + source +
+                                 (written ? " is stored and runs at the next start" : "") +
+                                 ", but does not run now");
+    }
+  }
+  return answer.get();
+}
 
 std::string Server::configOrigin() const {
   return options_.config_path.empty() ? "<embedded default>" : options_.config_path;
@@ -187,12 +311,14 @@ int Server::run() {
   if (store_) store_data_version_ = store_->dataVersion();
   watch_timer_ = std::make_unique<event::Timer>(dispatcher_, [this] { onWatchTick(); });
   watch_timer_->arm(options_.db_poll_interval);
+  startChangeThread();
   if (!startAdmin(admin)) return 1;
   if (!startFleet()) return 1;
   ready_ = true;
   LOG_INFO << "started " << workers_.size() << " worker(s), config version " << snapshot_->version;
 
   dispatcher_.run();
+  stopChangeThread();
   if (follower_) follower_->stop();  // its key in etcd goes with its lease
   if (store_) {
     try {
@@ -280,18 +406,14 @@ std::future<fleet::ApplyVerdict> Server::applyFleetSnapshot(
     const fleet::PublishedSnapshot& published, mcproxy::config::v1::Bootstrap config) {
   auto verdict = std::make_shared<std::promise<fleet::ApplyVerdict>>();
   std::future<fleet::ApplyVerdict> answer = verdict->get_future();
-  dispatcher_.post([this, verdict, published, config = std::move(config)] {
+  // Like an admin change: compiled and stored on the change thread, run by the main thread.
+  runChange([this, verdict, published, config = std::move(config)](AdminBackend& where) {
     fleet::ApplyVerdict out;
-    if (draining_) {
-      out.error = "the node is draining";
-      verdict->set_value(out);
-      return;
-    }
     const std::string source = "fleet:" + options_.fleet + " version " +
                                std::to_string(published.version()) + " (" + published.source() +
                                ")";
     try {
-      const ChangeResult result = applyConfig(config, source, std::nullopt);
+      const ChangeResult result = where.applyConfig(config, source, std::nullopt);
       out.applied = true;
       out.local_version = static_cast<int64_t>(result.snapshot_version);
     } catch (const config::ConfigError& e) {
@@ -420,6 +542,10 @@ bool Server::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snapshot) {
   // ticks, where the load-drop check cannot see it).
   trim_after_reload_ = true;
   snapshot_ = std::move(snapshot);
+  {
+    std::lock_guard lock(published_mutex_);
+    published_ = snapshot_;
+  }
   for (const auto& cluster : snapshot_->clusters) cluster->publishWeights();
   for (auto& worker : workers_) worker->publishSnapshot(snapshot_);
   health_checker_.update(snapshot_->clusters);
@@ -501,7 +627,9 @@ void Server::onWatchTick() {
       break;
     }
   }
-  if (store_) {
+  // A change on the change thread commits before the main thread runs it: its commit is not
+  // another writer's (the next tick looks again).
+  if (store_ && changes_in_flight_ == 0) {
     try {
       const int64_t data_version = store_->dataVersion();
       if (data_version != store_data_version_) {

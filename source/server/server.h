@@ -1,10 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "source/common/access_log/access_log.h"
@@ -35,7 +38,10 @@ class Server : public AdminBackend {
   int run();
 
  private:
+  class ChangeBackend;
+
   // AdminBackend
+  void runChange(std::function<void(AdminBackend&)> work) override;
   std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override { return snapshot_; }
   snapshot::SnapshotStore* store() override { return store_.get(); }
   ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
@@ -80,6 +86,16 @@ class Server : public AdminBackend {
   void shutdown();
   void dumpStats() const;
 
+  // The running snapshot, for threads other than the main one.
+  std::shared_ptr<const snapshot::Snapshot> publishedSnapshot() const;
+  // On the change thread: runs a snapshot compiled there (and stored, with `written`) on the
+  // main thread, and waits for that. Throws what applying it threw.
+  ChangeResult runOnMainThread(std::shared_ptr<snapshot::Snapshot> snapshot,
+                               std::vector<std::string> warnings, const std::string& source,
+                               std::optional<snapshot::WriteResult> written);
+  void startChangeThread();
+  void stopChangeThread();
+
   // Compiles the config with what this process's compiles share (its rate limiters).
   snapshot::CompileResult compileConfig(mcproxy::config::v1::Bootstrap config, uint64_t version);
 
@@ -113,6 +129,15 @@ class Server : public AdminBackend {
   bool ready_ = false;
   std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
   std::unique_ptr<AdminServer> admin_;
+  // Admin changes are compiled and written here, off the main loop (runChange); the main thread
+  // only runs what they produced.
+  event::Dispatcher change_dispatcher_;
+  std::thread change_thread_;
+  std::unique_ptr<ChangeBackend> change_backend_;
+  std::atomic<int> changes_in_flight_{0};
+  std::atomic<bool> stopping_changes_{false};
+  mutable std::mutex published_mutex_;
+  std::shared_ptr<const snapshot::Snapshot> published_;  // snapshot_, under published_mutex_
 };
 
 }  // namespace mcproxy::server

@@ -70,6 +70,42 @@ class AdminHttpTest(L7TestCase):
                                capture_output=True, text=True, timeout=30)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
+    def test_healthz_answers_while_a_change_compiles_and_writes(self):
+        """Admin changes are compiled and written on a thread of their own: the admin plane (and
+        the main loop) answer meanwhile. With 30,000 routes a change takes a while; /healthz and
+        the gRPC status call keep answering during it."""
+        routes = "\n".join(f'  routes {{ hostname: "h{i}.busy.test" backend: "127.0.0.1:9001" }}'
+                           for i in range(30000))
+        config = self.write_config("busy.textproto",
+                                   f'listeners {{ name: "edge" address: "127.0.0.1:0"\n{routes}\n}}\n')
+        db = os.path.join(self.workdir, "busy.db")
+        harness.ctl("compile", "--config", config, "--db", db)
+        socket_path = harness.short_socket_path(self, "admin.sock")
+        proxy = self.start_proxy('admin { http_address: "127.0.0.1:0" }', workers=1,
+                                 extra_args=("--db", db, "--admin-socket", socket_path),
+                                 start_timeout=60)
+        port = int(re.search(r"admin HTTP .* on 127\.0\.0\.1:(\d+)", proxy.log()).group(1))
+        add = subprocess.Popen([harness.binary("mcproxyctl"), "--socket", socket_path, "routes",
+                                "add", "--listener", "edge", "--hostname", "new.busy.test",
+                                "--backend", "127.0.0.1:9002", "--mode", "l4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        answered_during = 0
+        status_during = 0
+        deadline = time.monotonic() + 120
+        while add.poll() is None and time.monotonic() < deadline:
+            if self.get(port, "/healthz")[::3] == (200, "ok\n") and add.poll() is None:
+                answered_during += 1
+            status = harness.ctl("--socket", socket_path, "status", check=False, timeout=30)
+            if status.returncode == 0 and add.poll() is None:
+                status_during += 1
+        out, err = add.communicate(timeout=60)
+        self.assertEqual(add.returncode, 0, out + err)
+        self.assertIn("running config version 2", out)
+        # The change took long enough to be watched, and the admin plane answered throughout.
+        self.assertGreaterEqual(answered_during, 3, proxy.log()[-2000:])
+        self.assertGreaterEqual(status_during, 1)
+        self.assertIn("(on the change thread)", proxy.log())
+
     def test_prometheus_scrapes_the_proxy(self):
         if not shutil.which("prometheus"):
             self.fail("prometheus is not installed (tools/setup installs it)")

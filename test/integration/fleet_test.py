@@ -132,8 +132,7 @@ class FleetTest(harness.ProxyTestCase):
         return proxy
 
     def readyz(self, proxy):
-        """(status, body); (0, "") while the admin plane does not answer: it shares the main
-        thread with applying a config, which for a large one takes a while."""
+        """(status, body); (0, "") while the admin plane does not answer (a busy machine)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/readyz",
                                         timeout=5) as response:

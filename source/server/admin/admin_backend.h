@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,10 +18,14 @@ struct ChangeResult {
 };
 
 // What the admin API needs from the running proxy (the Server implements it). Called on the
-// main thread only.
+// main thread, except the backend runChange() hands its work.
 class AdminBackend {
  public:
   virtual ~AdminBackend() = default;
+  // Runs `work`, a config change, where changes are made, with the backend to use there: the
+  // server runs changes on a thread of their own, so that the admin plane and the main loop
+  // answer while one compiles and writes. `work` sends its reply back itself.
+  virtual void runChange(std::function<void(AdminBackend&)> work) { work(*this); }
   virtual std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const = 0;
   // Null without --db: the admin API then only reads.
   virtual snapshot::SnapshotStore* store() = 0;

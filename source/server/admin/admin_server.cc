@@ -174,8 +174,12 @@ class AdminStream : public http::StreamCallbacks, public event::DeferredDeletabl
   // kMaxDiscardBytes; past that the stream is reset.
   void refuseTooLarge();
   void discard(size_t bytes);
+  void sendGrpcReply(const GrpcReply& reply);
 
   AdminConnection& connection_;
+  // A change's reply comes back from the change thread through the main loop; by then this
+  // stream may be gone (the client left): the reply is dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   http::StreamHandle stream_;
   http::HeaderMap headers_;
   std::string body_;
@@ -206,6 +210,17 @@ void AdminStream::sendGrpcError(const GrpcReply& reply) {
                           {"grpc-status", std::to_string(static_cast<int>(reply.code))},
                           {"grpc-message", grpcMessage(reply.message)}};
   if (stream_) stream_->encodeHeaders(headers, true);
+}
+
+void AdminStream::sendGrpcReply(const GrpcReply& reply) {
+  if (reply.code != GrpcCode::kOk) {
+    sendGrpcError(reply);
+    return;
+  }
+  const uint32_t len = static_cast<uint32_t>(reply.response.size());
+  std::string framed{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                     static_cast<char>(len >> 8), static_cast<char>(len)};
+  send("200", "application/grpc", framed + reply.response, {{"grpc-status", "0"}});
 }
 
 void AdminStream::refuseTooLarge() {
@@ -242,19 +257,23 @@ void AdminStream::respond() {
       for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(body_[i]);
       return static_cast<size_t>(len);
     };
+    const std::string method = path.substr(std::strlen(kGrpcPrefix));
     if (body_.size() < 5 || body_[0] != 0 || body_.size() - 5 != framedLength()) {
       reply = {GrpcCode::kInvalidArgument, "not one uncompressed gRPC message", ""};
-    } else {
-      reply = handleAdminCall(path.substr(std::strlen(kGrpcPrefix)), body_.substr(5), backend);
-    }
-    if (reply.code != GrpcCode::kOk) {
-      sendGrpcError(reply);
+    } else if (changesConfig(method)) {
+      event::Dispatcher& dispatcher = connection_.server().dispatcher();
+      backend.runChange([method, request = body_.substr(5), &dispatcher, self = this,
+                         alive = std::weak_ptr<bool>(alive_)](AdminBackend& where) {
+        GrpcReply result = handleAdminCall(method, request, where);
+        dispatcher.post([self, alive, result = std::move(result)] {
+          if (alive.lock()) self->sendGrpcReply(result);
+        });
+      });
       return;
+    } else {
+      reply = handleAdminCall(method, body_.substr(5), backend);
     }
-    const uint32_t len = static_cast<uint32_t>(reply.response.size());
-    std::string framed{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                       static_cast<char>(len >> 8), static_cast<char>(len)};
-    send("200", "application/grpc", framed + reply.response, {{"grpc-status", "0"}});
+    sendGrpcReply(reply);
     return;
   }
   if (path.rfind(kGrpcPrefix, 0) == 0) {  // over TCP: changes stay behind the socket's mode

@@ -36,6 +36,7 @@ class AdminServer {
   const network::Address& httpAddress() const { return http_bound_; }
   void onConnectionClosed(AdminConnection& connection);
   AdminBackend& backend() { return backend_; }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
 
  private:
   bool startSocket(std::string& error);

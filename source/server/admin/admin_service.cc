@@ -330,13 +330,17 @@ GrpcReply setEndpointWeight(const std::string& request, AdminBackend& backend) {
 
 }  // namespace
 
+bool changesConfig(const std::string& method) {
+  return method == "AddRoute" || method == "RemoveRoute" || method == "AddFirewallRule" ||
+         method == "RemoveFirewallRule" || method == "Rollback" || method == "SetEndpointWeight" ||
+         method == "ReloadCertificates";
+}
+
 GrpcReply handleAdminCall(const std::string& method, const std::string& request,
                           AdminBackend& backend) {
-  const bool changes = method == "AddRoute" || method == "RemoveRoute" ||
-                       method == "AddFirewallRule" || method == "RemoveFirewallRule" ||
-                       method == "Rollback" || method == "ListSnapshots" ||
-                       method == "SetEndpointWeight";
-  if (changes && backend.store() == nullptr) {
+  const bool needs_store =
+      (changesConfig(method) && method != "ReloadCertificates") || method == "ListSnapshots";
+  if (needs_store && backend.store() == nullptr) {
     return error(GrpcCode::kFailedPrecondition,
                  "this proxy runs without --db; admin changes need the snapshot database");
   }

@@ -25,6 +25,9 @@ struct GrpcReply {
   std::string response;  // the serialized response message, for kOk
 };
 
+// Whether `method` changes the config (such calls run through AdminBackend::runChange).
+bool changesConfig(const std::string& method);
+
 // Runs one call of mcproxy.admin.v1.Admin: `method` is the part after the service name
 // ("AddRoute"), `request` the serialized request message.
 GrpcReply handleAdminCall(const std::string& method, const std::string& request,
