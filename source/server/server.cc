@@ -426,42 +426,6 @@ std::future<fleet::ApplyVerdict> Server::applyFleetSnapshot(
   return answer;
 }
 
-ChangeResult Server::applyConfig(const mcproxy::config::v1::Bootstrap& config,
-                                 const std::string& source, std::optional<int64_t> built_on) {
-  // Validate first: an invalid change throws here and touches neither the database nor the
-  // running routes.
-  const auto started = std::chrono::steady_clock::now();
-  snapshot::CompileResult compiled = compileConfig(config, 0);
-  const double compile_ms = millisecondsSince(started);
-  const auto store_started = std::chrono::steady_clock::now();
-  const snapshot::WriteResult written = store_->write(config, source, 0, built_on);
-  const double store_ms = millisecondsSince(store_started);
-  if (!written.created && static_cast<uint64_t>(written.version) == snapshot_->version) {
-    return {snapshot_->version, false};
-  }
-  running_hash_ = written.content_hash;
-  for (const auto& warning : compiled.warnings) LOG_WARN << "config: " << warning;
-  compiled.snapshot->version = static_cast<uint64_t>(written.version);
-  store_data_version_ = store_->dataVersion();  // our own commit: no reload needed for it
-  if (!applySnapshot(compiled.snapshot)) {
-    throw config::ConfigError("listeners", "a listener of version " +
-                                               std::to_string(written.version) +
-                                               " cannot be bound; still running the previous one");
-  }
-  LOG_INFO << "config version " << written.version << " (" << source << ") is running: compiled in "
-           << compile_ms << " ms, stored in " << store_ms << " ms, " << millisecondsSince(started)
-           << " ms in all";
-  return {static_cast<uint64_t>(written.version), written.created};
-}
-
-ChangeResult Server::reloadCertificates() {
-  // Compiling again reads every certificate and key; a broken pair throws and nothing changes.
-  snapshot::CompileResult compiled = compileConfig(snapshot_->config(), snapshot_->version);
-  applySnapshot(compiled.snapshot);
-  LOG_INFO << "admin: certificates reloaded for config version " << snapshot_->version;
-  return {snapshot_->version, true};
-}
-
 mcproxy::admin::v1::Status Server::status() const {
   mcproxy::admin::v1::Status out;
   out.set_version(versionText());

@@ -40,13 +40,10 @@ class Server : public AdminBackend {
  private:
   class ChangeBackend;
 
-  // AdminBackend
+  // AdminBackend (changes are the ChangeBackend's, on the change thread: runChange)
   void runChange(std::function<void(AdminBackend&)> work) override;
   std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override { return snapshot_; }
   snapshot::SnapshotStore* store() override { return store_.get(); }
-  ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
-                           std::optional<int64_t> built_on) override;
-  ChangeResult reloadCertificates() override;
   mcproxy::admin::v1::Status status() const override;
   const stats::Store& stats() const override { return stats_; }
   // With --fleet, not before the node runs a version (an empty database waits for the fleet).
@@ -66,8 +63,8 @@ class Server : public AdminBackend {
   void installSignalHandlers();
   // --fleet: marks the database as the fleet's and starts following (false: bad options).
   bool startFleet();
-  // Called on the follower's thread: compiles, stores and applies a published config on the
-  // main thread (applyConfig, source "fleet:NAME version V"); the future says how it went.
+  // Called on the follower's thread: compiles and stores a published config on the change
+  // thread and runs it (source "fleet:NAME version V"); the future says how it went.
   std::future<fleet::ApplyVerdict> applyFleetSnapshot(const fleet::PublishedSnapshot& published,
                                                       mcproxy::config::v1::Bootstrap config);
   // Binds listeners the snapshot adds, publishes it to every worker, and closes listeners it

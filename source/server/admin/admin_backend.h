@@ -32,11 +32,18 @@ class AdminBackend {
   // Validates `config`, stores it as a new version and runs it, in that order: an invalid one
   // throws config::ConfigError and changes nothing. `built_on`: the stored version `config` is
   // a change of; snapshot::VersionConflict (nothing written) when it is no longer the newest.
+  // Only the backend runChange() hands out makes changes; others refuse.
   virtual ChangeResult applyConfig(const mcproxy::config::v1::Bootstrap& config,
                                    const std::string& source,
-                                   std::optional<int64_t> built_on = std::nullopt) = 0;
+                                   std::optional<int64_t> built_on = std::nullopt) {
+    (void)config;
+    (void)built_on;
+    throw snapshot::StoreError("changes are made through runChange(), not here (" + source + ")");
+  }
   // Compiles the running config again (certificates and keys are read anew) and runs it.
-  virtual ChangeResult reloadCertificates() = 0;
+  virtual ChangeResult reloadCertificates() {
+    throw snapshot::StoreError("changes are made through runChange(), not here");
+  }
   virtual mcproxy::admin::v1::Status status() const = 0;
   virtual const stats::Store& stats() const = 0;
   virtual bool ready() const = 0;
