@@ -74,10 +74,9 @@ class Server : public AdminBackend {
   void reload(const std::string& why);
   // Every --db-poll-ms: database commits by other processes and changed watched files.
   void onWatchTick();
-  // Gives freed heap back to the system once a spike of connections has mostly gone.
+  // Gives freed heap back to the system once a spike of connections has mostly gone (on the
+  // change thread; heap_peak_since_trim_ is that thread's).
   void trimHeapAfterLoadDrop();
-  // ... and once the snapshot a reload replaced is gone.
-  void trimHeapAfterReload();
   void onTerminate(const char* signal_name);
   void onDrainTick();
   void shutdown();
