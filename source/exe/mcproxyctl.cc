@@ -84,6 +84,9 @@ Fleet (nodes following one config through etcd; see docs/fleet.md):
                                      Losing a race to another publisher: exit 1
   fleet status --etcd URLS --fleet NAME [--json]
                                      every node: applied version, hash, state, error
+  fleet prune --etcd URLS --fleet NAME --keep N [--dry-run]
+                                     delete published versions but the newest N and
+                                     current, and the chunks no kept version uses
   (--etcd-ca F, --etcd-cert F --etcd-key F: etcd over https with a client certificate)
 Database:
   db migrate --db DB [--to N]        upgrade the schema (mc-proxy also does this at start)
@@ -896,12 +899,34 @@ int publishCommand(const Args& args) {
 
 int fleetCommand(const Args& args) {
   auto fleet = args.flags.find("--fleet");
-  if (args.positional.empty() || args.positional[0] != "status" || fleet == args.flags.end()) {
-    std::cerr << "mcproxyctl fleet: fleet status --etcd URLS --fleet NAME [--json]\n";
+  const std::string action = args.positional.empty() ? "" : args.positional[0];
+  if ((action != "status" && action != "prune") || fleet == args.flags.end()) {
+    std::cerr << "mcproxyctl fleet: fleet status --etcd URLS --fleet NAME [--json], or fleet prune"
+                 " --etcd URLS --fleet NAME --keep N [--dry-run]\n";
     return kUsage;
   }
   auto etcd = connectEtcd(args);
-  if (!etcd.ok()) return etcdFailure("fleet status", etcd.status());
+  if (!etcd.ok()) return etcdFailure("fleet " + action, etcd.status());
+  if (action == "prune") {
+    int64_t keep = 0;
+    auto keep_flag = args.flags.find("--keep");
+    if (keep_flag == args.flags.end() || !absl::SimpleAtoi(keep_flag->second, &keep) || keep < 1) {
+      std::cerr << "mcproxyctl fleet prune: --keep N (1 or more) is required\n";
+      return kUsage;
+    }
+    const bool dry_run = args.flags.count("--dry-run") > 0;
+    auto pruned = mcproxy::fleet::pruneFleet(**etcd, fleet->second, keep, dry_run);
+    if (!pruned.ok()) return etcdFailure("fleet prune", pruned.status());
+    auto list = [](const std::vector<int64_t>& versions) {
+      std::string text;
+      for (int64_t v : versions) text += (text.empty() ? "" : ", ") + std::to_string(v);
+      return text.empty() ? std::string("none") : text;
+    };
+    std::cout << "fleet " << fleet->second << ": " << (dry_run ? "would delete" : "deleted")
+              << " version(s) " << list(pruned->deleted) << " and " << pruned->chunk_sets_deleted
+              << " content(s) no kept version uses; kept " << list(pruned->kept) << "\n";
+    return kOk;
+  }
   auto view = mcproxy::fleet::readFleet(**etcd, fleet->second);
   if (!view.ok()) return etcdFailure("fleet status", view.status());
   if (args.flags.count("--json")) {

@@ -108,17 +108,20 @@ std::string Etcd::prefixEnd(const std::string& prefix) {
 }
 
 absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::range(const std::string& key,
-                                                              const std::string& range_end) {
+                                                              const std::string& range_end,
+                                                              bool keys_only) {
   etcdserverpb::RangeRequest request;
   request.set_key(key);
   request.set_range_end(range_end);
+  request.set_keys_only(keys_only);
   etcdserverpb::RangeResponse response;
   if (absl::Status s = call("/etcdserverpb.KV/Range", request, response); !s.ok()) return s;
   return response;
 }
 
-absl::StatusOr<etcdserverpb::RangeResponse> Etcd::rangePrefix(const std::string& prefix) {
-  return range(prefix, prefixEnd(prefix));
+absl::StatusOr<etcdserverpb::RangeResponse> Etcd::rangePrefix(const std::string& prefix,
+                                                              bool keys_only) {
+  return range(prefix, prefixEnd(prefix), keys_only);
 }
 
 absl::StatusOr<std::optional<etcdserverpb::KeyValue>> Etcd::get(const std::string& key) {
@@ -141,6 +144,18 @@ absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::txn(const etcdserverpb::Tx
   etcdserverpb::TxnResponse response;
   if (absl::Status s = call("/etcdserverpb.KV/Txn", request, response); !s.ok()) return s;
   return response;
+}
+
+absl::StatusOr<int64_t> EtcdClient::deleteRange(const std::string& key,
+                                                const std::string& range_end) {
+  etcdserverpb::DeleteRangeRequest request;
+  request.set_key(key);
+  request.set_range_end(range_end);
+  etcdserverpb::DeleteRangeResponse response;
+  if (absl::Status s = call("/etcdserverpb.KV/DeleteRange", request, response); !s.ok()) {
+    return s;
+  }
+  return response.deleted();
 }
 
 absl::StatusOr<int64_t> EtcdClient::grantLease(int64_t ttl_seconds) {

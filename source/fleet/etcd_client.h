@@ -40,11 +40,16 @@ class Etcd {
  public:
   virtual ~Etcd() = default;
 
+  // keys_only: the keys and revisions without their values.
   virtual absl::StatusOr<etcdserverpb::RangeResponse> range(const std::string& key,
-                                                            const std::string& range_end = "") = 0;
+                                                            const std::string& range_end = "",
+                                                            bool keys_only = false) = 0;
   virtual absl::Status put(const std::string& key, const std::string& value, int64_t lease = 0) = 0;
   virtual absl::StatusOr<etcdserverpb::TxnResponse> txn(
       const etcdserverpb::TxnRequest& request) = 0;
+  // Deletes [key, range_end) (range_end empty: the key alone); how many keys went.
+  virtual absl::StatusOr<int64_t> deleteRange(const std::string& key,
+                                              const std::string& range_end) = 0;
 
   // A lease of `ttl_seconds`; its id.
   virtual absl::StatusOr<int64_t> grantLease(int64_t ttl_seconds) = 0;
@@ -61,7 +66,8 @@ class Etcd {
   virtual const std::string& endpoint() const = 0;
 
   // Every key under `prefix`, in key order.
-  absl::StatusOr<etcdserverpb::RangeResponse> rangePrefix(const std::string& prefix);
+  absl::StatusOr<etcdserverpb::RangeResponse> rangePrefix(const std::string& prefix,
+                                                          bool keys_only = false);
   // The key's value and revisions, or nullopt when it does not exist.
   absl::StatusOr<std::optional<etcdserverpb::KeyValue>> get(const std::string& key);
 
@@ -76,9 +82,12 @@ class EtcdClient : public Etcd {
   static absl::StatusOr<std::unique_ptr<EtcdClient>> connect(const EtcdOptions& options);
 
   absl::StatusOr<etcdserverpb::RangeResponse> range(const std::string& key,
-                                                    const std::string& range_end) override;
+                                                    const std::string& range_end,
+                                                    bool keys_only) override;
   absl::Status put(const std::string& key, const std::string& value, int64_t lease) override;
   absl::StatusOr<etcdserverpb::TxnResponse> txn(const etcdserverpb::TxnRequest& request) override;
+  absl::StatusOr<int64_t> deleteRange(const std::string& key,
+                                      const std::string& range_end) override;
   absl::StatusOr<int64_t> grantLease(int64_t ttl_seconds) override;
   absl::StatusOr<int64_t> keepAlive(int64_t lease) override;
   absl::Status revokeLease(int64_t lease) override;

@@ -3,6 +3,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -135,6 +138,14 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
   etcdserverpb::TxnRequest txn;
   *txn.add_compare() =
       modRevisionIs(currentKey(options.fleet), *current ? (*current)->mod_revision() : 0);
+  // The chunks are still there (a prune may delete a content's chunks while nothing points at
+  // them yet).
+  etcdserverpb::Compare chunks_there;
+  chunks_there.set_key(chunkKey(published.chunk_prefix(), 0));
+  chunks_there.set_target(etcdserverpb::Compare::MOD);
+  chunks_there.set_result(etcdserverpb::Compare::GREATER);
+  chunks_there.set_mod_revision(0);
+  *txn.add_compare() = chunks_there;
   *txn.add_compare() = modRevisionIs(snapshotKey(options.fleet, version),
                                      *existing ? (*existing)->mod_revision() : 0);
   const std::string json = toJson(published);
@@ -147,6 +158,11 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
   auto result = etcd.txn(txn);
   if (!result.ok()) return result.status();
   if (!result->succeeded()) {
+    auto chunk = etcd.get(chunkKey(published.chunk_prefix(), 0));
+    if (chunk.ok() && !*chunk) {
+      return absl::AbortedError("fleet " + options.fleet + ": a prune deleted this publish's " +
+                                "chunks before it could point current at them; publish again");
+    }
     auto now = etcd.get(currentKey(options.fleet));
     PublishedSnapshot winner;
     if (now.ok() && *now) (void)fromJson((*now)->value(), winner);
@@ -184,6 +200,59 @@ absl::StatusOr<mcproxy::config::v1::Bootstrap> fetchSnapshot(Etcd& etcd,
                                             ", not the published ", published.content_hash()));
   }
   return config;
+}
+
+absl::StatusOr<FleetPruneResult> pruneFleet(Etcd& etcd, const std::string& fleet, int64_t keep,
+                                            bool dry_run) {
+  if (absl::Status s = checkName("--fleet", fleet); !s.ok()) return s;
+  if (keep < 1) return absl::InvalidArgumentError("--keep must be 1 or more");
+  auto current = etcd.get(currentKey(fleet));
+  if (!current.ok()) return current.status();
+  PublishedSnapshot current_snapshot;
+  if (*current) {
+    if (absl::Status s = fromJson((*current)->value(), current_snapshot); !s.ok()) return s;
+  }
+  auto published = etcd.rangePrefix(fleetPrefix(fleet) + "snapshots/");
+  if (!published.ok()) return published.status();
+  std::map<int64_t, PublishedSnapshot> versions;  // newest last
+  for (const auto& kv : published->kvs()) {
+    PublishedSnapshot snapshot;
+    if (fromJson(kv.value(), snapshot).ok()) versions[snapshot.version()] = snapshot;
+  }
+  FleetPruneResult result;
+  std::set<std::string> kept_prefixes = {current_snapshot.chunk_prefix()};
+  int64_t newer = 0;
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it, ++newer) {
+    if (newer < keep || it->first == current_snapshot.version()) {
+      result.kept.push_back(it->first);
+      kept_prefixes.insert(it->second.chunk_prefix());
+    } else {
+      result.deleted.push_back(it->first);
+    }
+  }
+  std::sort(result.kept.begin(), result.kept.end());
+  std::sort(result.deleted.begin(), result.deleted.end());
+  // Every content's chunks, kept or not (a publish that never moved current leaves some).
+  auto chunks = etcd.rangePrefix(fleetPrefix(fleet) + "chunks/", /*keys_only=*/true);
+  if (!chunks.ok()) return chunks.status();
+  std::set<std::string> doomed_prefixes;
+  for (const auto& kv : chunks->kvs()) {
+    const std::string prefix = kv.key().substr(0, kv.key().rfind('/') + 1);
+    if (!kept_prefixes.count(prefix)) doomed_prefixes.insert(prefix);
+  }
+  result.chunk_sets_deleted = static_cast<int64_t>(doomed_prefixes.size());
+  if (dry_run) return result;
+  for (int64_t version : result.deleted) {
+    if (auto gone = etcd.deleteRange(snapshotKey(fleet, version), ""); !gone.ok()) {
+      return gone.status();
+    }
+  }
+  for (const std::string& prefix : doomed_prefixes) {
+    if (auto gone = etcd.deleteRange(prefix, Etcd::prefixEnd(prefix)); !gone.ok()) {
+      return gone.status();
+    }
+  }
+  return result;
 }
 
 absl::StatusOr<FleetView> readFleet(Etcd& etcd, const std::string& fleet) {

@@ -56,6 +56,19 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
 absl::StatusOr<mcproxy::config::v1::Bootstrap> fetchSnapshot(Etcd& etcd,
                                                              const PublishedSnapshot& published);
 
+struct FleetPruneResult {
+  std::vector<int64_t> deleted;  // published versions whose keys went
+  std::vector<int64_t> kept;
+  int64_t chunk_sets_deleted = 0;  // contents no kept version uses
+};
+
+// Deletes published versions but the newest `keep` and the one `current` points at, and the
+// chunks of every content no kept version uses (etcd's quota, 2 GiB by default, holds about 400
+// versions of 100,000 routes). A publish that raced it and whose chunks went fails its
+// transaction (it checks its first chunk is still there) and is made again.
+absl::StatusOr<FleetPruneResult> pruneFleet(Etcd& etcd, const std::string& fleet, int64_t keep,
+                                            bool dry_run);
+
 struct FleetView {
   std::optional<PublishedSnapshot> current;
   std::vector<NodeStatus> nodes;  // by node id

@@ -266,3 +266,53 @@ TEST_F(FleetTest, IfCurrentAndVersionClashesRefuseBeforeWriting) {
 
 }  // namespace
 }  // namespace mcproxy::fleet
+
+namespace mcproxy::fleet {
+namespace {
+
+TEST_F(FleetTest, PruneKeepsTheNewestAndCurrentAndTheirChunksOnly) {
+  for (int i = 1; i <= 5; ++i) ASSERT_EQ(publishText(configText(i)), i);
+  auto session = etcd_.connectFromElsewhere();
+  // A rollback: current points at version 2, older than the two kept.
+  auto rollback = publish(*session, author_, {"edge", 2, std::nullopt, "me"});
+  ASSERT_TRUE(rollback.ok()) << rollback.status();
+  auto dry = pruneFleet(*session, "edge", 2, /*dry_run=*/true);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_EQ(dry->deleted, (std::vector<int64_t>{1, 3}));
+  EXPECT_TRUE(etcd_.value(snapshotKey("edge", 1)).has_value());  // a dry run deletes nothing
+  auto pruned = pruneFleet(*session, "edge", 2, /*dry_run=*/false);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(pruned->kept, (std::vector<int64_t>{2, 4, 5}));
+  EXPECT_EQ(pruned->chunk_sets_deleted, 2);
+  EXPECT_FALSE(etcd_.value(snapshotKey("edge", 3)));
+  auto chunks = session->rangePrefix("/mcproxy/edge/chunks/", true);
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->kvs_size(), 3);  // one chunk each for versions 2, 4 and 5
+  // What current points at still reads back whole.
+  PublishedSnapshot current;
+  ASSERT_TRUE(fromJson(etcd_.value(currentKey("edge"))->value(), current).ok());
+  EXPECT_TRUE(fetchSnapshot(*session, current).ok());
+}
+
+TEST_F(FleetTest, APublishWhoseChunksWerePrunedMeanwhileChangesNothing) {
+  ASSERT_EQ(publishText(configText(1)), 1);
+  author_.write(snapshot::parseTextConfig(configText(2), "test"), "file:2");
+  etcd_.beforeNextTxn([&] {
+    auto other = etcd_.connectFromElsewhere();
+    auto pruned = pruneFleet(*other, "edge", 1, false);  // version 2's chunks: no version yet
+    ASSERT_TRUE(pruned.ok()) << pruned.status();
+    EXPECT_EQ(pruned->chunk_sets_deleted, 1);
+  });
+  auto session = etcd_.connectFromElsewhere();
+  auto lost = publish(*session, author_, {"edge", 2, std::nullopt, "me"});
+  ASSERT_TRUE(absl::IsAborted(lost.status())) << lost.status();
+  EXPECT_NE(lost.status().message().find("a prune deleted this publish's chunks"),
+            std::string::npos);
+  PublishedSnapshot current;
+  ASSERT_TRUE(fromJson(etcd_.value(currentKey("edge"))->value(), current).ok());
+  EXPECT_EQ(current.version(), 1);
+  ASSERT_TRUE(publish(*session, author_, {"edge", 2, std::nullopt, "me"}).ok());  // again: fine
+}
+
+}  // namespace
+}  // namespace mcproxy::fleet

@@ -401,6 +401,33 @@ class FleetTest(harness.ProxyTestCase):
         self.assertEqual(self.compile(self.config('routes { hostname: "local.test" backend: '
                                                   '"127.0.0.1:1" }'), db=proxy.db).returncode, 0)
 
+    def test_prune_keeps_the_newest_versions_and_what_current_uses(self):
+        proxy = self.node("n1")
+        for number in range(1, 5):
+            version, _ = self.published(number)
+        self.wait_applied(proxy, version)
+
+        def keys(prefix):
+            out = subprocess.run(["etcdctl", "--endpoints", self.etcd.url, "get", "--prefix",
+                                  "--keys-only", prefix], check=True, capture_output=True,
+                                 text=True, env={**os.environ, "ETCDCTL_API": "3"}).stdout
+            return [k for k in out.split() if k]
+
+        dry = harness.ctl("fleet", "prune", "--etcd", self.etcd.url, "--fleet", FLEET, "--keep",
+                          "2", "--dry-run")
+        self.assertIn("would delete version(s) 1, 2 and 2 content(s)", dry.stdout)
+        self.assertEqual(len(keys(f"/mcproxy/{FLEET}/snapshots/")), 4)
+        pruned = harness.ctl("fleet", "prune", "--etcd", self.etcd.url, "--fleet", FLEET,
+                             "--keep", "2")
+        self.assertIn("deleted version(s) 1, 2 and 2 content(s) no kept version uses; kept 3, 4",
+                      pruned.stdout)
+        self.assertEqual(sorted(keys(f"/mcproxy/{FLEET}/snapshots/")),
+                         [f"/mcproxy/{FLEET}/snapshots/3", f"/mcproxy/{FLEET}/snapshots/4"])
+        self.assertEqual(len(keys(f"/mcproxy/{FLEET}/chunks/")), 2)
+        # Rollback to a kept version still works, and the node follows it.
+        self.publish("--version", "3")
+        self.wait_applied(proxy, 3)
+
     def test_bad_fleet_flags_are_refused_before_anything_starts(self):
         db = os.path.join(self.dir, "n.db")
         for args, message in (

@@ -112,7 +112,8 @@ class FakeEtcdSession : public Etcd {
       : cluster_(cluster), generation_(generation), elsewhere_(elsewhere) {}
 
   absl::StatusOr<etcdserverpb::RangeResponse> range(const std::string& key,
-                                                    const std::string& range_end) override {
+                                                    const std::string& range_end,
+                                                    bool keys_only) override {
     std::lock_guard lock(cluster_.mutex_);
     if (absl::Status s = alive(); !s.ok()) return s;
     etcdserverpb::RangeResponse response;
@@ -120,6 +121,7 @@ class FakeEtcdSession : public Etcd {
     for (auto it = cluster_.kvs_.lower_bound(key); it != cluster_.kvs_.end(); ++it) {
       if (range_end.empty() ? it->first != key : it->first >= range_end) break;
       *response.add_kvs() = it->second;
+      if (keys_only) response.mutable_kvs()->rbegin()->clear_value();
     }
     return response;
   }
@@ -146,11 +148,16 @@ class FakeEtcdSession : public Etcd {
     for (const auto& compare : request.compare()) {
       auto it = cluster_.kvs_.find(compare.key());
       const int64_t mod = it == cluster_.kvs_.end() ? 0 : it->second.mod_revision();
-      if (compare.target() != etcdserverpb::Compare::MOD ||
-          compare.result() != etcdserverpb::Compare::EQUAL) {
-        return absl::UnimplementedError("the fake compares mod revisions for equality only");
+      if (compare.target() != etcdserverpb::Compare::MOD) {
+        return absl::UnimplementedError("the fake compares mod revisions only");
       }
-      succeeded = succeeded && mod == compare.mod_revision();
+      if (compare.result() == etcdserverpb::Compare::EQUAL) {
+        succeeded = succeeded && mod == compare.mod_revision();
+      } else if (compare.result() == etcdserverpb::Compare::GREATER) {
+        succeeded = succeeded && mod > compare.mod_revision();
+      } else {
+        return absl::UnimplementedError("the fake compares with EQUAL and GREATER only");
+      }
     }
     for (const auto& op : succeeded ? request.success() : request.failure()) {
       if (!op.has_request_put()) return absl::UnimplementedError("the fake puts only");
@@ -160,6 +167,19 @@ class FakeEtcdSession : public Etcd {
     etcdserverpb::TxnResponse response;
     response.set_succeeded(succeeded);
     return response;
+  }
+  absl::StatusOr<int64_t> deleteRange(const std::string& key,
+                                      const std::string& range_end) override {
+    std::lock_guard lock(cluster_.mutex_);
+    if (absl::Status s = alive(); !s.ok()) return s;
+    int64_t deleted = 0;
+    for (auto it = cluster_.kvs_.lower_bound(key); it != cluster_.kvs_.end();) {
+      if (range_end.empty() ? it->first != key : it->first >= range_end) break;
+      it = cluster_.kvs_.erase(it);
+      ++deleted;
+    }
+    if (deleted > 0) ++cluster_.revision_;
+    return deleted;
   }
   absl::StatusOr<int64_t> grantLease(int64_t ttl_seconds) override {
     std::lock_guard lock(cluster_.mutex_);
