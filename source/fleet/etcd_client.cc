@@ -114,9 +114,7 @@ absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::range(const std::string&
   request.set_key(key);
   request.set_range_end(range_end);
   request.set_keys_only(keys_only);
-  etcdserverpb::RangeResponse response;
-  if (absl::Status s = call("/etcdserverpb.KV/Range", request, response); !s.ok()) return s;
-  return response;
+  return unary<etcdserverpb::RangeResponse>("/etcdserverpb.KV/Range", request);
 }
 
 absl::StatusOr<etcdserverpb::RangeResponse> Etcd::rangePrefix(const std::string& prefix,
@@ -136,14 +134,11 @@ absl::Status EtcdClient::put(const std::string& key, const std::string& value, i
   request.set_key(key);
   request.set_value(value);
   request.set_lease(lease);
-  etcdserverpb::PutResponse response;
-  return call("/etcdserverpb.KV/Put", request, response);
+  return unary<etcdserverpb::PutResponse>("/etcdserverpb.KV/Put", request).status();
 }
 
 absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::txn(const etcdserverpb::TxnRequest& request) {
-  etcdserverpb::TxnResponse response;
-  if (absl::Status s = call("/etcdserverpb.KV/Txn", request, response); !s.ok()) return s;
-  return response;
+  return unary<etcdserverpb::TxnResponse>("/etcdserverpb.KV/Txn", request);
 }
 
 absl::StatusOr<int64_t> EtcdClient::deleteRange(const std::string& key,
@@ -151,22 +146,19 @@ absl::StatusOr<int64_t> EtcdClient::deleteRange(const std::string& key,
   etcdserverpb::DeleteRangeRequest request;
   request.set_key(key);
   request.set_range_end(range_end);
-  etcdserverpb::DeleteRangeResponse response;
-  if (absl::Status s = call("/etcdserverpb.KV/DeleteRange", request, response); !s.ok()) {
-    return s;
-  }
-  return response.deleted();
+  auto response = unary<etcdserverpb::DeleteRangeResponse>("/etcdserverpb.KV/DeleteRange", request);
+  if (!response.ok()) return response.status();
+  return response->deleted();
 }
 
 absl::StatusOr<int64_t> EtcdClient::grantLease(int64_t ttl_seconds) {
   etcdserverpb::LeaseGrantRequest request;
   request.set_ttl(ttl_seconds);
-  etcdserverpb::LeaseGrantResponse response;
-  if (absl::Status s = call("/etcdserverpb.Lease/LeaseGrant", request, response); !s.ok()) {
-    return s;
-  }
-  if (!response.error().empty()) return absl::UnavailableError("etcd: " + response.error());
-  return response.id();
+  auto response =
+      unary<etcdserverpb::LeaseGrantResponse>("/etcdserverpb.Lease/LeaseGrant", request);
+  if (!response.ok()) return response.status();
+  if (!response->error().empty()) return absl::UnavailableError("etcd: " + response->error());
+  return response->id();
 }
 
 absl::StatusOr<int64_t> EtcdClient::keepAlive(int64_t lease) {
@@ -174,18 +166,17 @@ absl::StatusOr<int64_t> EtcdClient::keepAlive(int64_t lease) {
   // own is a renewal, and keeps this client's calls one at a time.
   etcdserverpb::LeaseKeepAliveRequest request;
   request.set_id(lease);
-  etcdserverpb::LeaseKeepAliveResponse response;
-  if (absl::Status s = call("/etcdserverpb.Lease/LeaseKeepAlive", request, response); !s.ok()) {
-    return s;
-  }
-  return response.ttl();
+  auto response =
+      unary<etcdserverpb::LeaseKeepAliveResponse>("/etcdserverpb.Lease/LeaseKeepAlive", request);
+  if (!response.ok()) return response.status();
+  return response->ttl();
 }
 
 absl::Status EtcdClient::revokeLease(int64_t lease) {
   etcdserverpb::LeaseRevokeRequest request;
   request.set_id(lease);
-  etcdserverpb::LeaseRevokeResponse response;
-  return call("/etcdserverpb.Lease/LeaseRevoke", request, response);
+  return unary<etcdserverpb::LeaseRevokeResponse>("/etcdserverpb.Lease/LeaseRevoke", request)
+      .status();
 }
 
 absl::Status EtcdClient::watch(const std::string& key, int64_t start_revision) {

@@ -102,6 +102,12 @@ class EtcdClient : public Etcd {
       : channel_(std::move(channel)), endpoint_(std::move(endpoint)), timeout_(timeout) {}
   absl::Status call(const char* method, const google::protobuf::Message& request,
                     google::protobuf::Message& response);
+  template <class Response>
+  absl::StatusOr<Response> unary(const char* method, const google::protobuf::Message& request) {
+    Response response;
+    if (absl::Status s = call(method, request, response); !s.ok()) return s;
+    return response;
+  }
 
   std::unique_ptr<grpc::BlockingChannel> channel_;
   std::string endpoint_;
