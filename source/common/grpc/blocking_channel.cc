@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "source/common/grpc/framing.h"
 #include "source/common/http/nghttp2_headers.h"
 #include "source/common/tls/server_context.h"
 
@@ -23,28 +24,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string percentDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    int value = 0;
-    if (text[i] == '%' && i + 2 < text.size() &&
-        absl::SimpleHexAtoi(std::string(text.substr(i + 1, 2)), &value)) {
-      out += static_cast<char>(value);
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 std::string frame(const google::protobuf::Message& message) {
-  std::string body;
-  message.SerializeToString(&body);
-  const uint32_t len = static_cast<uint32_t>(body.size());
-  std::string out{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                  static_cast<char>(len >> 8), static_cast<char>(len)};
-  return out + body;
+  return frameMessage(message.SerializeAsString());
 }
 
 int millisecondsLeft(Clock::time_point deadline) {
@@ -335,7 +316,7 @@ absl::Status BlockingChannel::streamStatus(const Stream& stream) const {
   }
   int code = 0;
   if (!absl::SimpleAtoi(stream.grpc_status, &code) || code < 0 || code > 16) code = 2;
-  return absl::Status(static_cast<absl::StatusCode>(code), percentDecode(stream.grpc_message));
+  return absl::Status(static_cast<absl::StatusCode>(code), decodeMessageText(stream.grpc_message));
 }
 
 absl::Status BlockingChannel::read(int32_t id, google::protobuf::Message& message,
@@ -425,9 +406,8 @@ int BlockingChannel::onData(nghttp2_session*, uint8_t, int32_t id, const uint8_t
   if (it == self->streams_.end()) return 0;
   Stream& stream = *it->second;
   stream.incoming.append(reinterpret_cast<const char*>(data), len);
-  while (stream.incoming.size() >= 5) {
-    const auto* p = reinterpret_cast<const uint8_t*>(stream.incoming.data());
-    const size_t length = (size_t{p[1]} << 24) | (size_t{p[2]} << 16) | (size_t{p[3]} << 8) | p[4];
+  while (auto header = frameHeader(stream.incoming)) {
+    const size_t length = header->length;
     if (stream.incoming.size() < 5 + length) break;
     stream.messages.push_back(stream.incoming.substr(5, length));
     stream.incoming.erase(0, 5 + length);

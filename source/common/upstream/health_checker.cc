@@ -2,6 +2,7 @@
 
 #include <absl/random/distributions.h>
 
+#include "source/common/grpc/framing.h"
 #include "source/common/http/codec.h"
 #include "source/common/logging/logger.h"
 #include "source/common/network/transport_connection.h"
@@ -28,16 +29,14 @@ std::string grpcHealthRequest(const std::string& service) {
     }
     message += service;
   }
-  std::string framed(5, '\0');
-  const uint32_t size = static_cast<uint32_t>(message.size());
-  for (int i = 0; i < 4; ++i) framed[1 + i] = static_cast<char>(size >> (24 - 8 * i));
-  return framed + message;
+  return grpc::frameMessage(message);
 }
 
 // grpc.health.v1.HealthCheckResponse's status (field 1): SERVING is 1. The message is tiny and
 // has that one field; anything else is not SERVING.
 bool grpcServing(std::string_view body) {
-  if (body.size() < 5 || body[0] != 0) return false;
+  const auto header = grpc::frameHeader(body);
+  if (!header || header->compressed) return false;
   const std::string_view message = body.substr(5);
   return message.size() >= 2 && message[0] == 0x08 && message[1] == 0x01;
 }

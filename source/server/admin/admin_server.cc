@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "source/common/buffer/buffer.h"
+#include "source/common/grpc/framing.h"
 #include "source/common/http/codec.h"
 #include "source/common/http/http1/server_codec.h"
 #include "source/common/http/http2/server_codec.h"
@@ -51,22 +52,6 @@ constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::chrono::milliseconds kFirstBytesTimeout{10000};
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr http::http2::ServerLimits kHttp2Limits{100, 65536, 1024 * 1024};
-
-// Percent-encodes a grpc-message value (RFC 3986 unreserved bytes and space pass).
-std::string grpcMessage(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (c >= 0x20 && c <= 0x7e && c != '%') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -208,7 +193,7 @@ void AdminStream::sendGrpcError(const GrpcReply& reply) {
   http::HeaderMap headers{{":status", "200"},
                           {"content-type", "application/grpc"},
                           {"grpc-status", std::to_string(static_cast<int>(reply.code))},
-                          {"grpc-message", grpcMessage(reply.message)}};
+                          {"grpc-message", grpc::encodeMessageText(reply.message)}};
   if (stream_) stream_->encodeHeaders(headers, true);
 }
 
@@ -217,10 +202,7 @@ void AdminStream::sendGrpcReply(const GrpcReply& reply) {
     sendGrpcError(reply);
     return;
   }
-  const uint32_t len = static_cast<uint32_t>(reply.response.size());
-  std::string framed{0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                     static_cast<char>(len >> 8), static_cast<char>(len)};
-  send("200", "application/grpc", framed + reply.response, {{"grpc-status", "0"}});
+  send("200", "application/grpc", grpc::frameMessage(reply.response), {{"grpc-status", "0"}});
 }
 
 void AdminStream::refuseTooLarge() {
@@ -252,13 +234,9 @@ void AdminStream::respond() {
   AdminBackend& backend = connection_.server().backend();
   if (connection_.grpcAllowed() && path.rfind(kGrpcPrefix, 0) == 0) {
     GrpcReply reply;
-    auto framedLength = [this] {
-      uint32_t len = 0;
-      for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(body_[i]);
-      return static_cast<size_t>(len);
-    };
     const std::string method = path.substr(std::strlen(kGrpcPrefix));
-    if (body_.size() < 5 || body_[0] != 0 || body_.size() - 5 != framedLength()) {
+    const auto header = grpc::frameHeader(body_);
+    if (!header || header->compressed || body_.size() - 5 != header->length) {
       reply = {GrpcCode::kInvalidArgument, "not one uncompressed gRPC message", ""};
     } else if (changesConfig(method)) {
       event::Dispatcher& dispatcher = connection_.server().dispatcher();
