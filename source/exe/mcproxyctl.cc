@@ -22,6 +22,7 @@
 #include "source/check/route_check.h"
 #include "source/common/config/config_error.h"
 #include "source/common/json/json_string.h"
+#include "source/common/network/host_name.h"
 #include "source/common/stats/stats.h"
 #include "source/fleet/fleet.h"
 #include "source/server/admin/admin_client.h"
@@ -855,10 +856,9 @@ int etcdFailure(const std::string& command, const absl::Status& status) {
 }
 
 std::string whoAmI() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
   const passwd* user = getpwuid(getuid());
-  return std::string(user ? user->pw_name : std::to_string(getuid())) + "@" + host;
+  return std::string(user ? user->pw_name : std::to_string(getuid())) + "@" +
+         mcproxy::network::hostName();
 }
 
 int publishCommand(const Args& args) {

@@ -6,8 +6,10 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -58,6 +60,21 @@ std::string snapshotKey(const std::string& fleet, int64_t version) {
 std::string nodesPrefix(const std::string& fleet) { return fleetPrefix(fleet) + "nodes/"; }
 std::string nodeKey(const std::string& fleet, const std::string& node_id) {
   return nodesPrefix(fleet) + node_id;
+}
+
+std::string localSource(const std::string& fleet, const PublishedSnapshot& published) {
+  return absl::StrCat(snapshot::SnapshotStore::kFleetSourcePrefix, fleet, " version ",
+                      published.version(), " (", published.source(), ")");
+}
+
+int64_t fleetVersionOf(const std::string& fleet, const std::string& source) {
+  const std::vector<std::string> words = absl::StrSplit(source, ' ');
+  int64_t version = 0;
+  if (words.size() < 3 || words[0] != snapshot::SnapshotStore::kFleetSourcePrefix + fleet ||
+      words[1] != "version" || !absl::SimpleAtoi(words[2], &version)) {
+    return 0;
+  }
+  return version;
 }
 
 std::string toJson(const google::protobuf::Message& message) {

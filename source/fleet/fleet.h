@@ -34,6 +34,11 @@ std::string snapshotKey(const std::string& fleet, int64_t version);
 std::string nodesPrefix(const std::string& fleet);
 std::string nodeKey(const std::string& fleet, const std::string& node_id);
 
+// The source a node stores a fleet version under ("fleet:edge version 12 (file:edge.textproto)"),
+// and the fleet version read back from such a source (0 for a source that is not `fleet`'s).
+std::string localSource(const std::string& fleet, const PublishedSnapshot& published);
+int64_t fleetVersionOf(const std::string& fleet, const std::string& source);
+
 std::string toJson(const google::protobuf::Message& message);
 absl::Status fromJson(const std::string& json, google::protobuf::Message& message);
 

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "source/common/logging/logger.h"
+#include "source/common/network/host_name.h"
 
 namespace mcproxy::fleet {
 namespace {
@@ -25,9 +26,7 @@ std::string describeRunning(const NodeStatus& status) {
 Follower::Follower(FollowerOptions options, NodeStatus running, ApplyFn apply)
     : options_(std::move(options)), apply_(std::move(apply)), status_(std::move(running)) {
   status_.set_node_id(options_.node_id);
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  status_.set_hostname(host);
+  status_.set_hostname(network::hostName());
   status_.set_pid(::getpid());
   if (status_.state().empty()) status_.set_state(status_.local_version() ? "applied" : "waiting");
 }
@@ -139,14 +138,7 @@ absl::Status Follower::consider(Etcd& etcd, const std::string& value) {
   auto config = fetchSnapshot(etcd, published);
   if (!config.ok()) {
     if (!absl::IsDataLoss(config.status())) return config.status();  // the connection: retry
-    LOG_ERROR << "fleet " << options_.fleet << ": version " << published.version()
-              << " refused: " << config.status().message() << "; still serving "
-              << describeRunning(now);
-    update([&](NodeStatus& s) {
-      s.set_state("refused");
-      s.set_refused_version(published.version());
-      s.set_error(std::string(config.status().message()));
-    });
+    refuse(published, std::string(config.status().message()));
     return absl::OkStatus();
   }
   std::future<ApplyVerdict> pending = apply_(published, std::move(*config));
@@ -167,27 +159,31 @@ absl::Status Follower::consider(Etcd& etcd, const std::string& value) {
       s.clear_refused_version();
     });
   } else {
-    LOG_ERROR << "fleet " << options_.fleet << ": version " << published.version()
-              << " REFUSED on this node: " << verdict.error << "; still serving "
-              << describeRunning(now);
-    update([&](NodeStatus& s) {
-      s.set_state("refused");
-      s.set_refused_version(published.version());
-      s.set_error(verdict.error);
-    });
+    refuse(published, verdict.error);
   }
   return absl::OkStatus();
 }
 
-absl::Status Follower::catchUp(Etcd& etcd, int64_t& revision) {
+void Follower::refuse(const PublishedSnapshot& published, const std::string& why) {
+  LOG_ERROR << "fleet " << options_.fleet << ": version " << published.version()
+            << " REFUSED on this node: " << why << "; still serving " << describeRunning(status());
+  update([&](NodeStatus& s) {
+    s.set_state("refused");
+    s.set_refused_version(published.version());
+    s.set_error(why);
+  });
+}
+
+absl::Status Follower::catchUpAndWatch(Etcd& etcd) {
   auto current = etcd.range(currentKey(options_.fleet));
   if (!current.ok()) return current.status();
-  revision = current->header().revision();
   if (current->kvs().empty()) {
     LOG_INFO << "fleet " << options_.fleet << ": nothing published yet";
-    return absl::OkStatus();
+  } else if (absl::Status s = consider(etcd, current->kvs(0).value()); !s.ok()) {
+    return s;
   }
-  return consider(etcd, current->kvs(0).value());
+  // From the revision read: no publish between the read and the watch is missed.
+  return etcd.watch(currentKey(options_.fleet), current->header().revision() + 1);
 }
 
 absl::Status Follower::follow(Etcd& etcd) {
@@ -195,9 +191,7 @@ absl::Status Follower::follow(Etcd& etcd) {
   if (!lease.ok()) return lease.status();
   update([](NodeStatus&) {});  // the key is new with this lease
   if (absl::Status s = report(etcd, *lease); !s.ok()) return s;
-  int64_t revision = 0;
-  if (absl::Status s = catchUp(etcd, revision); !s.ok()) return s;
-  if (absl::Status s = etcd.watch(currentKey(options_.fleet), revision + 1); !s.ok()) return s;
+  if (absl::Status s = catchUpAndWatch(etcd); !s.ok()) return s;
   const auto renew_every =
       std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl / 3);
   auto next_renewal = Clock::now() + renew_every;
@@ -211,16 +205,12 @@ absl::Status Follower::follow(Etcd& etcd) {
         // The history the watch needed is gone: read current again and watch from there.
         LOG_WARN << "fleet " << options_.fleet << ": watch restarted ("
                  << (watch.cancel_reason().empty() ? "compacted" : watch.cancel_reason()) << ")";
-        if (absl::Status s = catchUp(etcd, revision); !s.ok()) return s;
-        if (absl::Status s = etcd.watch(currentKey(options_.fleet), revision + 1); !s.ok()) {
-          return s;
-        }
+        if (absl::Status s = catchUpAndWatch(etcd); !s.ok()) return s;
         continue;
       }
       // Only the newest event matters: a node applies what current points at now.
       for (int i = watch.events_size() - 1; i >= 0; --i) {
         const auto& event = watch.events(i);
-        revision = std::max(revision, event.kv().mod_revision());
         if (event.type() != etcdserverpb::Event::PUT) continue;
         if (absl::Status s = consider(etcd, event.kv().value()); !s.ok()) return s;
         break;

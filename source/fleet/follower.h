@@ -57,8 +57,11 @@ class Follower {
   void run();
   // One connection's life: lease, catch-up, watch. Returns why it ended.
   absl::Status follow(Etcd& etcd);
-  absl::Status catchUp(Etcd& etcd, int64_t& revision);
+  // Reads current, considers it, and watches it from the revision read.
+  absl::Status catchUpAndWatch(Etcd& etcd);
   absl::Status consider(Etcd& etcd, const std::string& value);
+  // Keeps what runs, and says why this version does not (log, node key).
+  void refuse(const PublishedSnapshot& published, const std::string& why);
   absl::Status report(Etcd& etcd, int64_t lease);
   void sleepFor(std::chrono::milliseconds pause);
   void update(const std::function<void(NodeStatus&)>& change);

@@ -10,10 +10,9 @@
 #include <exception>
 #include <thread>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "source/common/config/config_error.h"
 #include "source/common/logging/logger.h"
+#include "source/common/network/host_name.h"
 #include "source/server/listen_socket.h"
 #include "source/snapshot/config_loader.h"
 #include "source/snapshot/migrations.h"
@@ -365,11 +364,7 @@ bool Server::startFleet() {
                                   if (!client.ok()) return client.status();
                                   return std::unique_ptr<fleet::Etcd>(std::move(*client));
                                 }};
-  if (follow.node_id.empty()) {
-    char host[256] = {};
-    ::gethostname(host, sizeof(host) - 1);
-    follow.node_id = host;
-  }
+  if (follow.node_id.empty()) follow.node_id = network::hostName();
   if (absl::Status s = fleet::checkName("the host name (--node-id)", follow.node_id); !s.ok()) {
     LOG_ERROR << s.message();
     return false;
@@ -378,15 +373,10 @@ bool Server::startFleet() {
   running.set_local_version(static_cast<int64_t>(snapshot_->version));
   running.set_applied_hash(running_hash_);
   try {
-    // The fleet version the newest local one came from ("fleet:edge version 7 (...)").
+    // The fleet version the running local one came from (its row alone, not its config).
     if (snapshot_->version > 0) {
-      const std::string source = store_->load(static_cast<int64_t>(snapshot_->version)).info.source;
-      const std::vector<std::string> words = absl::StrSplit(source, ' ');
-      int64_t fleet_version = 0;
-      if (words.size() >= 3 && words[0] == "fleet:" + follow.fleet && words[1] == "version" &&
-          absl::SimpleAtoi(words[2], &fleet_version)) {
-        running.set_applied_version(fleet_version);
-      }
+      running.set_applied_version(fleet::fleetVersionOf(
+          follow.fleet, store_->info(static_cast<int64_t>(snapshot_->version)).source));
     }
     store_->joinFleet({follow.fleet, etcd->describe(), follow.node_id, ""});
   } catch (const snapshot::StoreError& e) {
@@ -409,9 +399,7 @@ std::future<fleet::ApplyVerdict> Server::applyFleetSnapshot(
   // Like an admin change: compiled and stored on the change thread, run by the main thread.
   runChange([this, verdict, published, config = std::move(config)](AdminBackend& where) {
     fleet::ApplyVerdict out;
-    const std::string source = "fleet:" + options_.fleet + " version " +
-                               std::to_string(published.version()) + " (" + published.source() +
-                               ")";
+    const std::string source = fleet::localSource(options_.fleet, published);
     try {
       const ChangeResult result = where.applyConfig(config, source, std::nullopt);
       out.applied = true;

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "source/common/network/host_name.h"
 #include "source/common/router/hostname_matcher.h"
 #include "source/common/tls/digest.h"
 #include "source/snapshot/migrations.h"
@@ -147,6 +148,12 @@ void insertRoute(Statement& statement, int64_t version, const std::string& liste
   statement.bind(19, route.cluster());
   statement.bindBlob(20, content_hash);
   statement.run();
+}
+
+// The content hash of a config normalize() already made (contentHash() without normalizing
+// twice).
+std::string hashOfNormalized(const Bootstrap& normalized) {
+  return tls::sha256Hex(deterministicBytes(normalized));
 }
 
 // What tells one version of a route from another (routes.content_hash).
@@ -289,7 +296,7 @@ std::string SnapshotStore::canonicalBytes(const Bootstrap& config) {
 }
 
 std::string SnapshotStore::contentHash(const Bootstrap& config) {
-  return tls::sha256Hex(canonicalBytes(config));
+  return hashOfNormalized(normalize(config));
 }
 
 void SnapshotStore::joinFleet(const FleetMembership& membership) {
@@ -425,9 +432,9 @@ void SnapshotStore::writeRoutes(int64_t version, const Bootstrap& config) {
 WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
                                  int64_t rollback_of, std::optional<int64_t> built_on) {
   const Bootstrap config = normalize(input);
-  const std::string hash = tls::sha256Hex(deterministicBytes(config));  // contentHash(input)
+  const std::string hash = hashOfNormalized(config);
   Transaction transaction(db_);
-  if (source.rfind("fleet:", 0) != 0) {
+  if (source.rfind(kFleetSourcePrefix, 0) != 0) {
     if (auto membership = fleetMembership()) {
       throw FleetMember("this database follows fleet " + membership->fleet + " (etcd " +
                         membership->etcd + ", node " + membership->node_id +
@@ -1198,11 +1205,7 @@ std::vector<std::string> SnapshotStore::diff(int64_t from, int64_t to) {
 namespace mcproxy::snapshot {
 namespace {
 
-std::string hostName() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
-  return name;
-}
+using network::hostName;
 
 std::string instanceName() { return hostName() + ":" + std::to_string(getpid()); }
 

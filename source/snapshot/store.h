@@ -85,6 +85,8 @@ class SnapshotStore {
                     int64_t rollback_of = 0, std::optional<int64_t> built_on = std::nullopt);
   // Makes the content of `version` the newest version again.
   WriteResult rollback(int64_t version);
+  // One version's row (no config); throws StoreError if it does not exist.
+  SnapshotInfo info(int64_t version);
   // Newest first; `limit` 0 means all.
   std::vector<SnapshotInfo> history(size_t limit = 0);
   // Human-readable differences from `from` to `to`, one line each ("+ route ...").
@@ -99,9 +101,11 @@ class SnapshotStore {
   void forgetRunning();
   // Recomputes the content hash of `version` from its rows; false with `error` on mismatch.
   bool verify(int64_t version, std::string& error);
+  // What the source of a version a fleet node takes from its fleet starts with.
+  static constexpr const char* kFleetSourcePrefix = "fleet:";
   // A proxy started with --fleet marks its database as following the fleet: from then on only
-  // versions whose source starts with "fleet:" are written (FleetMember otherwise), until a
-  // proxy starts on it without --fleet (leaveFleet).
+  // versions whose source starts with kFleetSourcePrefix are written (FleetMember otherwise), until
+  // a proxy starts on it without --fleet (leaveFleet).
   void joinFleet(const FleetMembership& membership);
   // The fleet it left, if it followed one.
   std::optional<FleetMembership> leaveFleet();
@@ -120,7 +124,6 @@ class SnapshotStore {
   Database& database() { return db_; }
 
  private:
-  SnapshotInfo info(int64_t version);
   // The config's clusters and their endpoints (before the routes that name them).
   void writeClusters(int64_t version, const mcproxy::config::v1::Bootstrap& config);
   // The version's routes: rows for the routes that are new or changed since the newest version

@@ -51,6 +51,18 @@ TEST(FleetKeysTest, NamesAreKeyParts) {
   EXPECT_EQ(nodeKey("edge", "n1"), "/mcproxy/edge/nodes/n1");
 }
 
+TEST(FleetKeysTest, TheLocalSourceOfAFleetVersionReadsBack) {
+  PublishedSnapshot published;
+  published.set_version(12);
+  published.set_source("file:edge.textproto");
+  const std::string source = localSource("edge", published);
+  EXPECT_EQ(source, "fleet:edge version 12 (file:edge.textproto)");
+  EXPECT_EQ(fleetVersionOf("edge", source), 12);
+  EXPECT_EQ(fleetVersionOf("other", source), 0);
+  EXPECT_EQ(fleetVersionOf("edge", "file:edge.textproto"), 0);
+  EXPECT_EQ(fleetVersionOf("edge", "fleet:edge version x (y)"), 0);
+}
+
 TEST(FleetKeysTest, StatusRoundTripsThroughJson) {
   NodeStatus status;
   status.set_node_id("n1");
