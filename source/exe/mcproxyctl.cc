@@ -832,18 +832,13 @@ int dbCommand(const Args& args) {
 absl::StatusOr<std::unique_ptr<mcproxy::fleet::EtcdClient>> connectEtcd(const Args& args) {
   auto urls = args.flags.find("--etcd");
   if (urls == args.flags.end()) return absl::InvalidArgumentError("--etcd URLS is required");
-  auto options = mcproxy::fleet::EtcdOptions::parse(urls->second);
-  if (!options.ok()) return options.status();
   auto flag = [&](const char* name) {
     auto it = args.flags.find(name);
     return it == args.flags.end() ? std::string() : it->second;
   };
-  options->ca_file = flag("--etcd-ca");
-  options->cert_file = flag("--etcd-cert");
-  options->key_file = flag("--etcd-key");
-  if (options->cert_file.empty() != options->key_file.empty()) {
-    return absl::InvalidArgumentError("--etcd-cert and --etcd-key go together");
-  }
+  auto options = mcproxy::fleet::EtcdOptions::parse(urls->second, flag("--etcd-ca"),
+                                                    flag("--etcd-cert"), flag("--etcd-key"));
+  if (!options.ok()) return options.status();
   return mcproxy::fleet::EtcdClient::connect(*options);
 }
 

@@ -9,8 +9,15 @@
 
 namespace mcproxy::fleet {
 
-absl::StatusOr<EtcdOptions> EtcdOptions::parse(const std::string& urls) {
+absl::StatusOr<EtcdOptions> EtcdOptions::parse(const std::string& urls, std::string ca_file,
+                                               std::string cert_file, std::string key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError("--etcd-cert and --etcd-key go together");
+  }
   EtcdOptions options;
+  options.ca_file = std::move(ca_file);
+  options.cert_file = std::move(cert_file);
+  options.key_file = std::move(key_file);
   const std::vector<std::string> parts = absl::StrSplit(urls, ',', absl::SkipWhitespace());
   for (const std::string& part : parts) {
     const std::string url(absl::StripAsciiWhitespace(part));

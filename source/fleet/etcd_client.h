@@ -29,8 +29,10 @@ struct EtcdOptions {
   std::string key_file;
   std::chrono::milliseconds timeout{5000};
 
-  // "http://127.0.0.1:2379,https://etcd-1:2379" -> endpoints; an error names the bad URL.
-  static absl::StatusOr<EtcdOptions> parse(const std::string& urls);
+  // "http://127.0.0.1:2379,https://etcd-1:2379" -> endpoints; an error names the bad URL. The
+  // TLS files as given (a client certificate needs its key, and the other way round).
+  static absl::StatusOr<EtcdOptions> parse(const std::string& urls, std::string ca_file = "",
+                                           std::string cert_file = "", std::string key_file = "");
   std::string describe() const;  // the URLs, comma-separated
 };
 

@@ -350,14 +350,12 @@ bool Server::startAdmin(const mcproxy::config::v1::Admin& admin) {
 
 bool Server::startFleet() {
   if (options_.fleet.empty()) return true;
-  auto etcd = fleet::EtcdOptions::parse(options_.etcd_urls);
+  auto etcd = fleet::EtcdOptions::parse(options_.etcd_urls, options_.etcd_ca, options_.etcd_cert,
+                                        options_.etcd_key);
   if (!etcd.ok()) {
     LOG_ERROR << etcd.status().message();
     return false;
   }
-  etcd->ca_file = options_.etcd_ca;
-  etcd->cert_file = options_.etcd_cert;
-  etcd->key_file = options_.etcd_key;
   fleet::FollowerOptions follow{options_.fleet, options_.node_id, std::chrono::seconds(10),
                                 [etcd = *etcd]() -> absl::StatusOr<std::unique_ptr<fleet::Etcd>> {
                                   auto client = fleet::EtcdClient::connect(etcd);

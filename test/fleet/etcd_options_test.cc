@@ -25,6 +25,20 @@ TEST(EtcdOptionsTest, ParsesEndpointsInOrder) {
   EXPECT_EQ(EtcdOptions::parse("http://etcd")->endpoints[0].port, 2379);
 }
 
+TEST(EtcdOptionsTest, TakesTheTlsFilesAClientCertificateWithItsKey) {
+  auto options = EtcdOptions::parse("https://etcd:2379", "ca.pem", "c.pem", "k.pem");
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->ca_file, "ca.pem");
+  EXPECT_EQ(options->cert_file, "c.pem");
+  EXPECT_EQ(options->key_file, "k.pem");
+  for (const auto& [cert, key] :
+       {std::pair<std::string, std::string>{"c.pem", ""}, {"", "k.pem"}}) {
+    auto half = EtcdOptions::parse("https://etcd:2379", "", cert, key);
+    EXPECT_TRUE(absl::IsInvalidArgument(half.status()));
+    EXPECT_EQ(half.status().message(), "--etcd-cert and --etcd-key go together");
+  }
+}
+
 TEST(EtcdOptionsTest, RefusesWhatIsNotAnEndpointNamingIt) {
   for (const char* bad : {"", "127.0.0.1:2379", "grpc://etcd:2379", "http://:2379", "http://etcd:0",
                           "http://etcd:70000", "http://etcd:x"}) {
