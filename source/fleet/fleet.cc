@@ -24,17 +24,15 @@ std::string chunkKey(const std::string& prefix, int index) {
   return absl::StrFormat("%s%06d", prefix, index);
 }
 
-etcdserverpb::Compare modRevisionIs(const std::string& key, int64_t revision) {
+// The key's mod revision compared with `revision` (0: the key does not exist).
+etcdserverpb::Compare modRevision(const std::string& key,
+                                  etcdserverpb::Compare::CompareResult result, int64_t revision) {
   etcdserverpb::Compare compare;
   compare.set_key(key);
   compare.set_target(etcdserverpb::Compare::MOD);
-  compare.set_result(etcdserverpb::Compare::EQUAL);
-  compare.set_mod_revision(revision);  // 0: the key does not exist
+  compare.set_result(result);
+  compare.set_mod_revision(revision);
   return compare;
-}
-
-std::string nowText() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
 }
 
 }  // namespace
@@ -77,6 +75,10 @@ int64_t fleetVersionOf(const std::string& fleet, const std::string& source) {
   return version;
 }
 
+std::string utcNow() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+}
+
 std::string toJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
@@ -112,7 +114,7 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
   published.set_size_bytes(static_cast<int64_t>(bytes.size()));
   published.set_chunks(static_cast<int32_t>((bytes.size() + kChunkBytes - 1) / kChunkBytes));
   published.set_chunk_prefix(chunkPrefix(options.fleet, stored.info.content_hash));
-  published.set_published_at(nowText());
+  published.set_published_at(utcNow());
   published.set_published_by(options.published_by);
   published.set_listeners(stored.info.listeners);
   published.set_routes(stored.info.routes);
@@ -141,7 +143,7 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
           "): one database authors a fleet; nothing was published"));
     }
     published = before;  // a republish (rollback) points at what was published then
-    published.set_published_at(nowText());
+    published.set_published_at(utcNow());
     published.set_published_by(options.published_by);
   }
 
@@ -153,18 +155,15 @@ absl::StatusOr<PublishedSnapshot> publish(Etcd& etcd, snapshot::SnapshotStore& s
   }
 
   etcdserverpb::TxnRequest txn;
-  *txn.add_compare() =
-      modRevisionIs(currentKey(options.fleet), *current ? (*current)->mod_revision() : 0);
+  *txn.add_compare() = modRevision(currentKey(options.fleet), etcdserverpb::Compare::EQUAL,
+                                   *current ? (*current)->mod_revision() : 0);
   // The chunks are still there (a prune may delete a content's chunks while nothing points at
   // them yet).
-  etcdserverpb::Compare chunks_there;
-  chunks_there.set_key(chunkKey(published.chunk_prefix(), 0));
-  chunks_there.set_target(etcdserverpb::Compare::MOD);
-  chunks_there.set_result(etcdserverpb::Compare::GREATER);
-  chunks_there.set_mod_revision(0);
-  *txn.add_compare() = chunks_there;
-  *txn.add_compare() = modRevisionIs(snapshotKey(options.fleet, version),
-                                     *existing ? (*existing)->mod_revision() : 0);
+  *txn.add_compare() =
+      modRevision(chunkKey(published.chunk_prefix(), 0), etcdserverpb::Compare::GREATER, 0);
+  *txn.add_compare() =
+      modRevision(snapshotKey(options.fleet, version), etcdserverpb::Compare::EQUAL,
+                  *existing ? (*existing)->mod_revision() : 0);
   const std::string json = toJson(published);
   auto* put_snapshot = txn.add_success()->mutable_request_put();
   put_snapshot->set_key(snapshotKey(options.fleet, version));

@@ -39,6 +39,9 @@ std::string nodeKey(const std::string& fleet, const std::string& node_id);
 std::string localSource(const std::string& fleet, const PublishedSnapshot& published);
 int64_t fleetVersionOf(const std::string& fleet, const std::string& source);
 
+// Now, as the times in etcd's values say it: ISO 8601, UTC, milliseconds.
+std::string utcNow();
+
 std::string toJson(const google::protobuf::Message& message);
 absl::Status fromJson(const std::string& json, google::protobuf::Message& message);
 

@@ -54,8 +54,7 @@ NodeStatus Follower::status() const {
 void Follower::update(const std::function<void(NodeStatus&)>& change) {
   std::lock_guard lock(status_mutex_);
   change(status_);
-  status_.set_updated_at(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
+  status_.set_updated_at(utcNow());
   status_dirty_ = true;
 }
 
