@@ -13,6 +13,7 @@
 #include "source/common/config/config_error.h"
 #include "source/common/logging/logger.h"
 #include "source/common/network/host_name.h"
+#include "source/common/tls/digest.h"
 #include "source/server/listen_socket.h"
 #include "source/snapshot/config_loader.h"
 #include "source/snapshot/migrations.h"
@@ -63,7 +64,10 @@ class Server::ChangeBackend : public AdminBackend {
     // Validate first: an invalid change throws here and touches neither the database nor the
     // running routes.
     const auto started = std::chrono::steady_clock::now();
-    snapshot::CompileResult compiled = server_.compileConfig(config, 0);
+    // Normalized as the store writes it: the snapshot's bytes are then the version's canonical
+    // bytes, which the next route edit is made to (applyRouteEdit).
+    snapshot::CompileResult compiled =
+        server_.compileConfig(snapshot::SnapshotStore::normalize(config), 0);
     const double compile_ms = millisecondsSince(started);
     const auto store_started = std::chrono::steady_clock::now();
     const snapshot::WriteResult written = store()->write(config, source, 0, built_on);
@@ -73,11 +77,53 @@ class Server::ChangeBackend : public AdminBackend {
       return {running->version, false};
     }
     compiled.snapshot->version = static_cast<uint64_t>(written.version);
+    compiled.snapshot->config_hash = written.content_hash;  // compiled from the normalized config
     const ChangeResult result = server_.runOnMainThread(
         std::move(compiled.snapshot), std::move(compiled.warnings), source, written);
     LOG_INFO << "config version " << written.version << " (" << source
              << ") is running: compiled in " << compile_ms << " ms, stored in " << store_ms
              << " ms, " << millisecondsSince(started) << " ms in all (on the change thread)";
+    return result;
+  }
+  std::optional<ChangeResult> applyRouteEdit(snapshot::RouteEdit edit,
+                                             const std::string& source) override {
+    const auto started = std::chrono::steady_clock::now();
+    const auto running = currentSnapshot();
+    const int64_t newest = store()->latestVersion();
+    if (newest == 0 || static_cast<uint64_t>(newest) != running->version) return std::nullopt;
+    // The edit is made to the running snapshot's bytes: they must be exactly what is stored.
+    const std::string stored_hash = store()->info(newest).content_hash;
+    if ((running->config_hash.empty() ? tls::sha256Hex(running->config_bytes)
+                                      : running->config_hash) != stored_hash) {
+      LOG_INFO << source << ": made the long way (the running config's bytes are not version "
+               << newest << "'s canonical bytes)";
+      return std::nullopt;
+    }
+    auto prepared = snapshot::prepareRouteEdit(running->config_bytes, newest, std::move(edit));
+    if (!prepared.ok()) {
+      LOG_INFO << source << ": made the long way (" << prepared.status().message() << ")";
+      return std::nullopt;
+    }
+    const double prepare_ms = millisecondsSince(started);
+    const auto patch_started = std::chrono::steady_clock::now();
+    snapshot::CompileResult compiled =
+        snapshot::patchRoutes(*running, *prepared, server_.stats_, server_.shared_objects_);
+    const double patch_ms = millisecondsSince(patch_started);
+    const auto store_started = std::chrono::steady_clock::now();
+    snapshot::WriteResult written;
+    try {
+      written = store()->writeRouteEdit(*prepared, source);
+    } catch (const snapshot::VersionConflict&) {
+      return std::nullopt;  // another writer came first: the long way builds on its version
+    }
+    const double store_ms = millisecondsSince(store_started);
+    compiled.snapshot->version = static_cast<uint64_t>(written.version);
+    const ChangeResult result = server_.runOnMainThread(
+        std::move(compiled.snapshot), std::move(compiled.warnings), source, written);
+    LOG_INFO << "config version " << written.version << " (" << source << ") is running: version "
+             << newest << "'s bytes edited in " << prepare_ms << " ms, its snapshot patched in "
+             << patch_ms << " ms, stored in " << store_ms << " ms, " << millisecondsSince(started)
+             << " ms in all (on the change thread)";
     return result;
   }
   ChangeResult reloadCertificates() override {

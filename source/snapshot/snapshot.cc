@@ -483,10 +483,10 @@ upstream::HealthCheckSpec compileHealthCheck(const mcproxy::config::v1::HealthCh
 
 // Compiles the top-level clusters. An endpoint's state (health, ejections) is taken from the
 // compile before while the cluster keeps the endpoint, so reloads do not forget it.
-std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
+std::vector<std::shared_ptr<const upstream::Cluster>> compileClusters(
     const Bootstrap& config, stats::Store& store, config::SharedObjects& shared, TlsContexts& tls,
     std::vector<std::string>& warnings, ClusterTable& table) {
-  std::vector<std::unique_ptr<const upstream::Cluster>> out;
+  std::vector<std::shared_ptr<const upstream::Cluster>> out;
   for (int i = 0; i < config.clusters_size(); ++i) {
     const auto& proto = config.clusters(i);
     const std::string path = "clusters[" + std::to_string(i) + "]";
@@ -587,7 +587,7 @@ std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
     auto cluster_state = shared.getOrCreate<upstream::ClusterState>(
         "cluster/" + proto.name(), [](const upstream::ClusterState&) { return true; },
         [] { return std::make_shared<upstream::ClusterState>(); });
-    auto cluster = std::make_unique<upstream::Cluster>(
+    auto cluster = std::make_shared<upstream::Cluster>(
         proto.name(), std::move(settings), std::move(endpoints), std::move(cluster_state),
         upstream::makeClusterStats(store, proto.name()));
     table.emplace(proto.name(), cluster.get());
@@ -596,7 +596,7 @@ std::vector<std::unique_ptr<const upstream::Cluster>> compileClusters(
   return out;
 }
 
-std::unique_ptr<router::Route> compileRoute(
+std::shared_ptr<router::Route> compileRoute(
     const Route& proto, const std::string& path, const std::string& listener_name, bool is_default,
     stats::Store& store, std::vector<std::string>& warnings,
     std::vector<std::string>& watched_files, const module::ModuleSet& modules, TlsContexts& tls,
@@ -704,7 +704,7 @@ std::unique_ptr<router::Route> compileRoute(
   checkProxyProtocolVersion(proto.proxy_protocol_version(), path);
 
   const std::string route_label = is_default ? std::string("(default)") : proto.hostname();
-  auto route = std::make_unique<router::Route>(
+  auto route = std::make_shared<router::Route>(
       router::Route{router::toLowerAscii(proto.hostname()), target.text, target.backend,
                     l7 ? router::RouteMode::kL7 : router::RouteMode::kL4, proto.backend_tls(),
                     proto.send_proxy_protocol(), proto.proxy_protocol_version() == 1 ? 1u : 2u,
@@ -836,10 +836,12 @@ void compileFilterChain(const Bootstrap& bootstrap, const Listener& proto, size_
 
 // An exact route that a wildcard already covers with the same backend and settings adds
 // nothing; most often it is a leftover from before the wildcard was added.
+// `only`: the one route to check (a patch's new exact route); null checks every route.
 void warnRedundantRoutes(const CompiledListener& listener, size_t index,
-                         std::vector<std::string>& warnings) {
+                         std::vector<std::string>& warnings, const router::Route* only = nullptr) {
   for (size_t i = 0; i < listener.routes.size(); ++i) {
     const router::Route& route = *listener.routes[i];
+    if (only != nullptr && &route != only) continue;
     if (route.hostname.empty() || route.hostname.starts_with("*.")) continue;
     const auto* covering = listener.route_table.findWildcard(route.hostname);
     if (covering == nullptr) continue;
@@ -903,6 +905,44 @@ std::shared_ptr<const access_log::AccessLog> compileAccessLog(
       std::move(text));
 }
 
+// What a listener gets once its routes are in place: the checks across its routes, its filter
+// chain and its access log.
+// A patch (patched) checks the redundancy of the route it adds (`added`) only: other routes
+// were checked when they came, and a removal makes nothing redundant. A wildcard it adds may
+// cover any exact route, so all are checked then.
+void finishListener(const Bootstrap& bootstrap, const Listener& proto, size_t index,
+                    CompiledListener& listener, stats::Store& store,
+                    std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
+                    config::SharedObjects& shared, const module::ModuleSet& modules,
+                    bool patched = false, const router::Route* added = nullptr) {
+  const std::string path = "listeners[" + std::to_string(index) + "]";
+  if (listener.routes.empty()) {
+    warnings.push_back(path + ": no routes and no default_route; every connection is refused");
+  }
+  if (!patched || (added != nullptr && added->hostname.starts_with("*."))) {
+    warnRedundantRoutes(listener, index, warnings);
+  } else if (added != nullptr) {
+    warnRedundantRoutes(listener, index, warnings, added);
+  }
+  if (!proto.filters().empty() && !listener.routes.empty()) {
+    const bool has_router = std::any_of(
+        proto.filters().begin(), proto.filters().end(),
+        [](const auto& filter) { return filter.name() == "mcproxy.filters.network.router"; });
+    if (!has_router) {
+      warnings.push_back(path +
+                         ".filters: the chain has no mcproxy.filters.network.router, so its "
+                         "routes and default_route are unreachable");
+    }
+  }
+  compileFilterChain(bootstrap, proto, index, listener, store, warnings, watched_files, shared,
+                     modules);
+  if (proto.has_access_log()) {
+    listener.access_log = compileAccessLog(proto.access_log(), path + ".access_log", shared);
+  } else if (bootstrap.has_access_log()) {
+    listener.access_log = compileAccessLog(bootstrap.access_log(), "access_log", shared);
+  }
+}
+
 std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, const Listener& proto,
                                                   size_t index, stats::Store& store,
                                                   std::vector<std::string>& warnings,
@@ -941,27 +981,8 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
-  if (listener->routes.empty()) {
-    warnings.push_back(path + ": no routes and no default_route; every connection is refused");
-  }
-  warnRedundantRoutes(*listener, index, warnings);
-  if (!proto.filters().empty() && !listener->routes.empty()) {
-    const bool has_router = std::any_of(
-        proto.filters().begin(), proto.filters().end(),
-        [](const auto& filter) { return filter.name() == "mcproxy.filters.network.router"; });
-    if (!has_router) {
-      warnings.push_back(path +
-                         ".filters: the chain has no mcproxy.filters.network.router, so its "
-                         "routes and default_route are unreachable");
-    }
-  }
-  compileFilterChain(bootstrap, proto, index, *listener, store, warnings, watched_files, shared,
-                     modules);
-  if (proto.has_access_log()) {
-    listener->access_log = compileAccessLog(proto.access_log(), path + ".access_log", shared);
-  } else if (bootstrap.has_access_log()) {
-    listener->access_log = compileAccessLog(bootstrap.access_log(), "access_log", shared);
-  }
+  finishListener(bootstrap, proto, index, *listener, store, warnings, watched_files, shared,
+                 modules);
   return listener;
 }
 
@@ -1030,6 +1051,12 @@ void loadModules(const Bootstrap& config, stats::Store& store, config::SharedObj
     snapshot.loaded_modules.push_back(loaded);
     watched_files.push_back(proto.path());
   }
+}
+
+void addWatchedFiles(Snapshot& snapshot, std::vector<std::string> paths) {
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  for (const std::string& path : paths) snapshot.watched_files.push_back(WatchedFile::stat(path));
 }
 
 std::atomic<int64_t> g_alive_snapshots{0};
@@ -1123,12 +1150,82 @@ CompileResult compile(Bootstrap input, stats::Store& store, uint64_t version,
     }
     snapshot->listeners.push_back(std::move(listener));
   }
-  std::sort(watched_paths.begin(), watched_paths.end());
-  watched_paths.erase(std::unique(watched_paths.begin(), watched_paths.end()), watched_paths.end());
-  for (const std::string& path : watched_paths) {
-    snapshot->watched_files.push_back(WatchedFile::stat(path));
-  }
+  addWatchedFiles(*snapshot, std::move(watched_paths));
   config.SerializeToString(&snapshot->config_bytes);
+  result.snapshot = std::move(snapshot);
+  return result;
+}
+
+CompileResult patchRoutes(const Snapshot& base, const PreparedRouteEdit& prepared,
+                          stats::Store& store, config::SharedObjects& shared) {
+  const RouteEdit& edit = prepared.edit;
+  const Bootstrap& skeleton = prepared.skeleton;
+  const size_t index = edit.listener_index;
+  const std::string path = "listeners[" + std::to_string(index) + "]";
+  if (index >= base.listeners.size() ||
+      static_cast<size_t>(skeleton.listeners_size()) != base.listeners.size()) {
+    throw ConfigError(path, "the route edit was made to another config than the running one");
+  }
+  CompileResult result;
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->drain_timeout = base.drain_timeout;
+  snapshot->modules = base.modules;
+  snapshot->loaded_modules = base.loaded_modules;
+  snapshot->clusters = base.clusters;
+  ClusterTable clusters;
+  for (const auto& cluster : base.clusters) clusters.emplace(cluster->name(), cluster.get());
+  std::vector<std::string> watched_paths;
+  TlsContexts tls(shared, watched_paths);
+
+  const Listener& proto = skeleton.listeners(static_cast<int>(index));
+  const CompiledListener& old = *base.listeners[index];
+  auto listener = std::make_shared<CompiledListener>(old.name, old.address_text, old.address,
+                                                     old.proxy_protocol, old.backlog, old.stats);
+  listener->route_table = old.route_table;
+  listener->default_route = old.default_route;
+  listener->routes.reserve(old.routes.size() + 1);
+  std::shared_ptr<const router::Route> default_route;
+  std::shared_ptr<router::Route> added;
+  if (edit.kind == RouteEdit::Kind::kAdd) {
+    const tls::ServerPolicy policy = compileTlsPolicy(proto.tls(), path + ".tls", result.warnings);
+    const int route_index = static_cast<int>(old.routes.size() - (old.default_route ? 1 : 0));
+    added = compileRoute(edit.route, routePath(index, route_index), old.name, false, store,
+                         result.warnings, watched_paths, base.modules, tls, policy, path + ".tls",
+                         clusters);
+    if (!listener->route_table.add(added->hostname, added.get())) {
+      throw ConfigError(routePath(index, route_index) + ".hostname",
+                        "\"" + edit.route.hostname() + "\" is already routed on this listener");
+    }
+  } else if (!listener->route_table.remove(edit.hostname)) {
+    throw ConfigError(path + ".routes", "no route \"" + edit.hostname + "\" to remove");
+  }
+  for (const auto& route : old.routes) {
+    if (route.get() == old.default_route) {
+      default_route = route;
+    } else if (edit.kind == RouteEdit::Kind::kAdd || route->hostname != edit.hostname) {
+      listener->routes.push_back(route);
+    }
+  }
+  // Config order: the routes, then the default route.
+  const router::Route* added_route = added.get();
+  if (added) listener->routes.push_back(std::move(added));
+  if (default_route) listener->routes.push_back(std::move(default_route));
+  finishListener(skeleton, proto, index, *listener, store, result.warnings, watched_paths, shared,
+                 base.modules, true, added_route);
+
+  snapshot->listeners = base.listeners;
+  snapshot->listeners[index] = std::move(listener);
+  for (const auto& compiled : snapshot->listeners) {
+    snapshot->listeners_by_address.emplace(compiled->address_text, compiled.get());
+  }
+  // The base's files, and any the new route reads.
+  snapshot->watched_files = base.watched_files;
+  for (const WatchedFile& file : base.watched_files) {
+    std::erase(watched_paths, file.path);
+  }
+  addWatchedFiles(*snapshot, std::move(watched_paths));
+  snapshot->config_bytes = prepared.canonical_after;
+  snapshot->config_hash = prepared.content_hash;
   result.snapshot = std::move(snapshot);
   return result;
 }

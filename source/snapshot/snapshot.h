@@ -17,6 +17,7 @@
 #include "source/common/router/route.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/cluster.h"
+#include "source/snapshot/route_edit.h"
 
 namespace mcproxy::access_log {
 class AccessLog;
@@ -49,7 +50,8 @@ struct CompiledListener : public router::RouteTable {
   network::Address address;
   bool proxy_protocol = false;
   uint32_t backlog = 1024;
-  std::vector<std::unique_ptr<router::Route>> routes;  // owns every route below
+  // Owns every route below; a route edit's snapshot shares the routes it keeps (patchRoutes).
+  std::vector<std::shared_ptr<const router::Route>> routes;
   router::HostnameMatcher<const router::Route*> route_table;
   const router::Route* default_route = nullptr;
   std::vector<network::FilterFactoryCb> filter_factories;
@@ -93,7 +95,11 @@ struct Snapshot {
   // recompile), which is rare and never on the data path.
   std::string config_bytes;
   mcproxy::config::v1::Bootstrap config() const;
-  std::vector<std::unique_ptr<CompiledListener>> listeners;
+  // SHA-256 (hex) of config_bytes when they are known to be a stored version's canonical bytes
+  // (a patched snapshot's, or set by whoever stored them); "" when not known.
+  std::string config_hash;
+  // Shared with the snapshot a route edit patches from this one, but for the edited listener.
+  std::vector<std::shared_ptr<const CompiledListener>> listeners;
   std::unordered_map<std::string, const CompiledListener*> listeners_by_address;
   std::chrono::milliseconds drain_timeout{15000};
   std::vector<WatchedFile> watched_files;
@@ -101,7 +107,7 @@ struct Snapshot {
   module::ModuleSet modules;
   std::vector<std::shared_ptr<const void>> loaded_modules;
   // The top-level clusters, in config order; routes point into them.
-  std::vector<std::unique_ptr<const upstream::Cluster>> clusters;
+  std::vector<std::shared_ptr<const upstream::Cluster>> clusters;
 
   const CompiledListener* findListener(const std::string& address_text) const;
 };
@@ -119,6 +125,14 @@ CompileResult compile(mcproxy::config::v1::Bootstrap config, stats::Store& stats
                       config::SharedObjects& shared);
 // The same, with nothing shared with other compiles (the CLI, tests).
 CompileResult compile(mcproxy::config::v1::Bootstrap config, stats::Store& stats, uint64_t version);
+
+// Compiles a route edit of `base`'s config (prepareRouteEdit) by patching `base`, copy-on-write:
+// the edited listener gets a copy of its route table with the one route added (compiled here)
+// or removed, and its filter chain built again; its other routes, the other listeners, the
+// clusters and the modules are shared with `base`. Throws config::ConfigError as compile()
+// does, naming the route by its index in the edited config.
+CompileResult patchRoutes(const Snapshot& base, const PreparedRouteEdit& prepared,
+                          stats::Store& stats, config::SharedObjects& shared);
 
 // The filter names of the built-in chain used when a listener lists no filters.
 std::vector<std::string> defaultFilterChain(bool proxy_protocol, bool firewall);

@@ -119,6 +119,14 @@ void diffHttp(const std::string& where, const Route* before, const Route& after,
   }
 }
 
+constexpr const char* kInsertRouteRow =
+    "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
+    " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
+    " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
+    " allow_upgrades, cluster, content_hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20)";
+
 void insertRoute(Statement& statement, int64_t version, const std::string& listener,
                  int64_t position, const Route& route, const std::string& content_hash) {
   statement.bind(1, version)
@@ -259,6 +267,16 @@ void normalizeFirewall(mcproxy::config::v1::Firewall& firewall) {
 
 }  // namespace
 
+void SnapshotStore::normalizeRoute(Route& route) {
+  route.set_hostname(router::toLowerAscii(route.hostname()));
+  if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
+  for (auto& http_route : *route.mutable_http_routes()) {
+    for (auto& header : *http_route.mutable_headers()) {
+      header.set_name(router::toLowerAscii(header.name()));
+    }
+  }
+}
+
 Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
   Bootstrap out = config;
   out.clear_admin();  // process settings, not routing config: never versioned
@@ -276,15 +294,6 @@ Bootstrap SnapshotStore::normalize(const Bootstrap& config) {
     normalizeFirewall(*listener.mutable_firewall());
     if (listener.firewall().ByteSizeLong() == 0) listener.clear_firewall();
     if (listener.tls().ByteSizeLong() == 0) listener.clear_tls();
-    auto normalizeRoute = [](Route& route) {
-      route.set_hostname(router::toLowerAscii(route.hostname()));
-      if (route.mode() == Route::MODE_UNSPECIFIED) route.set_mode(Route::L4);
-      for (auto& http_route : *route.mutable_http_routes()) {
-        for (auto& header : *http_route.mutable_headers()) {
-          header.set_name(router::toLowerAscii(header.name()));
-        }
-      }
-    };
     for (Route& route : *listener.mutable_routes()) normalizeRoute(route);
     if (listener.has_default_route()) normalizeRoute(*listener.mutable_default_route());
   }
@@ -346,13 +355,7 @@ void SnapshotStore::writeRoutes(int64_t version, const Bootstrap& config) {
           OpenRow{rows.integer(2), rows.integer(3), rows.isNull(4) ? std::string() : rows.blob(4)});
     }
   }
-  Statement route_row = db_.prepare(
-      "INSERT INTO routes (snapshot_version, listener_name, position, hostname, backend, mode,"
-      " tls_cert, tls_key, backend_tls, send_proxy_protocol, proxy_protocol_version,"
-      " backend_tls_ca, backend_protocol, timeout_ms, client_ca, client_cert, ocsp_response,"
-      " allow_upgrades, cluster, content_hash)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-      " ?19, ?20)");
+  Statement route_row = db_.prepare(kInsertRouteRow);
   for (const Listener& listener : config.listeners()) {
     struct Planned {
       const Route* route;
@@ -429,11 +432,7 @@ void SnapshotStore::writeRoutes(int64_t version, const Bootstrap& config) {
   }
 }
 
-WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
-                                 int64_t rollback_of, std::optional<int64_t> built_on) {
-  const Bootstrap config = normalize(input);
-  const std::string hash = hashOfNormalized(config);
-  Transaction transaction(db_);
+int64_t SnapshotStore::newestForWrite(const std::string& source, std::optional<int64_t> built_on) {
   if (source.rfind(kFleetSourcePrefix, 0) != 0) {
     if (auto membership = fleetMembership()) {
       throw FleetMember("this database follows fleet " + membership->fleet + " (etcd " +
@@ -449,18 +448,12 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
                           ", but version " + std::to_string(newest) +
                           " was written meanwhile; nothing was written");
   }
-  if (newest > 0) {
-    Statement newest_hash = db_.prepare("SELECT content_hash FROM snapshots WHERE version = ?1");
-    newest_hash.bind(1, newest);
-    if (newest_hash.step() && newest_hash.text(0) == hash && rollback_of == 0) {
-      return {newest, false, hash};
-    }
-  }
-  const int64_t version = newest + 1;
-  int64_t route_count = 0;
-  for (const Listener& listener : config.listeners()) {
-    route_count += listener.routes_size() + (listener.has_default_route() ? 1 : 0);
-  }
+  return newest;
+}
+
+void SnapshotStore::insertSnapshotRow(int64_t version, const std::string& source,
+                                      const std::string& hash, const Bootstrap& config,
+                                      int64_t rollback_of, int64_t route_count) {
   Statement snapshot = db_.prepare(
       "INSERT INTO snapshots (version, created_at, source, content_hash, drain_timeout_ms,"
       " rollback_of, route_count) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4,"
@@ -476,7 +469,81 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
     snapshot.bindNull(5);
   }
   snapshot.run();
+}
 
+WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& source,
+                                 int64_t rollback_of, std::optional<int64_t> built_on) {
+  const Bootstrap config = normalize(input);
+  const std::string hash = hashOfNormalized(config);
+  Transaction transaction(db_);
+  const int64_t newest = newestForWrite(source, built_on);
+  if (newest > 0) {
+    Statement newest_hash = db_.prepare("SELECT content_hash FROM snapshots WHERE version = ?1");
+    newest_hash.bind(1, newest);
+    if (newest_hash.step() && newest_hash.text(0) == hash && rollback_of == 0) {
+      return {newest, false, hash};
+    }
+  }
+  const int64_t version = newest + 1;
+  int64_t route_count = 0;
+  for (const Listener& listener : config.listeners()) {
+    route_count += listener.routes_size() + (listener.has_default_route() ? 1 : 0);
+  }
+  insertSnapshotRow(version, source, hash, config, rollback_of, route_count);
+  writeVersionRows(version, config);
+  writeRoutes(version, config);
+  transaction.commit();
+  return {version, true, hash};
+}
+
+WriteResult SnapshotStore::writeRouteEdit(const PreparedRouteEdit& prepared,
+                                          const std::string& source) {
+  const RouteEdit& edit = prepared.edit;
+  const Bootstrap& skeleton = prepared.skeleton;
+  if (edit.listener_index >= static_cast<size_t>(skeleton.listeners_size())) {
+    throw StoreError("route edit: no listeners[" + std::to_string(edit.listener_index) + "]");
+  }
+  const std::string& listener = skeleton.listeners(static_cast<int>(edit.listener_index)).name();
+  Transaction transaction(db_);
+  const int64_t version = newestForWrite(source, prepared.base_version) + 1;
+  insertSnapshotRow(version, source, prepared.content_hash, skeleton, 0, prepared.route_count);
+  writeVersionRows(version, skeleton);
+  if (edit.kind == RouteEdit::Kind::kAdd) {
+    // After the listener's last route, and before its default route where there is room (the
+    // order a full write gives them, so that its next write shares both rows).
+    Statement last = db_.prepare(
+        "SELECT position, hostname FROM routes WHERE listener_name = ?1 AND until_version IS NULL"
+        " ORDER BY position DESC LIMIT 2");
+    last.bind(1, listener);
+    std::vector<std::pair<int64_t, bool>> rows;  // (position, is the default route)
+    while (last.step()) rows.emplace_back(last.integer(0), last.text(1).empty());
+    int64_t position = kPositionGap - 1;
+    if (!rows.empty()) {
+      const int64_t low = !rows[0].second ? rows[0].first : rows.size() > 1 ? rows[1].first : -1;
+      if (!rows[0].second || rows[0].first - low < 2) {
+        position = rows[0].first + kPositionGap;
+      } else {
+        position = low + (rows[0].first - low) / 2;
+      }
+    }
+    Statement route_row = db_.prepare(kInsertRouteRow);
+    insertRoute(route_row, version, listener, position, edit.route, routeHash(edit.route));
+    writeHttp(version, listener, edit.route);
+  } else {
+    Statement close = db_.prepare(
+        "UPDATE routes SET until_version = ?1"
+        " WHERE listener_name = ?2 AND hostname = ?3 AND until_version IS NULL");
+    close.bind(1, version).bind(2, listener).bind(3, edit.hostname).run();
+    if (sqlite3_changes(db_.handle()) != 1) {
+      throw StoreError("route edit: listener " + listener + " has no stored route \"" +
+                       edit.hostname + "\"; nothing was written");
+    }
+  }
+  transaction.commit();
+  return {version, true, prepared.content_hash};
+}
+
+void SnapshotStore::writeVersionRows(int64_t version, const Bootstrap& config) {
   writeClusters(version, config);
   Statement listener_row = db_.prepare(
       "INSERT INTO listeners (snapshot_version, position, name, address, proxy_protocol, backlog,"
@@ -504,7 +571,6 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
         .bind(11, absl::StrJoin(tls.groups(), ":"));
     listener_row.run();
   }
-  writeRoutes(version, config);
   writeFirewall(version, "", config.firewall());
   Statement access_log = db_.prepare(
       "INSERT INTO access_logs (snapshot_version, listener_name, path, format, text_format)"
@@ -547,8 +613,6 @@ WriteResult SnapshotStore::write(const Bootstrap& input, const std::string& sour
           .run();
     }
   }
-  transaction.commit();
-  return {version, true, hash};
 }
 
 void SnapshotStore::writeClusters(int64_t version, const Bootstrap& config) {

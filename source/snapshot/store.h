@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/mcproxy/config/v1/bootstrap.pb.h"
+#include "source/snapshot/route_edit.h"
 #include "source/snapshot/sqlite.h"
 
 namespace mcproxy::snapshot {
@@ -55,8 +56,8 @@ struct PruneResult {
 };
 
 struct WriteResult {
-  int64_t version;
-  bool created;  // false: the config equals the newest version, which stays newest
+  int64_t version = 0;
+  bool created = false;  // false: the config equals the newest version, which stays newest
   std::string content_hash;
 };
 
@@ -83,6 +84,10 @@ class SnapshotStore {
   // throws VersionConflict, writing nothing, when another version is newest by then.
   WriteResult write(const mcproxy::config::v1::Bootstrap& config, const std::string& source,
                     int64_t rollback_of = 0, std::optional<int64_t> built_on = std::nullopt);
+  // Stores a prepared route edit as the next version: compare-and-set on its base version as
+  // write() with `built_on` (VersionConflict, nothing written), the version's own rows from the
+  // skeleton and one route row added or closed; no other route is read or written.
+  WriteResult writeRouteEdit(const PreparedRouteEdit& prepared, const std::string& source);
   // Makes the content of `version` the newest version again.
   WriteResult rollback(int64_t version);
   // One version's row (no config); throws StoreError if it does not exist.
@@ -115,6 +120,7 @@ class SnapshotStore {
 
   // Lower-cased hostnames, explicit modes and listener names: the form rows round-trip to.
   static mcproxy::config::v1::Bootstrap normalize(const mcproxy::config::v1::Bootstrap& config);
+  static void normalizeRoute(mcproxy::config::v1::Route& route);
   // The deterministic serialization of the normalized config: what the content hash hashes,
   // and what a fleet publishes.
   static std::string canonicalBytes(const mcproxy::config::v1::Bootstrap& config);
@@ -124,6 +130,15 @@ class SnapshotStore {
   Database& database() { return db_; }
 
  private:
+  // The newest version, once checked that a write may follow it: FleetMember for a local
+  // change to a fleet node's database, VersionConflict when it is not `built_on`.
+  int64_t newestForWrite(const std::string& source, std::optional<int64_t> built_on);
+  void insertSnapshotRow(int64_t version, const std::string& source, const std::string& hash,
+                         const mcproxy::config::v1::Bootstrap& config, int64_t rollback_of,
+                         int64_t route_count);
+  // Every row of a version but its routes: clusters, listeners, firewalls, access logs,
+  // modules, trusted sources.
+  void writeVersionRows(int64_t version, const mcproxy::config::v1::Bootstrap& config);
   // The config's clusters and their endpoints (before the routes that name them).
   void writeClusters(int64_t version, const mcproxy::config::v1::Bootstrap& config);
   // The version's routes: rows for the routes that are new or changed since the newest version

@@ -129,6 +129,52 @@ class AdminTest(harness.ProxyTestCase):
         self.assertEqual(removed.snapshot_version, reply.snapshot_version + 1)
         self.assertFalse(self.reaches("b.test"))
 
+    def rows(self):
+        return int(subprocess.run(["sqlite3", self.db, "SELECT count(*) FROM routes"],
+                                  capture_output=True, text=True, check=True).stdout)
+
+    def test_route_edits_patch_what_runs_and_store_one_row(self):
+        """An API add or remove is made to the running snapshot's bytes, compiled by patching it
+        and stored as one route row: nothing else is read, compiled or written again. A version
+        another writer stored first is built on (the long way), and edits patch again after."""
+        admin = self.stub()
+        before = self.rows()
+        admin.AddRoute(self.pb.AddRouteRequest(
+            listener="edge", route=self.route("B.test", self.backend_b.address)))
+        self.assertRegex(self.proxy.log(), r"config version 2 \(api: add route B.test\) is "
+                         r"running: version 1's bytes edited in [0-9.]+ ms, its snapshot patched")
+        self.assertNotIn("made the long way", self.proxy.log())
+        self.assertEqual(self.rows(), before + 1)
+        self.assertTrue(self.reaches("b.test"))
+        # Another writer stores version 3; an add made before the proxy runs it builds on it.
+        other = self.write_config("other.textproto", f"""
+            listeners {{ name: "edge" address: "127.0.0.1:0"
+              routes {{ hostname: "a.test" backend: "{self.backend_a.address}" }}
+              routes {{ hostname: "b.test" backend: "{self.backend_b.address}" }}
+              routes {{ hostname: "z.test" backend: "{self.backend_b.address}" }} }}""")
+        harness.ctl("compile", "--config", other, "--db", self.db)
+        reply = admin.AddRoute(self.pb.AddRouteRequest(
+            listener="edge", route=self.route("c.test", self.backend_b.address)))
+        self.assertEqual(reply.snapshot_version, 4)
+        deadline = time.monotonic() + 10
+        while "config version 3" not in self.proxy.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        admin.RemoveRoute(self.pb.RemoveRouteRequest(listener="edge", hostname="a.test"))
+        self.assertRegex(self.proxy.log(), r"config version 5 \(api: remove route a.test\) is "
+                         r"running: version 4's bytes edited")
+        running = {r.route.hostname for r in admin.ListRoutes(self.pb.ListRoutesRequest()).routes}
+        self.assertEqual(running, {"b.test", "c.test", "z.test"})
+        self.assertFalse(self.reaches("a.test"))
+        self.assertTrue(self.reaches("z.test") and self.reaches("c.test"))
+        verify = harness.ctl("snapshots", "verify", "--db", self.db)
+        self.assertIn("5 version(s)", verify.stdout + verify.stderr)
+        # What was patched is what a start compiles from the database.
+        self.assertEqual(self.proxy.terminate(), 0)
+        self.proxy = self.start_admin_proxy()
+        running = {r.route.hostname for r in self.stub().ListRoutes(self.pb.ListRoutesRequest()).routes}
+        self.assertEqual(running, {"b.test", "c.test", "z.test"})
+        self.assertTrue(self.reaches("c.test"))
+
     def test_bad_changes_are_refused_and_change_nothing(self):
         admin = self.stub()
         before = self.versions()

@@ -129,6 +129,37 @@ class CrashSafetyTest(harness.ProxyTestCase):
         self.assertEqual(left[0]["content_hash"], newest["content_hash"])
         self.assertLessEqual(route_rows(), ROUTES + 1 + 1)
 
+    def test_killing_the_proxy_while_it_patches_a_route_edit(self):
+        """An API route edit is stored as one route row over the newest version: SIGKILL of the
+        proxy at any moment of it leaves the version before or the edited one, whole."""
+        db = os.path.join(self.workdir, "edits.db")
+        harness.ctl("compile", "--config", self.write_config("edits.textproto", big_config(9001)),
+                    "--db", db)
+        socket_path = harness.short_socket_path(self, "edits.sock")
+        rng = random.Random(2468)
+        killed_mid = stored = 0
+        for attempt in range(8):
+            proxy = self.start_proxy("", workers=1, start_timeout=60,
+                                     extra_args=("--db", db, "--admin-socket", socket_path))
+            before = self.versions(db)
+            add = subprocess.Popen([harness.binary("mcproxyctl"), "--socket", socket_path, "routes",
+                                    "add", "--listener", "c", "--hostname", f"p{attempt}.crash.test",
+                                    "--backend", "127.0.0.1:9002", "--mode", "l4"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, 0.08))
+            proxy.proc.send_signal(signal.SIGKILL)
+            proxy.proc.wait(30)
+            killed_mid += add.wait(30) != 0  # the reply never came
+            after = self.versions(db)
+            self.assert_consistent(db)
+            self.assertIn(len(after) - len(before), (0, 1))
+            if len(after) > len(before):
+                stored += 1
+                self.assertEqual(after[0]["source"], f"api: add route p{attempt}.crash.test")
+                self.assertEqual(after[0]["routes"], before[0]["routes"] + 1)
+        print(f"route edits: {killed_mid} killed before their reply, {stored} stored", flush=True)
+        self.assertGreater(killed_mid, 0, "no edit was killed mid-way; the test proved nothing")
+
     def test_killing_the_proxy_while_it_seeds(self):
         config = self.write_config("seed.textproto", big_config(9003))
         rng = random.Random(99)

@@ -1,5 +1,6 @@
 #include "source/snapshot/snapshot.h"
 
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,7 +8,9 @@
 #include "source/common/config/config_error.h"
 #include "source/common/config/shared_objects.h"
 #include "source/common/http/filter.h"
+#include "source/common/tls/digest.h"
 #include "source/snapshot/config_loader.h"
+#include "source/snapshot/store.h"
 
 namespace mcproxy::snapshot {
 namespace {
@@ -271,6 +274,118 @@ TEST(SnapshotCompileTest, RoutesOnOneCertificateShareOneContextAcrossCompiles) {
   auto third = compile(parseTextConfig(text, "test"), stats, 3, shared);
   EXPECT_NE(third.snapshot->listeners[0]->routes[2]->l7->tls_context, routes[2]->l7->tls_context);
   EXPECT_EQ(third.snapshot->listeners[0]->routes[0]->l7->tls_context, routes[0]->l7->tls_context);
+}
+
+// Route edits compile by patching the snapshot they are made to (patchRoutes).
+class PatchRoutesTest : public ::testing::Test {
+ protected:
+  const std::string kText = R"(
+    listeners { name: "edge" address: "127.0.0.1:8443"
+      routes { hostname: "a.test" backend: "127.0.0.1:9001" }
+      routes { hostname: "*.w.test" backend: "127.0.0.1:9002" }
+      default_route { backend: "127.0.0.1:9000" } }
+    listeners { name: "other" address: "127.0.0.1:8444"
+      routes { hostname: "o.test" backend: "127.0.0.1:9001" } }
+    clusters { name: "pool" endpoints { address: "127.0.0.1:9005" } })";
+
+  PatchRoutesTest() {
+    base_ = compile(SnapshotStore::normalize(parseTextConfig(kText, "test")), stats_, 1, shared_)
+                .snapshot;
+  }
+  // Made to base_'s bytes (canonical: compiled from the normalized config).
+  CompileResult patch(RouteEdit edit) {
+    auto prepared = prepareRouteEdit(base_->config_bytes, 1, std::move(edit));
+    EXPECT_TRUE(prepared.ok()) << prepared.status();
+    return patchRoutes(*base_, *prepared, stats_, shared_);
+  }
+  static RouteEdit add(size_t listener, const std::string& text) {
+    RouteEdit edit{.kind = RouteEdit::Kind::kAdd, .listener_index = listener};
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &edit.route));
+    SnapshotStore::normalizeRoute(edit.route);
+    return edit;
+  }
+  static std::string backendFor(const Snapshot& snapshot, size_t listener, const char* name) {
+    const router::Route* route = snapshot.listeners[listener]->findRoute(name);
+    return route == nullptr ? "none" : route->backend_text;
+  }
+
+  stats::Store stats_;
+  config::SharedObjects shared_;
+  std::shared_ptr<Snapshot> base_;
+};
+
+TEST_F(PatchRoutesTest, AnAddSharesEverythingButTheEditedListenersTable) {
+  auto patched = patch(add(0, R"(hostname: "N.test" backend: "127.0.0.1:9003")")).snapshot;
+  const Snapshot& old = *base_;
+  EXPECT_EQ(backendFor(*patched, 0, "n.test"), "127.0.0.1:9003");
+  EXPECT_EQ(backendFor(*patched, 0, "a.test"), "127.0.0.1:9001");
+  EXPECT_EQ(backendFor(*patched, 0, "x.w.test"), "127.0.0.1:9002");
+  EXPECT_EQ(backendFor(*patched, 0, "elsewhere.test"), "127.0.0.1:9000");
+  // What it did not change is the same objects; the snapshot it came from is unchanged.
+  EXPECT_EQ(patched->listeners[1], old.listeners[1]);
+  EXPECT_NE(patched->listeners[0], old.listeners[0]);
+  EXPECT_EQ(patched->listeners[0]->routes[0], old.listeners[0]->routes[0]);
+  EXPECT_EQ(patched->listeners[0]->default_route, old.listeners[0]->default_route);
+  EXPECT_EQ(patched->clusters, old.clusters);
+  EXPECT_EQ(backendFor(old, 0, "n.test"), "127.0.0.1:9000");
+  // Config order (routes, then the default route), its own filter chain, the edited bytes.
+  ASSERT_EQ(patched->listeners[0]->routes.size(), 4u);
+  EXPECT_EQ(patched->listeners[0]->routes[2]->hostname, "n.test");
+  EXPECT_EQ(patched->listeners[0]->routes[3].get(), patched->listeners[0]->default_route);
+  EXPECT_EQ(patched->listeners[0]->filter_names, old.listeners[0]->filter_names);
+  EXPECT_EQ(patched->findListener("127.0.0.1:8443"), patched->listeners[0].get());
+  EXPECT_EQ(patched->config().listeners(0).routes(2).hostname(), "n.test");
+  EXPECT_EQ(patched->config_hash, tls::sha256Hex(patched->config_bytes));
+  // The patched snapshot is what a whole compile of the edited config would route.
+  auto whole = compile(patched->config(), stats_, 2, shared_).snapshot;
+  for (const char* name : {"n.test", "a.test", "x.w.test", "zzz.test", "o.test"}) {
+    for (size_t listener = 0; listener < 2; ++listener) {
+      EXPECT_EQ(backendFor(*patched, listener, name), backendFor(*whole, listener, name)) << name;
+    }
+  }
+}
+
+TEST_F(PatchRoutesTest, ARemoveDropsTheRouteFromTheCopyOnly) {
+  RouteEdit edit{.kind = RouteEdit::Kind::kRemove, .listener_index = 0, .hostname = "*.w.test"};
+  auto patched = patch(edit).snapshot;
+  EXPECT_EQ(backendFor(*patched, 0, "x.w.test"), "127.0.0.1:9000");  // the default route now
+  EXPECT_EQ(backendFor(*base_, 0, "x.w.test"), "127.0.0.1:9002");
+  EXPECT_EQ(patched->listeners[0]->routes.size(), 2u);
+}
+
+TEST_F(PatchRoutesTest, AnInvalidRouteIsRefusedNamingItsField) {
+  // The path is the route's in the edited config: appended after the listener's two routes.
+  for (const auto& [text, error] :
+       {std::pair{R"(hostname: "n.test" backend: "127.0.0.1:99999")",
+                  "listeners[0].routes[2].backend"},
+        std::pair{R"(hostname: "n.test" cluster: "nope")", "listeners[0].routes[2].cluster"},
+        std::pair{R"(hostname: "bad host" backend: "127.0.0.1:1")",
+                  "listeners[0].routes[2].hostname"},
+        std::pair{R"(hostname: "n.test" backend: "127.0.0.1:1" mode: L7)",
+                  "listeners[0].routes[2].tls_cert"}}) {
+    try {
+      patch(add(0, text));
+      ADD_FAILURE() << "patched: " << text;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(error, 0), 0u) << e.what();
+    }
+  }
+  // The new route may use the config's clusters, and an L7 route its certificate.
+  auto patched = patch(add(1, R"(hostname: "c.test" cluster: "pool")")).snapshot;
+  EXPECT_EQ(patched->listeners[1]->findRoute("c.test")->cluster, base_->clusters[0].get());
+  auto l7 = patch(add(1, R"(hostname: "a.test" backend: "127.0.0.1:1" mode: L7
+                           tls_cert: "test/fuzz/testdata/a.test.crt"
+                           tls_key: "test/fuzz/testdata/a.test.key")"));
+  ASSERT_NE(l7.snapshot->listeners[1]->findRoute("a.test")->l7, nullptr);
+  EXPECT_EQ(l7.snapshot->watched_files.size(), base_->watched_files.size() + 2);
+}
+
+TEST_F(PatchRoutesTest, AnExactRouteUnderAWildcardIsWarnedAboutAsAWholeCompileWould) {
+  auto patched = patch(add(0, R"(hostname: "x.w.test" backend: "127.0.0.1:9002")"));
+  ASSERT_EQ(patched.warnings.size(), 1u);
+  EXPECT_NE(patched.warnings[0].find("listeners[0].routes[2]: \"x.w.test\" is already covered"),
+            std::string::npos)
+      << patched.warnings[0];
 }
 
 TEST(SnapshotCompileTest, HttpRoutesAndTheHttpFilterChainCompile) {

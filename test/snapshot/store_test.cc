@@ -853,6 +853,89 @@ TEST_F(SharedRoutesTest, PruneKeepsRowsOfPrunedVersionsThatKeptVersionsUse) {
             std::string::npos);
 }
 
+// A route edit (admin API add/remove) stored as one route row over the newest version: the
+// version it makes loads, verifies and hashes as the same config written whole would.
+class RouteEditStoreTest : public SharedRoutesTest {
+ protected:
+  PreparedRouteEdit prepare(RouteEdit edit) {
+    const int64_t newest = store_.latestVersion();
+    auto prepared = prepareRouteEdit(SnapshotStore::canonicalBytes(store_.load(newest).config),
+                                     newest, std::move(edit));
+    EXPECT_TRUE(prepared.ok()) << prepared.status();
+    return *prepared;
+  }
+  static RouteEdit add(const std::string& host, const std::string& backend = "127.0.0.1:9003") {
+    RouteEdit edit{.kind = RouteEdit::Kind::kAdd};
+    edit.route.set_hostname(host);
+    edit.route.set_backend(backend);
+    SnapshotStore::normalizeRoute(edit.route);
+    return edit;
+  }
+  static RouteEdit remove(const std::string& host) {
+    return RouteEdit{.kind = RouteEdit::Kind::kRemove, .hostname = host};
+  }
+};
+
+TEST_F(RouteEditStoreTest, AnEditWritesOneRouteRowAndVerifies) {
+  write(route("a.test") + route("b.test") + route("c.test"));
+  const int64_t before = rows();
+  const WriteResult added = store_.writeRouteEdit(prepare(add("d.test")), "api: add d");
+  EXPECT_EQ(added.version, 2);
+  EXPECT_EQ(rows(), before + 1);
+  EXPECT_EQ(hosts(2), (std::vector<std::string>{"a.test=127.0.0.1:9001", "b.test=127.0.0.1:9001",
+                                                "c.test=127.0.0.1:9001", "d.test=127.0.0.1:9003"}));
+  // The new route sits before the default route, as a whole write would put it.
+  const Bootstrap loaded = store_.load(2).config;
+  EXPECT_EQ(loaded.listeners(0).default_route().backend(), "127.0.0.1:9000");
+  EXPECT_EQ(added.content_hash, SnapshotStore::contentHash(loaded));
+  EXPECT_EQ(store_.info(2).routes, 5);
+  const WriteResult removed = store_.writeRouteEdit(prepare(remove("b.test")), "api: remove b");
+  EXPECT_EQ(removed.version, 3);
+  EXPECT_EQ(rows(), before + 1);  // b's row is closed, not copied or deleted
+  EXPECT_EQ(hosts(3), (std::vector<std::string>{"a.test=127.0.0.1:9001", "c.test=127.0.0.1:9001",
+                                                "d.test=127.0.0.1:9003"}));
+  EXPECT_EQ(hosts(2).size(), 4u);  // the version before still has it
+  EXPECT_EQ(store_.info(3).routes, 4);
+  verifyAll();
+  // A whole write of the same config is no new version; one more route shares every row.
+  EXPECT_FALSE(store_.write(store_.load(3).config, "test").created);
+  write(route("a.test") + route("c.test") + route("d.test", "127.0.0.1:9003") + route("e.test"));
+  EXPECT_EQ(rows(), before + 2);
+  verifyAll();
+}
+
+TEST_F(RouteEditStoreTest, EditsFitBetweenTheLastRouteAndTheDefaultRouteUntilThereIsNoRoom) {
+  write(route("a.test"));
+  // The gap between a route and the default route halves with each add; once it is gone, a
+  // route goes after the default route's row (the order of routes is still kept).
+  for (int i = 0; i < 24; ++i) {
+    store_.writeRouteEdit(prepare(add("n" + std::to_string(i) + ".test")), "api");
+  }
+  const auto loaded = hosts(store_.latestVersion());
+  ASSERT_EQ(loaded.size(), 25u);
+  for (int i = 0; i < 24; ++i)
+    EXPECT_EQ(loaded[i + 1], "n" + std::to_string(i) + ".test=127.0.0.1:9003");
+  EXPECT_EQ(store_.database().queryInt(
+                "SELECT count(DISTINCT position) FROM routes WHERE until_version IS NULL"),
+            26);
+  verifyAll();
+}
+
+TEST_F(RouteEditStoreTest, AnEditToAVersionNoLongerNewestWritesNothing) {
+  write(route("a.test"));
+  const PreparedRouteEdit stale = prepare(add("b.test"));
+  write(route("a.test") + route("z.test"));  // another writer came first
+  const int64_t before = rows();
+  EXPECT_THROW(store_.writeRouteEdit(stale, "api"), VersionConflict);
+  EXPECT_EQ(store_.latestVersion(), 2);
+  EXPECT_EQ(rows(), before);
+  // A fleet node's database takes no local edit either.
+  store_.joinFleet({"edge", "http://127.0.0.1:2379", "n1", ""});
+  EXPECT_THROW(store_.writeRouteEdit(prepare(add("c.test")), "api"), FleetMember);
+  EXPECT_EQ(store_.latestVersion(), 2);
+  verifyAll();
+}
+
 TEST(MigrationTest, VersionsWrittenBeforeSharingLoadAsTheyWere) {
   const std::string path = tempPath("before-sharing");
   std::string hash_one;

@@ -2,6 +2,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,14 +20,42 @@ std::string toLowerAscii(std::string_view text);
 // winning. A wildcard matches any depth below its suffix ("*.b.test" matches "x.b.test" and
 // "y.x.b.test") but not the suffix itself. Case-insensitive. A lookup costs one hash probe per
 // label of the hostname, whatever the number of entries.
+//
+// A copy shares the entries instead of copying them (copy-on-write): what the copy adds or
+// removes is kept in a layer of its own over the shared entries, so a route table of 100,000
+// entries is copied and changed in time independent of its size. While a layer holds anything,
+// a lookup takes one more hash probe; once it outgrows a sixteenth of the entries it is folded
+// into a new table of the matcher's own.
 template <typename T>
 class HostnameMatcher {
  public:
   // Returns false (and changes nothing) when the same pattern is already present.
   bool add(std::string_view pattern, T value) {
-    std::string key = toLowerAscii(pattern);
-    if (key.starts_with("*.")) return wildcard_.emplace(key.substr(2), std::move(value)).second;
-    return exact_.emplace(std::move(key), std::move(value)).second;
+    const std::string key = toLowerAscii(pattern);
+    const bool wildcard = key.starts_with("*.");
+    const std::string_view name = wildcard ? std::string_view(key).substr(2) : key;
+    if (lookup(name, wildcard) != nullptr) return false;
+    change(wildcard ? std::string(name) : key, wildcard, std::move(value));
+    ++size_;
+    return true;
+  }
+
+  // Returns false when the pattern is not present.
+  bool remove(std::string_view pattern) {
+    const std::string key = toLowerAscii(pattern);
+    const bool wildcard = key.starts_with("*.");
+    const std::string_view name = wildcard ? std::string_view(key).substr(2) : key;
+    if (lookup(name, wildcard) == nullptr) return false;
+    change(std::string(name), wildcard, std::nullopt);
+    --size_;
+    return true;
+  }
+
+  // Whether `pattern` itself is present (not what it would match).
+  bool contains(std::string_view pattern) const {
+    const std::string key = toLowerAscii(pattern);
+    const bool wildcard = key.starts_with("*.");
+    return lookup(wildcard ? std::string_view(key).substr(2) : key, wildcard) != nullptr;
   }
 
   const T* find(std::string_view hostname) const {
@@ -35,25 +64,36 @@ class HostnameMatcher {
       lowered = toLowerAscii(hostname);
       hostname = lowered;
     }
-    if (auto it = exact_.find(key(hostname)); it != exact_.end()) return &it->second;
+    if (const T* found = lookup(hostname, false)) return found;
     return findWildcard(hostname);
   }
 
   // The longest wildcard matching `hostname` (lower-case), ignoring exact entries.
   const T* findWildcard(std::string_view hostname) const {
-    if (wildcard_.empty()) return nullptr;
+    if (!anyWildcard()) return nullptr;
     for (size_t dot = hostname.find('.'); dot != std::string_view::npos;
          dot = hostname.find('.', dot + 1)) {
-      if (auto it = wildcard_.find(key(hostname.substr(dot + 1))); it != wildcard_.end()) {
-        return &it->second;
-      }
+      if (const T* found = lookup(hostname.substr(dot + 1), true)) return found;
     }
     return nullptr;
   }
 
-  size_t size() const { return exact_.size() + wildcard_.size(); }
+  size_t size() const { return size_; }
+  // Entries held in the layer over shared ones (0 for a matcher whose entries are its own).
+  size_t layered() const { return layer_.exact.size() + layer_.wildcard.size(); }
 
  private:
+  // Wildcards are keyed by the suffix after "*.".
+  struct Table {
+    absl::flat_hash_map<std::string, T> exact;
+    absl::flat_hash_map<std::string, T> wildcard;
+  };
+  // Changes over the shared table; nullopt: removed.
+  struct Layer {
+    absl::flat_hash_map<std::string, std::optional<T>> exact;
+    absl::flat_hash_map<std::string, std::optional<T>> wildcard;
+  };
+
   static bool hasUpper(std::string_view text) {
     for (char c : text) {
       if (c >= 'A' && c <= 'Z') return true;
@@ -64,8 +104,61 @@ class HostnameMatcher {
   // Looked up by string_view: no string is made per lookup.
   static absl::string_view key(std::string_view name) { return {name.data(), name.size()}; }
 
-  absl::flat_hash_map<std::string, T> exact_;
-  absl::flat_hash_map<std::string, T> wildcard_;  // keyed by the suffix after "*."
+  bool anyWildcard() const {
+    return !layer_.wildcard.empty() || (table_ != nullptr && !table_->wildcard.empty());
+  }
+
+  const T* lookup(std::string_view name, bool wildcard) const {
+    const auto& layer = wildcard ? layer_.wildcard : layer_.exact;
+    if (!layer.empty()) {
+      if (auto it = layer.find(key(name)); it != layer.end()) {
+        return it->second ? &*it->second : nullptr;
+      }
+    }
+    if (table_ == nullptr) return nullptr;
+    const auto& table = wildcard ? table_->wildcard : table_->exact;
+    auto it = table.find(key(name));
+    return it == table.end() ? nullptr : &it->second;
+  }
+
+  void change(std::string name, bool wildcard, std::optional<T> value) {
+    if (table_ == nullptr) table_ = std::make_shared<Table>();
+    if (table_.use_count() == 1 && layered() == 0) {
+      // Not shared: changed in place.
+      auto& table = wildcard ? table_->wildcard : table_->exact;
+      if (value) {
+        table.insert_or_assign(std::move(name), std::move(*value));
+      } else {
+        table.erase(name);
+      }
+      return;
+    }
+    auto& layer = wildcard ? layer_.wildcard : layer_.exact;
+    layer.insert_or_assign(std::move(name), std::move(value));
+    if (layered() > 64 && layered() * 16 > size_) fold();
+  }
+
+  // A table of this matcher's own: the shared entries with the layer applied.
+  void fold() {
+    auto table = std::make_shared<Table>(*table_);
+    for (auto* which : {&layer_.exact, &layer_.wildcard}) {
+      auto& target = which == &layer_.exact ? table->exact : table->wildcard;
+      for (auto& [name, value] : *which) {
+        if (value) {
+          target.insert_or_assign(name, std::move(*value));
+        } else {
+          target.erase(name);
+        }
+      }
+    }
+    layer_ = Layer{};
+    table_ = std::move(table);
+  }
+
+  // Shared by copies; changed in place only while this matcher is its only user.
+  std::shared_ptr<Table> table_;
+  Layer layer_;
+  size_t size_ = 0;
 };
 
 }  // namespace mcproxy::router

@@ -285,7 +285,7 @@ HealthChecker::~HealthChecker() {
   pool_.closeAll();
 }
 
-void HealthChecker::update(std::span<const std::unique_ptr<const Cluster>> clusters) {
+void HealthChecker::update(std::span<const std::shared_ptr<const Cluster>> clusters) {
   std::map<std::string, std::unique_ptr<EndpointCheck>> checks;
   std::map<std::string, std::unique_ptr<NameRefresh>> refreshes;
   for (const auto& cluster : clusters) {

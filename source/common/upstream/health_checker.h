@@ -26,7 +26,7 @@ class HealthChecker {
   ~HealthChecker();
 
   // The clusters of the snapshot now running (what a check needs is copied from them).
-  void update(std::span<const std::unique_ptr<const Cluster>> clusters);
+  void update(std::span<const std::shared_ptr<const Cluster>> clusters);
 
   // Checks started so far (tests).
   uint64_t checksStarted() const { return checks_started_; }

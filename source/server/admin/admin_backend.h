@@ -40,6 +40,16 @@ class AdminBackend {
     (void)built_on;
     throw snapshot::StoreError("changes are made through runChange(), not here (" + source + ")");
   }
+  // Makes a route edit to the running config by patching the running snapshot and storing one
+  // route row: the cost of a change of one route, whatever the number of others. nullopt when
+  // it cannot be made that way (the running version is not the newest stored one, or another
+  // writer came first); the caller then makes the change the long way (applyConfig). Throws
+  // as applyConfig does for an invalid route or a refused write.
+  virtual std::optional<ChangeResult> applyRouteEdit(snapshot::RouteEdit edit,
+                                                     const std::string& source) {
+    (void)edit;
+    throw snapshot::StoreError("changes are made through runChange(), not here (" + source + ")");
+  }
   // Compiles the running config again (certificates and keys are read anew) and runs it.
   virtual ChangeResult reloadCertificates() {
     throw snapshot::StoreError("changes are made through runChange(), not here");

@@ -56,11 +56,11 @@ Listener* findListener(Bootstrap& config, const std::string& wanted) {
   return nullptr;
 }
 
-// Applies a config; maps a config error to INVALID_ARGUMENT (field path and reason).
-GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what,
-                std::optional<int64_t> built_on = std::nullopt) {
+// Runs a change; maps a config error to INVALID_ARGUMENT (field path and reason).
+template <class Change>
+GrpcReply mapChangeErrors(const Change& change) {
   try {
-    return changed(backend.applyConfig(config, "api: " + what, built_on));
+    return change();
   } catch (const config::ConfigError& e) {
     return error(GrpcCode::kInvalidArgument, e.what());
   } catch (const snapshot::VersionConflict&) {
@@ -70,6 +70,45 @@ GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::strin
   } catch (const snapshot::StoreError& e) {
     return error(GrpcCode::kInternal, e.what());
   }
+}
+
+GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what,
+                std::optional<int64_t> built_on = std::nullopt) {
+  return mapChangeErrors(
+      [&] { return changed(backend.applyConfig(config, "api: " + what, built_on)); });
+}
+
+// The index of the running listener `wanted` names (by name or address).
+std::optional<size_t> runningListener(const snapshot::Snapshot& running,
+                                      const std::string& wanted) {
+  for (size_t i = 0; i < running.listeners.size(); ++i) {
+    const auto& listener = *running.listeners[i];
+    if (listener.address_text == wanted || listener.name == wanted) return i;
+  }
+  return std::nullopt;
+}
+
+// A route added or removed by patching what runs (AdminBackend::applyRouteEdit), which costs
+// one route at any number of routes. nullopt when the edit does not apply to the running
+// snapshot as asked (no such listener, the hostname already routed or not routed) or cannot be
+// made there: applyChange then makes it to the newest stored version, and says what is wrong.
+std::optional<GrpcReply> patchRunning(AdminBackend& backend, const std::string& what,
+                                      const std::string& listener, snapshot::RouteEdit edit) {
+  const auto running = backend.currentSnapshot();
+  const auto index = runningListener(*running, listener);
+  if (!index) return std::nullopt;
+  const auto& table = running->listeners[*index]->route_table;
+  const bool add = edit.kind == snapshot::RouteEdit::Kind::kAdd;
+  const std::string& hostname = add ? edit.route.hostname() : edit.hostname;
+  if (hostname.empty() || table.contains(hostname) == add) return std::nullopt;
+  edit.listener_index = *index;
+  std::optional<ChangeResult> result;
+  GrpcReply reply = mapChangeErrors([&] {
+    result = backend.applyRouteEdit(std::move(edit), "api: " + what);
+    return result ? changed(*result) : GrpcReply{};
+  });
+  if (!result && reply.code == GrpcCode::kOk) return std::nullopt;
+  return reply;
 }
 
 // Edits a config in place; a reply when the change is refused (not found, already there) or
@@ -123,46 +162,51 @@ GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
 GrpcReply addRoute(const std::string& request, AdminBackend& backend) {
   mcproxy::admin::v1::AddRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
-  return applyChange(
-      backend, "add route " + in.route().hostname(),
-      [&](Bootstrap& config) -> std::optional<GrpcReply> {
-        Listener* listener = findListener(config, in.listener());
-        if (listener == nullptr) {
-          return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
-        }
-        const std::string hostname = router::toLowerAscii(in.route().hostname());
-        for (const auto& route : listener->routes()) {
-          if (router::toLowerAscii(route.hostname()) == hostname) {
-            return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
-                                                       "\" is already routed on " + in.listener());
-          }
-        }
-        *listener->add_routes() = in.route();
-        return std::nullopt;
-      });
+  snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kAdd, .route = in.route()};
+  snapshot::SnapshotStore::normalizeRoute(edit.route);
+  const std::string what = "add route " + in.route().hostname();
+  if (auto reply = patchRunning(backend, what, in.listener(), std::move(edit))) return *reply;
+  return applyChange(backend, what, [&](Bootstrap& config) -> std::optional<GrpcReply> {
+    Listener* listener = findListener(config, in.listener());
+    if (listener == nullptr) {
+      return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+    }
+    const std::string hostname = router::toLowerAscii(in.route().hostname());
+    for (const auto& route : listener->routes()) {
+      if (router::toLowerAscii(route.hostname()) == hostname) {
+        return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
+                                                   "\" is already routed on " + in.listener());
+      }
+    }
+    *listener->add_routes() = in.route();
+    return std::nullopt;
+  });
 }
 
 GrpcReply removeRoute(const std::string& request, AdminBackend& backend) {
   mcproxy::admin::v1::RemoveRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
-  return applyChange(
-      backend, "remove route " + in.hostname(), [&](Bootstrap& config) -> std::optional<GrpcReply> {
-        Listener* listener = findListener(config, in.listener());
-        if (listener == nullptr) {
-          return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
-        }
-        auto* routes = listener->mutable_routes();
-        const std::string hostname = router::toLowerAscii(in.hostname());
-        auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
-          return router::toLowerAscii(route.hostname()) == hostname;
-        });
-        if (it == routes->end()) {
-          return error(GrpcCode::kNotFound,
-                       "hostname: \"" + in.hostname() + "\" is not routed on " + in.listener());
-        }
-        routes->erase(it);
-        return std::nullopt;
-      });
+  const std::string what = "remove route " + in.hostname();
+  snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kRemove,
+                           .hostname = router::toLowerAscii(in.hostname())};
+  if (auto reply = patchRunning(backend, what, in.listener(), std::move(edit))) return *reply;
+  return applyChange(backend, what, [&](Bootstrap& config) -> std::optional<GrpcReply> {
+    Listener* listener = findListener(config, in.listener());
+    if (listener == nullptr) {
+      return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
+    }
+    auto* routes = listener->mutable_routes();
+    const std::string hostname = router::toLowerAscii(in.hostname());
+    auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
+      return router::toLowerAscii(route.hostname()) == hostname;
+    });
+    if (it == routes->end()) {
+      return error(GrpcCode::kNotFound,
+                   "hostname: \"" + in.hostname() + "\" is not routed on " + in.listener());
+    }
+    routes->erase(it);
+    return std::nullopt;
+  });
 }
 
 google::protobuf::RepeatedPtrField<std::string>* ruleList(

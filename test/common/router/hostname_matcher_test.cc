@@ -54,6 +54,70 @@ TEST(HostnameMatcherTest, ManyRoutes) {
   EXPECT_EQ(matcher.find("host100000.test"), nullptr);
 }
 
+// A copy shares the entries; what it adds and removes stays its own (the route table of a
+// patched snapshot, while the snapshot it came from still serves connections).
+TEST(HostnameMatcherTest, CopiesShareEntriesAndChangeApart) {
+  HostnameMatcher<int> original;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(original.add("h" + std::to_string(i) + ".test", i));
+  ASSERT_TRUE(original.add("*.wild.test", -1));
+  HostnameMatcher<int> copy = original;
+  EXPECT_EQ(copy.layered(), 0u);
+  ASSERT_TRUE(copy.add("new.test", 5000));
+  ASSERT_TRUE(copy.remove("h7.test"));
+  ASSERT_TRUE(copy.remove("*.wild.test"));
+  ASSERT_TRUE(copy.add("*.x.wild.test", -2));
+  EXPECT_FALSE(copy.add("h8.test", 1));  // present in the shared entries
+  EXPECT_FALSE(copy.remove("h7.test"));  // already removed in the layer
+  EXPECT_EQ(copy.layered(), 4u);
+  EXPECT_EQ(*copy.find("new.test"), 5000);
+  EXPECT_EQ(copy.find("h7.test"), nullptr);
+  EXPECT_EQ(*copy.find("h8.test"), 8);
+  EXPECT_EQ(copy.find("a.wild.test"), nullptr);
+  EXPECT_EQ(*copy.find("a.x.wild.test"), -2);
+  EXPECT_TRUE(copy.contains("*.x.wild.test"));
+  EXPECT_FALSE(copy.contains("*.wild.test"));
+  EXPECT_EQ(copy.size(), 1001u);
+  // The original is as it was.
+  EXPECT_EQ(original.find("new.test"), nullptr);
+  EXPECT_EQ(*original.find("h7.test"), 7);
+  EXPECT_EQ(*original.find("a.x.wild.test"), -1);
+  EXPECT_EQ(original.size(), 1001u);
+  // Removed, then added again: the layer's value wins.
+  ASSERT_TRUE(copy.add("H7.test", 77));
+  EXPECT_EQ(*copy.find("h7.test"), 77);
+  // A copy of the copy carries its layer and shares the same entries.
+  HostnameMatcher<int> second = copy;
+  ASSERT_TRUE(second.remove("new.test"));
+  EXPECT_EQ(second.find("new.test"), nullptr);
+  EXPECT_EQ(*copy.find("new.test"), 5000);
+  EXPECT_EQ(*second.find("h7.test"), 77);
+}
+
+TEST(HostnameMatcherTest, LayerIsFoldedOnceItGrows) {
+  HostnameMatcher<int> original;
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(original.add("h" + std::to_string(i) + ".test", i));
+  HostnameMatcher<int> copy = original;
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(copy.remove("h" + std::to_string(i) + ".test"));
+    ASSERT_TRUE(copy.add("n" + std::to_string(i) + ".test", i));
+  }
+  // 2,000 entries: the layer is folded before it holds more than 125.
+  EXPECT_LE(copy.layered(), 125u);
+  EXPECT_EQ(copy.size(), 2000u);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string h = "h" + std::to_string(i) + ".test";
+    if (i < 300) {
+      EXPECT_EQ(copy.find(h), nullptr) << h;
+      EXPECT_EQ(*copy.find("n" + std::to_string(i) + ".test"), i);
+    } else {
+      EXPECT_EQ(*copy.find(h), i) << h;
+    }
+    EXPECT_EQ(*original.find(h), i) << h;
+  }
+  EXPECT_EQ(original.find("n1.test"), nullptr);
+  EXPECT_EQ(original.size(), 2000u);
+}
+
 TEST(HostnamePatternTest, Validation) {
   EXPECT_EQ(validateHostnamePattern("a.test"), "");
   EXPECT_EQ(validateHostnamePattern("*.b.test"), "");
