@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <new>
 
 namespace mcproxy::stats {
 
@@ -33,32 +34,6 @@ const uint16_t* slotsFor(std::span<const StatSpec> specs) {
 
 }  // namespace
 
-StatBlock::StatBlock(const std::vector<std::pair<std::string, std::string>>& labels,
-                     std::span<const StatSpec> specs)
-    : specs_(specs), slot_(slotsFor(specs)) {
-  for (const auto& [name, value] : labels) {
-    packed_labels_.append(name).push_back('\0');
-    packed_labels_.append(value).push_back('\0');
-  }
-  uint16_t counters = 0;
-  uint16_t gauges = 0;
-  for (const StatSpec& spec : specs) {
-    switch (spec.kind) {
-      case StatSpec::Kind::kCounter:
-        ++counters;
-        break;
-      case StatSpec::Kind::kGauge:
-        ++gauges;
-        break;
-      case StatSpec::Kind::kLatencyHistogram:
-        histograms_.push_back(std::make_unique<Histogram>(Histogram::latencyBounds()));
-        break;
-    }
-  }
-  if (counters > 0) counters_ = std::make_unique<Counter[]>(counters);
-  if (gauges > 0) gauges_ = std::make_unique<Gauge[]>(gauges);
-}
-
 MetricId::Labels StatBlock::labels() const {
   MetricId::Labels out;
   size_t at = 0;
@@ -72,18 +47,67 @@ MetricId::Labels StatBlock::labels() const {
   return out;
 }
 
+void* Store::allocate(size_t bytes, size_t alignment) {
+  constexpr size_t kSlab = 256 << 10;
+  slab_used_ = (slab_used_ + alignment - 1) & ~(alignment - 1);
+  if (slabs_.empty() || slab_used_ + bytes > slab_size_) {
+    slab_size_ = std::max(kSlab, bytes);
+    // operator new[] aligns for any fundamental type, which covers every alignment asked here;
+    // not zeroed, so a slab costs memory only as far as it is used.
+    slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(slab_size_));
+    slab_used_ = 0;
+  }
+  void* at = slabs_.back().get() + slab_used_;
+  slab_used_ += bytes;
+  return at;
+}
+
+std::string_view Store::copyString(std::string_view text) {
+  auto* at = static_cast<char*>(allocate(text.size(), 1));
+  std::copy(text.begin(), text.end(), at);
+  return {at, text.size()};
+}
+
 StatBlock& Store::block(const std::string& prefix,
                         std::vector<std::pair<std::string, std::string>> labels,
                         std::span<const StatSpec> specs) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto& slot = blocks_[prefix];
-  if (slot && slot->specs_.data() != specs.data()) {
-    // Another kind of block under this name (a route that became L7): snapshots still running
-    // hold references into the old one, so it stays, no longer exported.
-    retired_blocks_.push_back(std::move(slot));
+  auto found = blocks_.find(absl::string_view(prefix.data(), prefix.size()));
+  // Another kind of block under this name (a route that became L7) is made anew: snapshots
+  // still running hold references into the old one, which stays in the arena, unexported.
+  if (found != blocks_.end() && found->second->specs_.data() == specs.data()) {
+    return *found->second;
   }
-  if (!slot) slot = std::make_unique<StatBlock>(labels, specs);
-  return *slot;
+  auto* block = new (allocate(sizeof(StatBlock), alignof(StatBlock))) StatBlock();
+  block->specs_ = specs;
+  block->slot_ = slotsFor(specs);
+  size_t counters = 0, gauges = 0, histograms = 0;
+  for (const StatSpec& spec : specs) {
+    counters += spec.kind == StatSpec::Kind::kCounter;
+    gauges += spec.kind == StatSpec::Kind::kGauge;
+    histograms += spec.kind == StatSpec::Kind::kLatencyHistogram;
+  }
+  block->counters_ = static_cast<Counter*>(allocate(sizeof(Counter) * counters, alignof(Counter)));
+  for (size_t i = 0; i < counters; ++i) new (&block->counters_[i]) Counter();
+  block->gauges_ = static_cast<Gauge*>(allocate(sizeof(Gauge) * gauges, alignof(Gauge)));
+  for (size_t i = 0; i < gauges; ++i) new (&block->gauges_[i]) Gauge();
+  block->histograms_ =
+      static_cast<Histogram**>(allocate(sizeof(Histogram*) * histograms, alignof(Histogram*)));
+  for (size_t i = 0; i < histograms; ++i) {
+    block_histograms_.push_back(std::make_unique<Histogram>(Histogram::latencyBounds()));
+    block->histograms_[i] = block_histograms_.back().get();
+  }
+  std::string packed;
+  for (const auto& [name, value] : labels) {
+    packed.append(name).push_back('\0');
+    packed.append(value).push_back('\0');
+  }
+  block->packed_labels_ = copyString(packed);
+  block->prefix_ = copyString(prefix);
+  const absl::string_view key(block->prefix_.data(), block->prefix_.size());
+  if (found != blocks_.end()) blocks_.erase(found);
+  blocks_.emplace(key, block);
+  return *block;
 }
 
 namespace {
@@ -180,7 +204,7 @@ std::vector<Store::Sample> Store::samples() const {
         if (spec.kind == StatSpec::Kind::kLatencyHistogram) continue;
         const bool gauge = spec.kind == StatSpec::Kind::kGauge;
         out.push_back(
-            {prefix + spec.suffix,
+            {std::string(block->prefix_) + spec.suffix,
              gauge ? block->gauge(i).value() : static_cast<int64_t>(block->counter(i).value()),
              gauge, metricOf(labels, spec)});
       }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mcproxy::stats {
@@ -78,12 +79,11 @@ struct StatSpec {
 };
 
 // Stats that share a name prefix and labels, made in one go: a route's twenty or so, with
-// 100,000 routes. One map entry and one array of values for all of them; names and labels are
+// 100,000 routes. A block, its values, its name prefix and its labels sit together in the
+// store's arena (no allocation of their own) and live as long as the store; names and labels are
 // spelled out only when they are exported.
 class StatBlock {
  public:
-  StatBlock(const std::vector<std::pair<std::string, std::string>>& labels,
-            std::span<const StatSpec> specs);
   // The stat of specs()[i], which must be of that kind.
   Counter& counter(size_t i) { return counters_[slot_[i]]; }
   Gauge& gauge(size_t i) { return gauges_[slot_[i]]; }
@@ -92,17 +92,17 @@ class StatBlock {
 
  private:
   friend class Store;
+  StatBlock() = default;
   // The labels as exported, unpacked only then.
   MetricId::Labels labels() const;
 
-  // "name\0value\0name\0value": one allocation instead of a vector of string pairs, which
-  // would be a third of a route's stats at 100,000 routes. (The name prefix is the store's key.)
-  std::string packed_labels_;
   std::span<const StatSpec> specs_;
-  const uint16_t* slot_;  // specs_[i]'s index among the stats of its kind (one table per specs)
-  std::unique_ptr<Counter[]> counters_;
-  std::unique_ptr<Gauge[]> gauges_;
-  std::vector<std::unique_ptr<Histogram>> histograms_;
+  const uint16_t* slot_ = nullptr;  // specs_[i]'s index among the stats of its kind
+  Counter* counters_ = nullptr;
+  Gauge* gauges_ = nullptr;
+  Histogram** histograms_ = nullptr;  // the histograms are the store's
+  std::string_view prefix_;
+  std::string_view packed_labels_;  // "name\0value\0name\0value\0"
 };
 
 // Owns every counter and gauge of the process, by name. Lookups (which lock) happen when a
@@ -143,9 +143,16 @@ class Store {
   std::map<std::string, std::unique_ptr<Gauge>> gauges_;
   std::map<std::string, MetricId> metrics_;
   std::map<std::string, std::pair<MetricId, std::unique_ptr<Histogram>>> histograms_;
-  // 100,000 routes: a flat table (exports sort by name anyway).
-  absl::flat_hash_map<std::string, std::unique_ptr<StatBlock>> blocks_;
-  std::vector<std::unique_ptr<StatBlock>> retired_blocks_;
+  // Bump allocation in slabs for what blocks hold; nothing in it is freed before the store.
+  void* allocate(size_t bytes, size_t alignment);
+  std::string_view copyString(std::string_view text);
+  std::vector<std::unique_ptr<std::byte[]>> slabs_;
+  size_t slab_used_ = 0;
+  size_t slab_size_ = 0;
+  // 100,000 routes: a flat table keyed by each block's own prefix (exports sort by name
+  // anyway). A block replaced under its prefix stays in the arena, unexported.
+  absl::flat_hash_map<absl::string_view, StatBlock*> blocks_;
+  std::vector<std::unique_ptr<Histogram>> block_histograms_;
 };
 
 }  // namespace mcproxy::stats

@@ -66,6 +66,44 @@ TEST(StatBlock, OtherSpecsUnderAPrefixKeepTheOldBlockAliveButUnexported) {
   EXPECT_EQ(samples[0].value, 5);
 }
 
+// Blocks share slabs of the store's arena (100,000 routes' stats are not 100,000 allocations
+// of each kind): each keeps its own values, name and labels, and one larger than a slab gets
+// a slab of its own.
+TEST(StatBlock, ManyBlocksInTheArenaKeepTheirOwnValuesNamesAndLabels) {
+  Store store;
+  std::vector<StatBlock*> blocks;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string id = std::to_string(i);
+    blocks.push_back(&store.block("r" + id + ".", {{"route", "host" + id + ".test"}}, kSpecs));
+  }
+  const std::string huge(300 << 10, 'x');
+  StatBlock& big = store.block("big.", {{"route", huge}}, kOtherSpecs);
+  for (int i = 0; i < 20000; ++i) {
+    blocks[i]->counter(0).inc(i);
+    blocks[i]->gauge(1).set(-i);
+  }
+  big.counter(0).inc(42);
+  EXPECT_EQ(&store.block("r19999.", {}, kSpecs), blocks[19999]);
+  const auto samples = store.samples();
+  ASSERT_EQ(samples.size(), 20000u * 3 + 1);
+  for (const auto& sample : samples) {
+    if (sample.name == "big.hits") {
+      EXPECT_EQ(sample.value, 42);
+      EXPECT_EQ(sample.metric.labels, (MetricId::Labels{{"route", huge}}));
+      continue;
+    }
+    const int i = std::stoi(sample.name.substr(1));
+    if (sample.name.ends_with(".hits")) {
+      EXPECT_EQ(sample.value, i) << sample.name;
+    } else if (sample.name.ends_with(".open")) {
+      EXPECT_EQ(sample.value, -i) << sample.name;
+    }
+    EXPECT_EQ(sample.metric.labels.front(),
+              (std::pair<std::string, std::string>{"route", "host" + std::to_string(i) + ".test"}));
+  }
+  EXPECT_EQ(store.histograms().size(), 20000u);
+}
+
 TEST(Histogram, SharesItsBoundsTable) {
   Histogram a(Histogram::latencyBounds());
   Histogram b(Histogram::latencyBounds());
