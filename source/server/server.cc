@@ -47,7 +47,7 @@ double millisecondsSince(std::chrono::steady_clock::time_point start) {
 
 // The admin backend changes use on the change thread: the database through a connection of its
 // own, compiles there, and the main thread only to run the result.
-class Server::ChangeBackend : public AdminBackend {
+class Server::ChangeBackend : public ConfigChanges {
  public:
   explicit ChangeBackend(Server& server) : server_(server) {}
 
@@ -135,10 +135,6 @@ class Server::ChangeBackend : public AdminBackend {
     LOG_INFO << "admin: certificates reloaded for config version " << running->version;
     return {running->version, true};
   }
-  // The calls below are the main thread's (no change uses them).
-  mcproxy::admin::v1::Status status() const override { return {}; }
-  const stats::Store& stats() const override { return server_.stats_; }
-  bool ready() const override { return false; }
 
  private:
   Server& server_;
@@ -170,7 +166,7 @@ void Server::stopChangeThread() {
   change_backend_.reset();
 }
 
-void Server::runChange(std::function<void(AdminBackend&)> work) {
+void Server::runChange(std::function<void(ConfigChanges&)> work) {
   ++changes_in_flight_;
   change_dispatcher_.post([this, work = std::move(work)] {
     work(*change_backend_);
@@ -441,7 +437,7 @@ std::future<fleet::ApplyVerdict> Server::applyFleetSnapshot(
   auto verdict = std::make_shared<std::promise<fleet::ApplyVerdict>>();
   std::future<fleet::ApplyVerdict> answer = verdict->get_future();
   // Like an admin change: compiled and stored on the change thread, run by the main thread.
-  runChange([this, verdict, published, config = std::move(config)](AdminBackend& where) {
+  runChange([this, verdict, published, config = std::move(config)](ConfigChanges& where) {
     fleet::ApplyVerdict out;
     const std::string source = fleet::localSource(options_.fleet, published);
     try {

@@ -40,8 +40,9 @@ class Server : public AdminBackend {
  private:
   class ChangeBackend;
 
-  // AdminBackend (changes are the ChangeBackend's, on the change thread: runChange)
-  void runChange(std::function<void(AdminBackend&)> work) override;
+  // AdminBackend: what the admin plane reads; changes run on the change thread (runChange),
+  // with the ChangeBackend (ConfigChanges).
+  void runChange(std::function<void(ConfigChanges&)> work) override;
   std::shared_ptr<const snapshot::Snapshot> currentSnapshot() const override { return snapshot_; }
   snapshot::SnapshotStore* store() override { return store_.get(); }
   mcproxy::admin::v1::Status status() const override;

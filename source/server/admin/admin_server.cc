@@ -241,15 +241,15 @@ void AdminStream::respond() {
     } else if (changesConfig(method)) {
       event::Dispatcher& dispatcher = connection_.server().dispatcher();
       backend.runChange([method, request = body_.substr(5), &dispatcher, self = this,
-                         alive = std::weak_ptr<bool>(alive_)](AdminBackend& where) {
-        GrpcReply result = handleAdminCall(method, request, where);
+                         alive = std::weak_ptr<bool>(alive_)](ConfigChanges& where) {
+        GrpcReply result = handleAdminChange(method, request, where);
         dispatcher.post([self, alive, result = std::move(result)] {
           if (alive.lock()) self->sendGrpcReply(result);
         });
       });
       return;
     } else {
-      reply = handleAdminCall(method, body_.substr(5), backend);
+      reply = handleAdminRead(method, body_.substr(5), backend);
     }
     sendGrpcReply(reply);
     return;

@@ -43,7 +43,7 @@ struct ChangeBase {
   int64_t version = 0;  // 0: the store is empty, the running config is the base
 };
 
-ChangeBase newestBase(AdminBackend& backend) {
+ChangeBase newestBase(ConfigChanges& backend) {
   auto latest = backend.store()->loadLatest();
   if (!latest) return {backend.currentSnapshot()->config(), 0};
   return {std::move(latest->config), latest->info.version};
@@ -72,7 +72,7 @@ GrpcReply mapChangeErrors(const Change& change) {
   }
 }
 
-GrpcReply apply(AdminBackend& backend, const Bootstrap& config, const std::string& what,
+GrpcReply apply(ConfigChanges& backend, const Bootstrap& config, const std::string& what,
                 std::optional<int64_t> built_on = std::nullopt) {
   return mapChangeErrors(
       [&] { return changed(backend.applyConfig(config, "api: " + what, built_on)); });
@@ -88,11 +88,11 @@ std::optional<size_t> runningListener(const snapshot::Snapshot& running,
   return std::nullopt;
 }
 
-// A route added or removed by patching what runs (AdminBackend::applyRouteEdit), which costs
+// A route added or removed by patching what runs (ConfigChanges::applyRouteEdit), which costs
 // one route at any number of routes. nullopt when the edit does not apply to the running
 // snapshot as asked (no such listener, the hostname already routed or not routed) or cannot be
 // made there: applyChange then makes it to the newest stored version, and says what is wrong.
-std::optional<GrpcReply> patchRunning(AdminBackend& backend, const std::string& what,
+std::optional<GrpcReply> patchRunning(ConfigChanges& backend, const std::string& what,
                                       const std::string& listener, snapshot::RouteEdit edit) {
   const auto running = backend.currentSnapshot();
   const auto index = runningListener(*running, listener);
@@ -123,7 +123,7 @@ constexpr int kChangeAttempts = 8;
 // commits (a compare-and-set in one BEGIN IMMEDIATE transaction). When another writer got
 // there first, the change is made again to its version, so no write is lost and none is
 // silently undone; after kChangeAttempts conflicts in a row: ABORTED, nothing written.
-GrpcReply applyChange(AdminBackend& backend, const std::string& what, const Edit& edit) {
+GrpcReply applyChange(ConfigChanges& backend, const std::string& what, const Edit& edit) {
   for (int attempt = 0; attempt < kChangeAttempts; ++attempt) {
     ChangeBase base = newestBase(backend);
     if (auto reply = edit(base.config)) return *reply;
@@ -159,7 +159,7 @@ GrpcReply listRoutes(const std::string& request, AdminBackend& backend) {
   return ok(out);
 }
 
-GrpcReply addRoute(const std::string& request, AdminBackend& backend) {
+GrpcReply addRoute(const std::string& request, ConfigChanges& backend) {
   mcproxy::admin::v1::AddRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kAdd, .route = in.route()};
@@ -183,7 +183,7 @@ GrpcReply addRoute(const std::string& request, AdminBackend& backend) {
   });
 }
 
-GrpcReply removeRoute(const std::string& request, AdminBackend& backend) {
+GrpcReply removeRoute(const std::string& request, ConfigChanges& backend) {
   mcproxy::admin::v1::RemoveRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   const std::string what = "remove route " + in.hostname();
@@ -226,7 +226,7 @@ google::protobuf::RepeatedPtrField<std::string>* ruleList(
   }
 }
 
-GrpcReply changeFirewall(const std::string& request, AdminBackend& backend, bool add) {
+GrpcReply changeFirewall(const std::string& request, ConfigChanges& backend, bool add) {
   mcproxy::admin::v1::FirewallRuleRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   std::string value;
@@ -302,7 +302,7 @@ GrpcReply listSnapshots(AdminBackend& backend) {
   return ok(out);
 }
 
-GrpcReply rollback(const std::string& request, AdminBackend& backend) {
+GrpcReply rollback(const std::string& request, ConfigChanges& backend) {
   mcproxy::admin::v1::RollbackRequest in;
   in.ParseFromString(request);
   try {
@@ -349,7 +349,7 @@ GrpcReply listClusters(const std::string& request, AdminBackend& backend) {
   return ok(out);
 }
 
-GrpcReply setEndpointWeight(const std::string& request, AdminBackend& backend) {
+GrpcReply setEndpointWeight(const std::string& request, ConfigChanges& backend) {
   mcproxy::admin::v1::SetEndpointWeightRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   if (in.weight() > 10000) return error(GrpcCode::kInvalidArgument, "weight: at most 10000");
@@ -380,24 +380,17 @@ bool changesConfig(const std::string& method) {
          method == "ReloadCertificates";
 }
 
-GrpcReply handleAdminCall(const std::string& method, const std::string& request,
-                          AdminBackend& backend) {
-  const bool needs_store =
-      (changesConfig(method) && method != "ReloadCertificates") || method == "ListSnapshots";
-  if (needs_store && backend.store() == nullptr) {
+GrpcReply handleAdminChange(const std::string& method, const std::string& request,
+                            ConfigChanges& backend) {
+  if (method != "ReloadCertificates" && backend.store() == nullptr) {
     return error(GrpcCode::kFailedPrecondition,
                  "this proxy runs without --db; admin changes need the snapshot database");
   }
-  if (method == "ListRoutes") return listRoutes(request, backend);
   if (method == "AddRoute") return addRoute(request, backend);
   if (method == "RemoveRoute") return removeRoute(request, backend);
-  if (method == "ListFirewallRules") return listFirewall(backend);
   if (method == "AddFirewallRule") return changeFirewall(request, backend, true);
   if (method == "RemoveFirewallRule") return changeFirewall(request, backend, false);
-  if (method == "GetStatus") return ok(backend.status());
-  if (method == "ListSnapshots") return listSnapshots(backend);
   if (method == "Rollback") return rollback(request, backend);
-  if (method == "ListClusters") return listClusters(request, backend);
   if (method == "SetEndpointWeight") return setEndpointWeight(request, backend);
   if (method == "ReloadCertificates") {
     try {
@@ -407,6 +400,20 @@ GrpcReply handleAdminCall(const std::string& method, const std::string& request,
                    std::string("refused, still running: ") + e.what());
     }
   }
+  return error(GrpcCode::kUnimplemented, "no method " + method);
+}
+
+GrpcReply handleAdminRead(const std::string& method, const std::string& request,
+                          AdminBackend& backend) {
+  if (method == "ListSnapshots" && backend.store() == nullptr) {
+    return error(GrpcCode::kFailedPrecondition,
+                 "this proxy runs without --db; the snapshot history is in the database");
+  }
+  if (method == "ListRoutes") return listRoutes(request, backend);
+  if (method == "ListFirewallRules") return listFirewall(backend);
+  if (method == "GetStatus") return ok(backend.status());
+  if (method == "ListSnapshots") return listSnapshots(backend);
+  if (method == "ListClusters") return listClusters(request, backend);
   return error(GrpcCode::kUnimplemented, "no method " + method);
 }
 

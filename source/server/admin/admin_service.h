@@ -29,8 +29,11 @@ struct GrpcReply {
 bool changesConfig(const std::string& method);
 
 // Runs one call of mcproxy.admin.v1.Admin: `method` is the part after the service name
-// ("AddRoute"), `request` the serialized request message.
-GrpcReply handleAdminCall(const std::string& method, const std::string& request,
+// ("AddRoute"), `request` the serialized request message. A change (changesConfig) runs on the
+// change thread with its ConfigChanges; a read on the main thread with the AdminBackend.
+GrpcReply handleAdminChange(const std::string& method, const std::string& request,
+                            ConfigChanges& backend);
+GrpcReply handleAdminRead(const std::string& method, const std::string& request,
                           AdminBackend& backend);
 
 // The stats in Prometheus text exposition format 0.0.4.
