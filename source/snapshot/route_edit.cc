@@ -2,6 +2,8 @@
 
 #include <absl/status/status.h>
 #include <absl/strings/str_cat.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <optional>
 
@@ -125,13 +127,18 @@ std::string_view hostnameOf(std::string_view route) {
   return hostname;
 }
 
-std::string serializedRoute(const mcproxy::config::v1::Route& route) {
+}  // namespace
+
+std::string deterministicBytes(const google::protobuf::Message& message) {
   std::string bytes;
-  route.SerializeToString(&bytes);
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
   return bytes;
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> applyRouteEdit(std::string_view canonical, const RouteEdit& edit) {
   absl::StatusOr<Field> listener = findListener(canonical, edit.listener_index);
@@ -151,7 +158,7 @@ absl::StatusOr<std::string> applyRouteEdit(std::string_view canonical, const Rou
       return true;
     });
     if (!walked.ok()) return walked;
-    writeLengthDelimited(inserted, kListenerRoutes, serializedRoute(edit.route));
+    writeLengthDelimited(inserted, kListenerRoutes, deterministicBytes(edit.route));
   } else {
     bool found = false;
     absl::Status walked = forEachField(contents, [&](const Field& field) {

@@ -11,6 +11,11 @@
 
 namespace mcproxy::snapshot {
 
+// The deterministic protobuf serialization: what a version's canonical bytes
+// (SnapshotStore::canonicalBytes) and every hash the store keeps are made of, and how a route
+// edit serializes the route it splices in.
+std::string deterministicBytes(const google::protobuf::Message& message);
+
 // One route added to or removed from one listener: the change the admin API makes most, and
 // the one that must cost what it changes at 100,000 routes. It is made to a version's canonical
 // bytes (SnapshotStore::canonicalBytes) without parsing the other routes, stored as one route

@@ -751,6 +751,15 @@ std::shared_ptr<router::Route> compileRoute(
   return route;
 }
 
+// Enters a listed route in its listener's table; a hostname routed twice is refused.
+void addToRouteTable(CompiledListener& listener, const router::Route& route,
+                     const std::string& route_path, const std::string& configured_hostname) {
+  if (!listener.route_table.add(route.hostname, &route)) {
+    throw ConfigError(route_path + ".hostname",
+                      "\"" + configured_hostname + "\" is already routed on this listener");
+  }
+}
+
 bool hasFirewallRules(const mcproxy::config::v1::Firewall& firewall) {
   return !firewall.blocked_ips().empty() || !firewall.blocked_cidrs().empty() ||
          !firewall.blocked_countries().empty() || firewall.rate_limit().connections() > 0;
@@ -967,11 +976,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
   for (int i = 0; i < proto.routes_size(); ++i) {
     auto route = compileRoute(proto.routes(i), routePath(index, i), name, false, store, warnings,
                               watched_files, modules, tls, policy, path + ".tls", clusters);
-    if (!listener->route_table.add(route->hostname, route.get())) {
-      throw ConfigError(
-          routePath(index, i) + ".hostname",
-          "\"" + proto.routes(i).hostname() + "\" is already routed on this listener");
-    }
+    addToRouteTable(*listener, *route, routePath(index, i), proto.routes(i).hostname());
     listener->routes.push_back(std::move(route));
   }
   if (proto.has_default_route()) {
@@ -1192,10 +1197,7 @@ CompileResult patchRoutes(const Snapshot& base, const PreparedRouteEdit& prepare
     added = compileRoute(edit.route, routePath(index, route_index), old.name, false, store,
                          result.warnings, watched_paths, base.modules, tls, policy, path + ".tls",
                          clusters);
-    if (!listener->route_table.add(added->hostname, added.get())) {
-      throw ConfigError(routePath(index, route_index) + ".hostname",
-                        "\"" + edit.route.hostname() + "\" is already routed on this listener");
-    }
+    addToRouteTable(*listener, *added, routePath(index, route_index), edit.route.hostname());
   } else if (!listener->route_table.remove(edit.hostname)) {
     throw ConfigError(path + ".routes", "no route \"" + edit.hostname + "\" to remove");
   }

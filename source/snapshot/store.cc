@@ -1,7 +1,5 @@
 #include "source/snapshot/store.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,17 +21,6 @@ namespace {
 using mcproxy::config::v1::Bootstrap;
 using mcproxy::config::v1::Listener;
 using mcproxy::config::v1::Route;
-
-std::string deterministicBytes(const google::protobuf::Message& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return bytes;
-}
 
 // Calls set(value) unless the column is empty: protobuf allocates a string for any value set,
 // even an empty one, and a route has half a dozen empty ones (16 MB at 100,000 routes).

@@ -31,31 +31,26 @@ class HostnameMatcher {
  public:
   // Returns false (and changes nothing) when the same pattern is already present.
   bool add(std::string_view pattern, T value) {
-    const std::string key = toLowerAscii(pattern);
-    const bool wildcard = key.starts_with("*.");
-    const std::string_view name = wildcard ? std::string_view(key).substr(2) : key;
-    if (lookup(name, wildcard) != nullptr) return false;
-    change(wildcard ? std::string(name) : key, wildcard, std::move(value));
+    Key key = keyOf(pattern);
+    if (lookup(key.name(), key.wildcard) != nullptr) return false;
+    change(std::string(key.name()), key.wildcard, std::move(value));
     ++size_;
     return true;
   }
 
   // Returns false when the pattern is not present.
   bool remove(std::string_view pattern) {
-    const std::string key = toLowerAscii(pattern);
-    const bool wildcard = key.starts_with("*.");
-    const std::string_view name = wildcard ? std::string_view(key).substr(2) : key;
-    if (lookup(name, wildcard) == nullptr) return false;
-    change(std::string(name), wildcard, std::nullopt);
+    Key key = keyOf(pattern);
+    if (lookup(key.name(), key.wildcard) == nullptr) return false;
+    change(std::string(key.name()), key.wildcard, std::nullopt);
     --size_;
     return true;
   }
 
   // Whether `pattern` itself is present (not what it would match).
   bool contains(std::string_view pattern) const {
-    const std::string key = toLowerAscii(pattern);
-    const bool wildcard = key.starts_with("*.");
-    return lookup(wildcard ? std::string_view(key).substr(2) : key, wildcard) != nullptr;
+    Key key = keyOf(pattern);
+    return lookup(key.name(), key.wildcard) != nullptr;
   }
 
   const T* find(std::string_view hostname) const {
@@ -93,6 +88,20 @@ class HostnameMatcher {
     absl::flat_hash_map<std::string, std::optional<T>> exact;
     absl::flat_hash_map<std::string, std::optional<T>> wildcard;
   };
+
+  // A pattern as the tables key it: lower-case, a wildcard by the suffix after "*.".
+  struct Key {
+    std::string lowered;
+    bool wildcard;
+    std::string_view name() const {
+      return wildcard ? std::string_view(lowered).substr(2) : std::string_view(lowered);
+    }
+  };
+  static Key keyOf(std::string_view pattern) {
+    std::string lowered = toLowerAscii(pattern);
+    const bool wildcard = lowered.starts_with("*.");
+    return {std::move(lowered), wildcard};
+  }
 
   static bool hasUpper(std::string_view text) {
     for (char c : text) {
@@ -141,16 +150,17 @@ class HostnameMatcher {
   // A table of this matcher's own: the shared entries with the layer applied.
   void fold() {
     auto table = std::make_shared<Table>(*table_);
-    for (auto* which : {&layer_.exact, &layer_.wildcard}) {
-      auto& target = which == &layer_.exact ? table->exact : table->wildcard;
-      for (auto& [name, value] : *which) {
+    auto apply = [](auto& layer, auto& target) {
+      for (auto& [name, value] : layer) {
         if (value) {
           target.insert_or_assign(name, std::move(*value));
         } else {
           target.erase(name);
         }
       }
-    }
+    };
+    apply(layer_.exact, table->exact);
+    apply(layer_.wildcard, table->wildcard);
     layer_ = Layer{};
     table_ = std::move(table);
   }
