@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "source/common/config/config_error.h"
 #include "source/common/logging/logger.h"
@@ -33,8 +34,13 @@ GrpcReply changed(const ChangeResult& result) {
   return ok(response);
 }
 
+// An admin request names a listener by its name or by its address.
+bool namesListener(std::string_view name, std::string_view address, std::string_view wanted) {
+  return address == wanted || name == wanted;
+}
+
 bool matchesListener(const Listener& listener, const std::string& wanted) {
-  return listener.address() == wanted || listener.name() == wanted;
+  return namesListener(listener.name(), listener.address(), wanted);
 }
 
 // What a change is made to: the newest stored version (not only what runs), and its number.
@@ -83,7 +89,7 @@ std::optional<size_t> runningListener(const snapshot::Snapshot& running,
                                       const std::string& wanted) {
   for (size_t i = 0; i < running.listeners.size(); ++i) {
     const auto& listener = *running.listeners[i];
-    if (listener.address_text == wanted || listener.name == wanted) return i;
+    if (namesListener(listener.name, listener.address_text, wanted)) return i;
   }
   return std::nullopt;
 }
