@@ -914,24 +914,15 @@ std::shared_ptr<const access_log::AccessLog> compileAccessLog(
       std::move(text));
 }
 
-// What a listener gets once its routes are in place: the checks across its routes, its filter
-// chain and its access log.
-// A patch (patched) checks the redundancy of the route it adds (`added`) only: other routes
-// were checked when they came, and a removal makes nothing redundant. A wildcard it adds may
-// cover any exact route, so all are checked then.
+// What a listener gets once its routes are in place (and checked for redundancy by the
+// caller): the other checks across its routes, its filter chain and its access log.
 void finishListener(const Bootstrap& bootstrap, const Listener& proto, size_t index,
                     CompiledListener& listener, stats::Store& store,
                     std::vector<std::string>& warnings, std::vector<std::string>& watched_files,
-                    config::SharedObjects& shared, const module::ModuleSet& modules,
-                    bool patched = false, const router::Route* added = nullptr) {
+                    config::SharedObjects& shared, const module::ModuleSet& modules) {
   const std::string path = "listeners[" + std::to_string(index) + "]";
   if (listener.routes.empty()) {
     warnings.push_back(path + ": no routes and no default_route; every connection is refused");
-  }
-  if (!patched || (added != nullptr && added->hostname.starts_with("*."))) {
-    warnRedundantRoutes(listener, index, warnings);
-  } else if (added != nullptr) {
-    warnRedundantRoutes(listener, index, warnings, added);
   }
   if (!proto.filters().empty() && !listener.routes.empty()) {
     const bool has_router = std::any_of(
@@ -986,6 +977,7 @@ std::unique_ptr<CompiledListener> compileListener(const Bootstrap& bootstrap, co
     listener->default_route = route.get();
     listener->routes.push_back(std::move(route));
   }
+  warnRedundantRoutes(*listener, index, warnings);
   finishListener(bootstrap, proto, index, *listener, store, warnings, watched_files, shared,
                  modules);
   return listener;
@@ -1212,8 +1204,15 @@ CompileResult patchRoutes(const Snapshot& base, const PreparedRouteEdit& prepare
   const router::Route* added_route = added.get();
   if (added) listener->routes.push_back(std::move(added));
   if (default_route) listener->routes.push_back(std::move(default_route));
+  // The other routes were checked for redundancy when they came, and a removal makes nothing
+  // redundant: only an added exact route is checked, or every route when the added one is a
+  // wildcard (it may cover any of them).
+  if (added_route != nullptr) {
+    const bool wildcard = added_route->hostname.starts_with("*.");
+    warnRedundantRoutes(*listener, index, result.warnings, wildcard ? nullptr : added_route);
+  }
   finishListener(skeleton, proto, index, *listener, store, result.warnings, watched_paths, shared,
-                 base.modules, true, added_route);
+                 base.modules);
 
   snapshot->listeners = base.listeners;
   snapshot->listeners[index] = std::move(listener);

@@ -134,12 +134,7 @@ class HostnameMatcher {
     if (table_ == nullptr) table_ = std::make_shared<Table>();
     if (table_.use_count() == 1 && layered() == 0) {
       // Not shared: changed in place.
-      auto& table = wildcard ? table_->wildcard : table_->exact;
-      if (value) {
-        table.insert_or_assign(std::move(name), std::move(*value));
-      } else {
-        table.erase(name);
-      }
+      put(wildcard ? table_->wildcard : table_->exact, std::move(name), std::move(value));
       return;
     }
     auto& layer = wildcard ? layer_.wildcard : layer_.exact;
@@ -147,20 +142,21 @@ class HostnameMatcher {
     if (layered() > 64 && layered() * 16 > size_) fold();
   }
 
+  // Sets `name` to `value` in `table`, or erases it (nullopt).
+  static void put(absl::flat_hash_map<std::string, T>& table, std::string name,
+                  std::optional<T> value) {
+    if (value) {
+      table.insert_or_assign(std::move(name), std::move(*value));
+    } else {
+      table.erase(name);
+    }
+  }
+
   // A table of this matcher's own: the shared entries with the layer applied.
   void fold() {
     auto table = std::make_shared<Table>(*table_);
-    auto apply = [](auto& layer, auto& target) {
-      for (auto& [name, value] : layer) {
-        if (value) {
-          target.insert_or_assign(name, std::move(*value));
-        } else {
-          target.erase(name);
-        }
-      }
-    };
-    apply(layer_.exact, table->exact);
-    apply(layer_.wildcard, table->wildcard);
+    for (auto& [name, value] : layer_.exact) put(table->exact, name, std::move(value));
+    for (auto& [name, value] : layer_.wildcard) put(table->wildcard, name, std::move(value));
     layer_ = Layer{};
     table_ = std::move(table);
   }

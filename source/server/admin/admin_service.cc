@@ -62,9 +62,10 @@ Listener* findListener(Bootstrap& config, const std::string& wanted) {
   return nullptr;
 }
 
-// Runs a change; maps a config error to INVALID_ARGUMENT (field path and reason).
+// Runs a change; maps a config error to INVALID_ARGUMENT (field path and reason). Returns what
+// the change returns (a reply, or none for a change that was not made).
 template <class Change>
-GrpcReply mapChangeErrors(const Change& change) {
+auto mapChangeErrors(const Change& change) -> decltype(change()) {
   try {
     return change();
   } catch (const config::ConfigError& e) {
@@ -108,13 +109,11 @@ std::optional<GrpcReply> patchRunning(ConfigChanges& backend, const std::string&
   const std::string& hostname = add ? edit.route.hostname() : edit.hostname;
   if (hostname.empty() || table.contains(hostname) == add) return std::nullopt;
   edit.listener_index = *index;
-  std::optional<ChangeResult> result;
-  GrpcReply reply = mapChangeErrors([&] {
-    result = backend.applyRouteEdit(std::move(edit), "api: " + what);
-    return result ? changed(*result) : GrpcReply{};
+  return mapChangeErrors([&]() -> std::optional<GrpcReply> {
+    const auto result = backend.applyRouteEdit(std::move(edit), "api: " + what);
+    if (!result) return std::nullopt;
+    return changed(*result);
   });
-  if (!result && reply.code == GrpcCode::kOk) return std::nullopt;
-  return reply;
 }
 
 // Edits a config in place; a reply when the change is refused (not found, already there) or
@@ -170,6 +169,7 @@ GrpcReply addRoute(const std::string& request, ConfigChanges& backend) {
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kAdd, .route = in.route()};
   snapshot::SnapshotStore::normalizeRoute(edit.route);
+  const std::string hostname = edit.route.hostname();  // lower-cased
   const std::string what = "add route " + in.route().hostname();
   if (auto reply = patchRunning(backend, what, in.listener(), std::move(edit))) return *reply;
   return applyChange(backend, what, [&](Bootstrap& config) -> std::optional<GrpcReply> {
@@ -177,7 +177,6 @@ GrpcReply addRoute(const std::string& request, ConfigChanges& backend) {
     if (listener == nullptr) {
       return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
     }
-    const std::string hostname = router::toLowerAscii(in.route().hostname());
     for (const auto& route : listener->routes()) {
       if (router::toLowerAscii(route.hostname()) == hostname) {
         return error(GrpcCode::kAlreadyExists, "route.hostname: \"" + in.route().hostname() +
@@ -193,8 +192,8 @@ GrpcReply removeRoute(const std::string& request, ConfigChanges& backend) {
   mcproxy::admin::v1::RemoveRouteRequest in;
   if (!in.ParseFromString(request)) return error(GrpcCode::kInvalidArgument, "bad request");
   const std::string what = "remove route " + in.hostname();
-  snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kRemove,
-                           .hostname = router::toLowerAscii(in.hostname())};
+  const std::string hostname = router::toLowerAscii(in.hostname());
+  snapshot::RouteEdit edit{.kind = snapshot::RouteEdit::Kind::kRemove, .hostname = hostname};
   if (auto reply = patchRunning(backend, what, in.listener(), std::move(edit))) return *reply;
   return applyChange(backend, what, [&](Bootstrap& config) -> std::optional<GrpcReply> {
     Listener* listener = findListener(config, in.listener());
@@ -202,7 +201,6 @@ GrpcReply removeRoute(const std::string& request, ConfigChanges& backend) {
       return error(GrpcCode::kNotFound, "listener: no listener \"" + in.listener() + "\"");
     }
     auto* routes = listener->mutable_routes();
-    const std::string hostname = router::toLowerAscii(in.hostname());
     auto it = std::find_if(routes->begin(), routes->end(), [&](const auto& route) {
       return router::toLowerAscii(route.hostname()) == hostname;
     });
