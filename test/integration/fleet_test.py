@@ -29,14 +29,24 @@ class Etcd:
 
     def __init__(self, directory, tls=None):
         self.directory = directory
-        self.client_port = harness.free_port()
-        self.peer_port = harness.free_port()
         self.tls = tls  # (ca, cert, key): clients must show a certificate the CA signed
+        self.proc = None
+        # A port free_port() picked may be taken by another test before etcd binds it: then
+        # (and only then) it starts again on two other ports, a bounded number of times.
+        for attempt in range(3):
+            self.client_port = harness.free_port()
+            self.peer_port = harness.free_port()
+            try:
+                self.start()
+                break
+            except AssertionError:
+                if attempt == 2 or "address already in use" not in self.log_text():
+                    raise
+                self.kill()
+                shutil.rmtree(os.path.join(directory, "etcd-data"), ignore_errors=True)
         scheme = "https" if tls else "http"
         host = "localhost" if tls else "127.0.0.1"
         self.url = f"{scheme}://{host}:{self.client_port}"
-        self.proc = None
-        self.start()
 
     def start(self):
         listen = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
@@ -49,9 +59,18 @@ class Etcd:
             ca, cert, key = self.tls
             args += ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca,
                      "--client-cert-auth"]
-        self.log = open(os.path.join(self.directory, f"etcd-{time.monotonic_ns()}.log"), "w")
+        self.log_path = os.path.join(self.directory, f"etcd-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        harness.wait_port(self.client_port, self.proc, what="etcd")
+        try:
+            harness.wait_port(self.client_port, self.proc, what="etcd")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {self.log_text()[-2000:]}") from None
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
